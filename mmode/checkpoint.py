@@ -1,0 +1,86 @@
+"""Saving and loading checkpoints as the dict DESIGN.md fixes, rebuilding the network from it."""
+from pathlib import Path
+
+from mmode.errors import InputError
+
+REQUIRED_KEYS = ("net_state_dict", "model_params", "img_size", "epoch", "optimizer",
+                 "loss", "dice", "mse", "best_dice", "best_mse")
+
+
+def save_checkpoint(path, net, model_params, img_size, epoch, optimizer, loss, dice, mse,
+                    best_dice, best_mse, **extra):
+    """Write the checkpoint dict to `path` atomically (a temporary file, then a rename).
+
+    `optimizer` is the optimiser's state dict (or None); `extra` keys are stored as they are.
+    """
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "net_state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "model_params": dict(model_params),
+        "img_size": int(img_size),
+        "epoch": int(epoch),
+        "optimizer": optimizer,
+        "loss": float(loss),
+        "dice": float(dice),
+        "mse": float(mse),
+        "best_dice": float(best_dice),
+        "best_mse": float(best_mse),
+        **extra,
+    }
+    partial = path.with_name(path.name + ".partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
+    return path
+
+
+def read_checkpoint(path):
+    """The checkpoint dict at `path`, checked for every documented key; InputError otherwise."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for a corrupt or foreign file
+        raise InputError(f"{path}: not a readable PyTorch checkpoint ({error.__class__.__name__}: {error})") from error
+    if not isinstance(checkpoint, dict):
+        raise InputError(f"{path}: not a Heart-Segmentation checkpoint (a {type(checkpoint).__name__}, not a dict)")
+    missing = [key for key in REQUIRED_KEYS if key not in checkpoint]
+    if missing:
+        raise InputError(f"{path}: not a Heart-Segmentation checkpoint, missing keys: {', '.join(missing)}")
+    return checkpoint
+
+
+def build_network(model_params):
+    """A QuickNat built from a checkpoint's `model_params`."""
+    from quicknat import QuickNat
+
+    return QuickNat(dict(model_params))
+
+
+def load_weights(net, state_dict, path):
+    """Load `state_dict` into `net`; a shape or key mismatch becomes an InputError naming `path`."""
+    try:
+        net.load_state_dict(state_dict)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise InputError(f"{path}: checkpoint does not fit this network ({detail})") from error
+
+
+def load_model(path, device="cpu"):
+    """Rebuild the network stored in the checkpoint at `path`, in eval mode on `device`.
+
+    Returns (net, checkpoint dict).
+    """
+    checkpoint = read_checkpoint(path)
+    try:
+        net = build_network(checkpoint["model_params"])
+    except (TypeError, ValueError, KeyError) as error:
+        raise InputError(f"{path}: its model_params do not describe a QuickNat ({error})") from error
+    load_weights(net, checkpoint["net_state_dict"], path)
+    return net.to(device).eval(), checkpoint
