@@ -1,0 +1,314 @@
+"""Reading M-mode recordings (PNG, JPEG, TIFF, BMP, DICOM) as one long grey image with its calibration.
+
+Every reader returns a 2-D uint8 array: row 0 nearest the transducer, one column per time step.
+Colour becomes grey with the ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B); data deeper than 8 bits
+is scaled to 0..255 by its bit depth; an alpha channel is dropped (the echo lives in the colour channels).
+"""
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmode.calibration import Calibration
+from mmode.errors import InputError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+DICOM_SUFFIXES = {".dcm", ".dicom"}
+RECORDING_SUFFIXES = IMAGE_SUFFIXES | DICOM_SUFFIXES
+
+LUMA_601 = np.array([0.299, 0.587, 0.114])
+
+# DICOM Sequence of Ultrasound Regions codes (PS3.3 C.8.5.5.1).
+REGION_SPATIAL_FORMAT_M_MODE = 3
+PHYSICAL_UNITS_CM = 3
+PHYSICAL_UNITS_SECONDS = 4
+
+# Stitching scrolling frames. A shift is taken as the frame's overlap with the previous one when its mean absolute
+# difference is near-exact (<= STITCH_MAX_MEAN_ABS_DIFF grey levels: lossless data, light compression) or, for
+# lossy-compressed speckle, when its RMS difference is at most STITCH_MAX_RELATIVE_RMS of the median RMS over all
+# shifts tried (true overlaps measured ~0.04-0.1 up to JPEG quality 50, unrelated frames >= 0.4).
+# Overlaps shorter than STITCH_MIN_OVERLAP_FRACTION of the width are not tried (too few columns to tell);
+# STITCH_CANDIDATES best shifts by the FFT sum of squared differences get the exact mean-absolute test.
+STITCH_MAX_MEAN_ABS_DIFF = 2.0
+STITCH_MAX_RELATIVE_RMS = 0.2
+STITCH_MIN_OVERLAP_FRACTION = 0.1
+STITCH_CANDIDATES = 8
+
+
+@dataclass
+class Recording:
+    """One long M-mode recording: `image` uint8 (H, W) (rows = depth, columns = time),
+    its `calibration` (mm per row, s per column) and the `path` it was read from."""
+
+    image: np.ndarray
+    calibration: Calibration
+    path: Path
+
+    @property
+    def name(self):
+        """The recording's name: its file stem, as annotations and window names use it."""
+        return self.path.stem
+
+
+def to_uint8(values, bits=None):
+    """Integer or float grey values -> uint8.
+
+    8-bit data stays as it is. Deeper data is scaled by its bit depth: `bits` when the file declares it
+    (DICOM BitsStored), otherwise the depth its largest value needs (at least 8), so a 12-bit image stored
+    in 16 bits keeps its full contrast. Float data within [0, 1] (and no declared depth) is a fraction of white.
+    """
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values
+    if values.size == 0:
+        return values.astype(np.uint8)
+    is_fraction = bits is None and np.issubdtype(values.dtype, np.floating) and values.max() <= 1.0
+    values = np.clip(values.astype(np.float64), 0, None)
+    if is_fraction:
+        return np.round(values * 255.0).astype(np.uint8)
+    if bits is None:
+        bits = max(8, int(values.max()).bit_length())
+    full_scale = float(2 ** int(bits) - 1)
+    return np.round(np.clip(values, 0, full_scale) * (255.0 / full_scale)).astype(np.uint8)
+
+
+def rgb_to_grey(rgb):
+    """(..., 3) RGB values -> (...) grey with the ITU-R 601 luma, same scale as the input (float)."""
+    return np.asarray(rgb, dtype=np.float64)[..., :3] @ LUMA_601
+
+
+def _pil_to_grey(image):
+    """A PIL image of any mode -> uint8 (H, W)."""
+    if image.mode in ("L", "LA", "La"):
+        return np.asarray(image.getchannel(0), dtype=np.uint8)
+    if image.mode.startswith("I") or image.mode == "F":
+        return to_uint8(np.asarray(image))
+    if image.mode == "1":
+        return np.asarray(image.convert("L"), dtype=np.uint8)
+    # RGB, RGBA, P, PA, CMYK, YCbCr, ...: through RGB (drops alpha, expands palettes).
+    return to_uint8(rgb_to_grey(np.asarray(image.convert("RGB"))), bits=8)
+
+
+def read_image(path):
+    """Read a PNG, JPEG, TIFF or BMP file as a uint8 (H, W) grey image.
+
+    Colour -> ITU-R 601 luma, 16-bit -> 8-bit by the data's bit depth, palette expanded, alpha dropped;
+    a multi-page TIFF gives its first page. An unknown suffix or an unreadable file -> InputError naming it.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"{path}: unknown image type '{path.suffix}', expected one of {_listed(IMAGE_SUFFIXES)}")
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grey = _pil_to_grey(image)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise InputError(f"{path}: not a readable image ({error})") from error
+    if grey.ndim != 2 or grey.size == 0:
+        raise InputError(f"{path}: not a 2-D image (shape {grey.shape})")
+    return grey
+
+
+def write_png(path, array_uint8):
+    """Write a uint8 (H, W) array as a grey PNG; via a temporary name, so `path` is whole or absent."""
+    array = np.asarray(array_uint8)
+    if array.dtype != np.uint8 or array.ndim != 2:
+        raise ValueError(f"write_png needs a 2-D uint8 array, got {array.dtype} {array.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    Image.fromarray(array).save(partial, format="PNG")
+    partial.replace(path)
+    return path
+
+
+def read_recording(path, calibration=None):
+    """Read one recording (image file or DICOM) -> Recording.
+
+    Image files take `calibration` (Calibration() when None). A DICOM's own ultrasound-region calibration
+    wins (source "dicom"); without a usable one it falls back to `calibration`, with a warning.
+    """
+    path = Path(path)
+    fallback = calibration if calibration is not None else Calibration()
+    suffix = path.suffix.lower()
+    if suffix not in RECORDING_SUFFIXES:
+        raise InputError(f"{path}: unknown recording type '{path.suffix}', "
+                         f"expected one of {_listed(RECORDING_SUFFIXES)}")
+    if suffix in IMAGE_SUFFIXES:
+        return Recording(read_image(path), fallback, path)
+    image, dicom_calibration = read_dicom(path)
+    if dicom_calibration is None:
+        log.warning("%s: no usable M-mode calibration in the file, using %s (%.6g mm/px, %.6g s/px)",
+                    path, fallback.source, fallback.mm_per_px, fallback.s_per_px)
+        dicom_calibration = fallback
+    return Recording(image, dicom_calibration, path)
+
+
+def read_dicom(path):
+    """Read a DICOM M-mode recording -> (uint8 (H, W) long image, Calibration or None).
+
+    Frames are converted to grey (RGB/YBR -> luma, MONOCHROME1 inverted, >8 bits scaled by BitsStored),
+    cropped to the M-mode region of the Sequence of Ultrasound Regions, and, for a multi-frame scrolling
+    display, stitched into one long image. The calibration is that region's (None when it has none usable).
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        dataset = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, ValueError, EOFError) as error:
+        raise InputError(f"{path}: not a readable DICOM file ({error})") from error
+    if not any(tag in dataset for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise InputError(f"{path}: DICOM file has no pixel data")
+    try:
+        pixels = dataset.pixel_array
+    except Exception as error:  # pydicom's decoders raise many types for unsupported or broken data
+        raise InputError(f"{path}: cannot decode the DICOM pixel data ({error.__class__.__name__}: {error})") from error
+    frames = _dicom_grey_frames(dataset, pixels, path)
+    region = _m_mode_region(dataset, path)
+    if region is not None:
+        frames = _crop_to_region(frames, region, path)
+    image = stitch_frames(frames, name=str(path))
+    calibration = _region_calibration(region, path) if region is not None else None
+    return image, calibration
+
+
+def _dicom_grey_frames(dataset, pixels, path):
+    """pydicom's pixel array (any frame count and sample count) -> uint8 (frames, H, W)."""
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    n_frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    bits = int(dataset.get("BitsStored", dataset.get("BitsAllocated", 8)))
+    frame_ndim = 3 if samples > 1 else 2
+    if pixels.ndim == frame_ndim:
+        pixels = pixels[np.newaxis]
+    if pixels.ndim != frame_ndim + 1 or pixels.shape[0] != n_frames:
+        raise InputError(f"{path}: unexpected DICOM pixel array shape {pixels.shape} "
+                         f"for {n_frames} frame(s) of {samples} sample(s)")
+    if samples == 3:
+        # pydicom returns YBR_FULL / YBR_FULL_422 already converted to RGB (its default, not raw).
+        return np.stack([to_uint8(rgb_to_grey(frame), bits=bits) for frame in pixels])
+    if samples != 1:
+        raise InputError(f"{path}: unsupported DICOM with {samples} samples per pixel")
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise InputError(f"{path}: unsupported DICOM photometric interpretation {photometric}")
+    grey = np.stack([to_uint8(frame, bits=bits) for frame in pixels])
+    return 255 - grey if photometric == "MONOCHROME1" else grey
+
+
+def _m_mode_region(dataset, path):
+    """The first region of the Sequence of Ultrasound Regions whose spatial format is M-mode, or None."""
+    regions = dataset.get("SequenceOfUltrasoundRegions")
+    if not regions:
+        return None
+    for region in regions:
+        if int(region.get("RegionSpatialFormat", -1)) == REGION_SPATIAL_FORMAT_M_MODE:
+            return region
+    formats = [int(region.get("RegionSpatialFormat", -1)) for region in regions]
+    log.warning("%s: none of its %d ultrasound regions is M-mode (spatial formats %s), using the whole frame",
+                path, len(regions), formats)
+    return None
+
+
+def _crop_to_region(frames, region, path):
+    """Crop uint8 (frames, H, W) to the region's inclusive bounds MinX0..MaxX1, MinY0..MaxY1."""
+    try:
+        x0, y0 = int(region.RegionLocationMinX0), int(region.RegionLocationMinY0)
+        x1, y1 = int(region.RegionLocationMaxX1), int(region.RegionLocationMaxY1)
+    except AttributeError:
+        log.warning("%s: the M-mode region has no location, using the whole frame", path)
+        return frames
+    height, width = frames.shape[1:]
+    clipped = max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1)
+    if clipped != (x0, y0, x1, y1):
+        log.warning("%s: M-mode region (%d, %d)-(%d, %d) reaches beyond the %dx%d frame, clipped",
+                    path, x0, y0, x1, y1, width, height)
+    x0, y0, x1, y1 = clipped
+    if x1 < x0 or y1 < y0:
+        raise InputError(f"{path}: the M-mode region lies outside the {width}x{height} frame")
+    return frames[:, y0:y1 + 1, x0:x1 + 1]
+
+
+def _region_calibration(region, path):
+    """Calibration from an M-mode region: PhysicalDeltaY in cm (x10 -> mm), PhysicalDeltaX in s; None if unusable."""
+    units_x = int(region.get("PhysicalUnitsXDirection", -1))
+    units_y = int(region.get("PhysicalUnitsYDirection", -1))
+    delta_x = abs(float(region.get("PhysicalDeltaX", 0) or 0))
+    delta_y = abs(float(region.get("PhysicalDeltaY", 0) or 0))
+    if units_x != PHYSICAL_UNITS_SECONDS or units_y != PHYSICAL_UNITS_CM:
+        log.warning("%s: M-mode region units are x=%d, y=%d (expected 4 = seconds, 3 = cm)", path, units_x, units_y)
+        return None
+    if not (delta_x > 0 and delta_y > 0):
+        log.warning("%s: M-mode region has no physical pixel size (PhysicalDeltaX=%g, PhysicalDeltaY=%g)",
+                    path, delta_x, delta_y)
+        return None
+    return Calibration(mm_per_px=delta_y * 10.0, s_per_px=delta_x, source="dicom")
+
+
+def stitch_frames(frames, name="recording"):
+    """Stitch the frames of a scrolling M-mode display, uint8 (F, H, W), into one long uint8 (H, W') image.
+
+    Each frame is matched against the previous one: the shift s (columns scrolled) is the one with the
+    smallest mean absolute difference between frame[:, :W-s] and previous[:, s:], tried over the best
+    candidates of an FFT sum-of-squared-differences search. Only the last s columns are appended; s = 0
+    (an identical frame) appends nothing; a frame without a plausible overlap is appended whole, with a warning.
+    """
+    frames = np.asarray(frames)
+    pieces = [frames[0]]
+    for index in range(1, len(frames)):
+        shift = scroll_shift(frames[index - 1], frames[index])
+        if shift is None:
+            log.warning("%s: frame %d does not overlap frame %d, appended whole", name, index, index - 1)
+            pieces.append(frames[index])
+        elif shift > 0:
+            pieces.append(frames[index][:, -shift:])
+    return np.ascontiguousarray(np.concatenate(pieces, axis=1))
+
+
+def scroll_shift(previous, frame):
+    """Columns the display scrolled from `previous` to `frame` (both (H, W)), or None without a plausible overlap.
+
+    A shift s means frame[:, :W-s] equals previous[:, s:], exactly or up to compression noise (see the
+    STITCH_ constants).
+    """
+    height, width = frame.shape
+    max_shift = width - max(1, int(np.ceil(width * STITCH_MIN_OVERLAP_FRACTION)))
+    shifts = np.arange(max_shift + 1)
+    msd = _overlap_mean_squared_difference(previous.astype(np.float64), frame.astype(np.float64))[: max_shift + 1]
+    candidates = shifts[np.argsort(msd, kind="stable")[:STITCH_CANDIDATES]]
+    mad = np.array([np.abs(frame[:, :width - s].astype(np.int16) - previous[:, s:]).mean() for s in candidates])
+    best = int(np.argmin(mad))
+    near_exact = mad[best] <= STITCH_MAX_MEAN_ABS_DIFF
+    stands_out = msd[candidates[best]] <= STITCH_MAX_RELATIVE_RMS ** 2 * np.median(msd)
+    if not (near_exact or stands_out):
+        return None
+    # Among equally good shifts keep the smallest (an identical frame is shift 0, not a full period later).
+    return int(candidates[mad <= mad[best]].min())
+
+
+def _overlap_mean_squared_difference(previous, frame):
+    """For every shift s in 0..W-1: mean of (frame[:, :W-s] - previous[:, s:])**2, all shifts at once by FFT."""
+    height, width = frame.shape
+    n_fft = 2 * width
+    # cross[s] = sum over rows and j of frame[:, j] * previous[:, j + s]
+    spectrum = (np.conj(np.fft.rfft(frame, n_fft, axis=1)) * np.fft.rfft(previous, n_fft, axis=1)).sum(axis=0)
+    cross = np.fft.irfft(spectrum, n_fft)[:width]
+    frame_energy = np.concatenate([[0.0], np.cumsum((frame ** 2).sum(axis=0))])
+    previous_energy = np.cumsum(((previous ** 2).sum(axis=0))[::-1])[::-1]
+    shifts = np.arange(width)
+    overlap = width - shifts
+    ssd = frame_energy[overlap] + previous_energy[shifts] - 2.0 * cross
+    return np.maximum(ssd, 0.0) / (height * overlap)
+
+
+def _listed(suffixes):
+    return ", ".join(sorted(suffixes))

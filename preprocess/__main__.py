@@ -1,0 +1,109 @@
+"""Command line: `python -m preprocess build ...` (training set) and `python -m preprocess simulate ...`.
+
+Only argparse is imported up front, so `--help` answers at once; the work is imported when a command runs.
+"""
+import argparse
+import importlib
+import sys
+
+from mmode.cli import run_main, setup_logging
+
+BUILD_EXAMPLE = """\
+example:
+  python -m preprocess build --images recordings/ --annotations recordings/annotations.csv \\
+      --out data/ --split 20 --seed 1
+
+Every recording in --images (.png .jpg .jpeg .tif .tiff .bmp .dcm .dicom) that --annotations names becomes
+square windows (side = the image height, or its width when it is taller than long) along the annotated
+span, in OUT/img/<recording>_win<k>.png with the mask (0/255) in OUT/mask/<recording>_win<k>.png.
+"""
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def percentage(text):
+    """argparse type: a number strictly between 0 and 100."""
+    value = float(text)
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 100, got {text}")
+    return value
+
+
+def add_build_arguments(parser):
+    """Options of `python -m preprocess build`."""
+    parser.add_argument("--images", required=True, metavar="DIR",
+                        help="folder of long recordings (PNG, JPEG, TIFF, BMP or DICOM)")
+    parser.add_argument("--annotations", required=True, metavar="FILE",
+                        help="annotation CSV (image,trace,x,y), LabelMe JSON, or a folder of LabelMe JSONs")
+    parser.add_argument("--out", required=True, metavar="DATASET",
+                        help="output data set folder (must be new or empty, unless --overwrite)")
+    parser.add_argument("--stride", type=positive_int, metavar="PX",
+                        help="columns between window starts (default: half the window side)")
+    parser.add_argument("--split", type=percentage, metavar="PCT",
+                        help="put PCT %% of the recordings (not windows) in OUT/test/, the rest in OUT/train/")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --split draw (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
+
+
+def _simulate_module():
+    """preprocess.simulate, or None while it does not exist yet."""
+    try:
+        return importlib.import_module("preprocess.simulate")
+    except ModuleNotFoundError as error:
+        if error.name != "preprocess.simulate":
+            raise
+        return None
+
+
+def build_parser():
+    """The `python -m preprocess` parser with its `build` and `simulate` subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="python -m preprocess",
+        description="Prepare M-mode training data: build windows and masks from annotated recordings, "
+                    "or simulate recordings with exact ground truth.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    build = commands.add_parser(
+        "build", help="annotated recordings -> masks -> square training windows",
+        description="Turn long M-mode recordings and their annotated upper/lower traces into a training set.",
+        epilog=BUILD_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_build_arguments(build)
+    simulate = _simulate_module()
+    simulate_parser = commands.add_parser(
+        "simulate", help="simulated recordings with annotations and exact truth"
+        + ("" if simulate else " (not available: preprocess/simulate.py is missing)"))
+    if simulate is not None:
+        simulate.add_arguments(simulate_parser)
+    return parser
+
+
+def run_build(args):
+    """Run `build` from parsed arguments."""
+    from preprocess.build import build_dataset
+
+    build_dataset(args.images, args.annotations, args.out, stride=args.stride, split_pct=args.split,
+                  seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+    return 0
+
+
+def main(argv=None):
+    """Parse `argv` (default sys.argv[1:]) and run the chosen command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "quiet", False))
+    if args.command == "build":
+        return run_build(args)
+    simulate = _simulate_module()
+    if simulate is None:
+        print("error: the simulate command is not available (preprocess/simulate.py is missing)", file=sys.stderr)
+        return 2
+    return simulate.run(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

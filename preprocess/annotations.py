@@ -1,0 +1,194 @@
+"""Reading the annotated upper and lower inner-diameter traces of long M-mode recordings.
+
+Two formats, both in pixel coordinates of the long image (x = column = time, y = row = depth; a pixel's
+centre is at whole numbers, as in the mask rule):
+
+* CSV with the header `image,trace,x,y`: one clicked point per line, `image` the recording's file stem
+  (a file name such as `rec1.png` is accepted too), `trace` `upper` or `lower`.
+* LabelMe JSON: shapes labelled `upper` / `lower` of type linestrip, line, points or point (several shapes
+  with one label are joined); the recording is the stem of `imagePath`, or of the JSON file when that is empty.
+  LabelMe writes one JSON per image, so `--annotations` may also be a folder of them.
+
+`read_annotations` returns the points as given; `check_traces` applies the rules (both traces, at least two
+points each, one y per x, inside the image) and returns them sorted by x.
+"""
+import csv
+import json
+import logging
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+import numpy as np
+
+from mmode.errors import InputError
+from mmode.io import RECORDING_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+TRACES = ("upper", "lower")
+CSV_COLUMNS = ("image", "trace", "x", "y")
+LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")
+
+
+def read_annotations(path):
+    """Read a CSV, a LabelMe JSON or a folder of them.
+
+    Returns {recording stem: {"upper" | "lower": (x float array, y float array)}} with the points in
+    file order. Format errors -> InputError naming the file (and line); a recording annotated in two
+    files -> InputError naming both.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".json"))
+        if not files:
+            raise InputError(f"{path}: no .csv or .json annotation files in this folder")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise InputError(f"{path}: annotation file not found")
+    annotations, origin = {}, {}
+    for file in files:
+        for name, traces in _read_annotation_file(file).items():
+            if name in annotations:
+                raise InputError(f"{file}: recording {name} is annotated in {origin[name]} too")
+            annotations[name], origin[name] = traces, file
+    return annotations
+
+
+def _read_annotation_file(path):
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv_annotations(path)
+    if suffix == ".json":
+        return read_labelme_annotations(path)
+    raise InputError(f"{path}: unknown annotation format '{path.suffix}', expected .csv or LabelMe .json")
+
+
+def recording_stem(value):
+    """The recording name an annotation refers to: a bare stem, or the stem of a file name or path."""
+    value = value.strip()
+    name = (PureWindowsPath(value) if "\\" in value else PurePosixPath(value)).name
+    return Path(name).stem if Path(name).suffix.lower() in RECORDING_SUFFIXES else name
+
+
+def read_csv_annotations(path):
+    """Read an `image,trace,x,y` CSV -> {recording: {trace: (x array, y array)}}."""
+    path = Path(path)
+    points = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = [column.strip().lower() for column in next(reader, [])]
+            missing = [column for column in CSV_COLUMNS if column not in header]
+            if missing:
+                raise InputError(f"{path}: CSV header lacks column(s) {', '.join(missing)} "
+                                 f"(expected {','.join(CSV_COLUMNS)})")
+            where = {column: header.index(column) for column in CSV_COLUMNS}
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                line = reader.line_num
+                if len(row) < len(header):
+                    raise InputError(f"{path} line {line}: {len(row)} values, the header has {len(header)}")
+                name = recording_stem(row[where["image"]])
+                trace = _trace_name(row[where["trace"]], f"{path} line {line}")
+                x, y = (_number(row[where[axis]], axis, f"{path} line {line}") for axis in ("x", "y"))
+                if not name:
+                    raise InputError(f"{path} line {line}: empty image name")
+                points.setdefault(name, {}).setdefault(trace, []).append((x, y))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path}: not a readable CSV file ({error})") from error
+    if not points:
+        raise InputError(f"{path}: no annotated points")
+    return {name: {trace: _as_arrays(clicks) for trace, clicks in traces.items()}
+            for name, traces in points.items()}
+
+
+def read_labelme_annotations(path):
+    """Read one LabelMe JSON -> {recording: {trace: (x array, y array)}} (one recording)."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a readable JSON file ({error})") from error
+    if not isinstance(document, dict) or not isinstance(document.get("shapes"), list):
+        raise InputError(f"{path}: not a LabelMe annotation (no 'shapes' list)")
+    name = recording_stem(document.get("imagePath") or "") or path.stem
+    points, ignored = {}, set()
+    for number, shape in enumerate(document["shapes"]):
+        where = f"{path} shape {number}"
+        if not isinstance(shape, dict):
+            raise InputError(f"{where}: not a LabelMe shape")
+        label = str(shape.get("label", "")).strip().lower()
+        if label not in TRACES:
+            ignored.add(label)
+            continue
+        shape_type = str(shape.get("shape_type") or "polygon").lower()
+        if shape_type not in LABELME_SHAPE_TYPES:
+            raise InputError(f"{where}: the {label} trace is a {shape_type}, expected one of "
+                             f"{', '.join(LABELME_SHAPE_TYPES)}")
+        try:
+            clicks = [(float(x), float(y)) for x, y in shape.get("points", [])]
+        except (TypeError, ValueError) as error:
+            raise InputError(f"{where}: points are not [x, y] number pairs") from error
+        points.setdefault(label, []).extend(clicks)
+    if ignored:
+        log.warning("%s: ignoring shapes labelled %s (only upper and lower are traces)",
+                    path, ", ".join(repr(label) for label in sorted(ignored)))
+    if not points:
+        raise InputError(f"{path}: no shapes labelled upper or lower")
+    return {name: {trace: _as_arrays(clicks) for trace, clicks in points.items()}}
+
+
+def check_traces(name, traces, shape=None):
+    """Apply the annotation rules to one recording's traces; returns {trace: (x, y)} sorted by x.
+
+    Rules: both traces present; at least two points each; one y per x (exact repeats of a click are
+    dropped); with `shape` = (height, width) of the image, every point inside it
+    (-0.5 <= x <= width - 0.5, -0.5 <= y <= height - 0.5). A broken rule -> InputError naming the recording.
+    """
+    checked = {}
+    for trace in TRACES:
+        if trace not in traces:
+            raise InputError(f"recording {name}: no {trace} trace annotated")
+        xs, ys = (np.asarray(values, dtype=np.float64) for values in traces[trace])
+        if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
+            raise InputError(f"recording {name}: the {trace} trace has a point that is not a finite number")
+        unique = np.unique(np.stack([xs, ys], axis=1), axis=0)
+        xs, ys = unique[:, 0], unique[:, 1]
+        if len(xs) < 2:
+            raise InputError(f"recording {name}: the {trace} trace has {len(xs)} point(s), at least 2 are needed")
+        repeated = xs[1:][np.diff(xs) == 0]
+        if repeated.size:
+            raise InputError(f"recording {name}: the {trace} trace has two different y at x={repeated[0]:g}")
+        if shape is not None:
+            _check_inside(name, trace, xs, ys, shape)
+        checked[trace] = (xs, ys)
+    return checked
+
+
+def _check_inside(name, trace, xs, ys, shape):
+    height, width = shape
+    outside = (xs < -0.5) | (xs > width - 0.5) | (ys < -0.5) | (ys > height - 0.5)
+    if outside.any():
+        first = int(np.argmax(outside))
+        raise InputError(f"recording {name}: the {trace} trace has {int(outside.sum())} point(s) outside the "
+                         f"{width}x{height} image, e.g. x={xs[first]:g}, y={ys[first]:g}")
+
+
+def _trace_name(value, where):
+    trace = value.strip().lower()
+    if trace not in TRACES:
+        raise InputError(f"{where}: trace '{value}' is not upper or lower")
+    return trace
+
+
+def _number(value, axis, where):
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"{where}: {axis} '{value}' is not a number") from None
+
+
+def _as_arrays(clicks):
+    array = np.asarray(clicks, dtype=np.float64).reshape(-1, 2)
+    return array[:, 0], array[:, 1]

@@ -1,0 +1,202 @@
+"""`python -m preprocess build`: every annotated recording in a folder -> masks -> square windows.
+
+The run is all-or-nothing: every annotation is checked against its recording before anything is written;
+the data set is written into a hidden temporary folder beside DATASET and renamed to DATASET at the end,
+so a failure (or Ctrl-C) leaves no half-written data set and an existing DATASET untouched.
+"""
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from mmode.errors import InputError
+from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
+from preprocess.annotations import check_traces, read_annotations
+from preprocess.masks import annotation_mask
+from preprocess.windows import cut_windows, default_stride, window_name, window_side, window_starts
+
+log = logging.getLogger(__name__)
+
+SUMMARY_FILE = "summary.json"
+
+
+def list_recordings(images_dir):
+    """{recording stem: path} of every recording file (RECORDING_SUFFIXES) directly in `images_dir`."""
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise InputError(f"{images_dir}: images folder not found")
+    recordings = {}
+    for path in sorted(images_dir.iterdir()):
+        if path.is_file() and path.suffix.lower() in RECORDING_SUFFIXES:
+            if path.stem in recordings:
+                raise InputError(f"{path}: two recordings named {path.stem} "
+                                 f"({recordings[path.stem].name} and {path.name}); rename one")
+            recordings[path.stem] = path
+    if not recordings:
+        raise InputError(f"{images_dir}: no recordings ({', '.join(sorted(RECORDING_SUFFIXES))}) in this folder")
+    return recordings
+
+
+def split_recordings(names, test_pct, seed):
+    """Split recording names into (train, test) sorted lists: round(test_pct % of them) to test, at least one
+    on each side, drawn with numpy's generator seeded by `seed`."""
+    names = sorted(names)
+    if len(names) < 2:
+        raise InputError(f"--split needs at least two recordings with windows, there are {len(names)}")
+    n_test = int(np.clip(round(len(names) * test_pct / 100.0), 1, len(names) - 1))
+    shuffled = list(np.random.default_rng(seed).permutation(names))
+    test = sorted(shuffled[:n_test])
+    return sorted(set(names) - set(test)), test
+
+
+def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
+                  overwrite=False, progress=True):
+    """Build a training set from the recordings in `images_dir` and their annotations.
+
+    Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
+    the same under `out_dir/train/` and `out_dir/test/` (that percentage of recordings to test), plus
+    `out_dir/summary.json`. `stride` (px) defaults to half the window side. Returns the summary dict:
+    recordings, windows, columns_covered, skipped {name: reason}, per_recording details.
+    """
+    images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
+    _check_out_dir(out_dir, images_dir, annotations_path, overwrite)
+    if stride is not None and int(stride) < 1:
+        raise InputError(f"--stride must be a positive number of columns, got {stride}")
+    recordings = list_recordings(images_dir)
+    annotations = _checked_annotations(annotations_path, recordings, images_dir)
+
+    plan, skipped = {}, {}
+    for name in sorted(set(recordings) - set(annotations)):
+        skipped[name] = "no annotations"
+    for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
+        recording = read_recording(recordings[name])
+        entry = _plan_recording(recording, annotations[name], annotations_path, stride)
+        if entry["windows"]:
+            plan[name] = entry
+        else:
+            skipped[name] = (f"annotated span {entry['span'][1] - entry['span'][0]} columns is narrower "
+                             f"than the {entry['side_px']} px window")
+    if not plan:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(skipped.items()))
+        raise InputError(f"{images_dir}: no recording gives a window ({reasons})")
+
+    parts = {name: "" for name in plan}
+    if split_pct is not None:
+        train, test = split_recordings(plan, split_pct, seed)
+        parts.update({name: "train" for name in train})
+        parts.update({name: "test" for name in test})
+    for name, entry in plan.items():
+        entry["part"] = parts[name] or None
+
+    summary = {
+        "recordings": len(plan),
+        "windows": sum(entry["windows"] for entry in plan.values()),
+        "columns_covered": sum(entry["span"][1] - entry["span"][0] for entry in plan.values()),
+        "skipped": skipped,
+        "stride_px": stride,
+        "split_pct": split_pct,
+        "seed": seed if split_pct is not None else None,
+        "images": str(images_dir),
+        "annotations": str(annotations_path),
+        "per_recording": plan,
+    }
+    _write_atomically(out_dir, lambda folder: _write_windows(folder, plan, recordings, annotations, stride,
+                                                             summary, progress))
+    _log_summary(out_dir, summary)
+    return summary
+
+
+def _check_out_dir(out_dir, images_dir, annotations_path, overwrite):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    resolved = out_dir.resolve()
+    for source in (images_dir, annotations_path):
+        if source.resolve() == resolved or resolved in source.resolve().parents:
+            raise InputError(f"{out_dir}: the output folder holds the input {source}; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise InputError(f"{out_dir}: folder exists and is not empty; use --overwrite to replace it")
+
+
+def _checked_annotations(annotations_path, recordings, images_dir):
+    """Read the annotations and check what needs no image: known recordings, both traces, >= 2 points."""
+    annotations = read_annotations(annotations_path)
+    unknown = sorted(set(annotations) - set(recordings))
+    if unknown:
+        raise InputError(f"{annotations_path}: recording(s) {', '.join(unknown)} not found in {images_dir}")
+    for name, traces in annotations.items():
+        try:
+            check_traces(name, traces)
+        except InputError as error:
+            raise InputError(f"{annotations_path}: {error}") from error
+    return annotations
+
+
+def _plan_recording(recording, traces, annotations_path, stride):
+    """Check one recording's annotation against its image -> the summary entry (span, side, window count)."""
+    height, width = recording.image.shape
+    try:
+        _, span = annotation_mask(recording.name, traces, (height, width))
+    except InputError as error:
+        raise InputError(f"{annotations_path}: {error}") from error
+    side = window_side(height, width)
+    step = default_stride(side) if stride is None else int(stride)
+    return {
+        "file": recording.path.name,
+        "height_px": height,
+        "width_px": width,
+        "span": [span[0], span[1]],
+        "side_px": side,
+        "stride_px": step,
+        "windows": len(window_starts(span, side, step)),
+        "mm_per_px": recording.calibration.mm_per_px,
+        "s_per_px": recording.calibration.s_per_px,
+        "calibration_source": recording.calibration.source,
+    }
+
+
+def _write_windows(folder, plan, recordings, annotations, stride, summary, progress):
+    for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
+        recording = read_recording(recordings[name])
+        mask, span = annotation_mask(name, annotations[name], recording.image.shape)
+        part = folder / plan[name]["part"] if plan[name]["part"] else folder
+        for window in cut_windows(recording.image, mask, span, stride):
+            write_png(part / "img" / window_name(name, window.index), window.image)
+            write_png(part / "mask" / window_name(name, window.index), window.mask * np.uint8(255))
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _write_atomically(out_dir, write):
+    """Call write(temporary folder) and rename it to `out_dir`; on any failure remove it and keep `out_dir`."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(partial, 0o777 & ~umask)  # mkdtemp's 0700 would make the data set private
+        write(partial)
+        if out_dir.exists():
+            previous = partial.with_name(partial.name.replace(".partial", ".old"))
+            os.replace(out_dir, previous)
+            os.replace(partial, out_dir)
+            shutil.rmtree(previous)
+        else:
+            os.replace(partial, out_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _log_summary(out_dir, summary):
+    log.info("%s: %d recordings, %d windows, %d columns covered", out_dir, summary["recordings"],
+             summary["windows"], summary["columns_covered"])
+    if summary["split_pct"] is not None:
+        for part in ("train", "test"):
+            entries = [entry for entry in summary["per_recording"].values() if entry["part"] == part]
+            log.info("  %s: %d recordings, %d windows", part, len(entries), sum(e["windows"] for e in entries))
+    for name, reason in sorted(summary["skipped"].items()):
+        log.info("  skipped %s: %s", name, reason)

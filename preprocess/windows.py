@@ -1,0 +1,71 @@
+"""Square training windows cut along time from a long recording and its mask.
+
+Rule: the side is min(height, width) of the long image; windows start at the first annotated column and
+step by `stride` columns (default side // 2) while they fit inside the annotated span [start, stop); when
+the last one ends before the span does, one more window is aligned to the span's end. A span narrower than
+the side gives no windows. Windows are numbered k = 0, 1, ... from the span's start and saved as
+`<recording>_win<k>.png`, the same name in img/ and mask/.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Window:
+    """One square window: `index` k of `<recording>_win<k>`, its first column `start_px` and first row
+    `top_px` in the long image, and the uint8 `image` and 0/1 `mask` crops (side x side)."""
+
+    index: int
+    start_px: int
+    top_px: int
+    image: np.ndarray
+    mask: np.ndarray
+
+
+def window_side(height, width):
+    """Side of the square windows (px) for an image of `height` x `width`."""
+    return min(height, width)
+
+
+def default_stride(side):
+    """Default step between windows (px): half a window, so every column is seen in two windows."""
+    return max(1, side // 2)
+
+
+def window_starts(span, side, stride):
+    """First columns of the windows inside `span` = (start, stop); empty when the span is narrower than `side`."""
+    start, stop = span
+    if stop - start < side:
+        return np.array([], dtype=int)
+    starts = np.arange(start, stop - side + 1, stride)
+    if starts[-1] + side < stop:
+        starts = np.append(starts, stop - side)
+    return starts
+
+
+def window_top(mask, side):
+    """First row of the windows: 0 for a wide image; for an image taller than wide, the rows centred on the
+    mask's cavity (clamped to the image), so the square holds the annotated walls."""
+    height = mask.shape[0]
+    if height == side:
+        return 0
+    cavity_rows = np.flatnonzero(mask.any(axis=1))
+    centre = (cavity_rows[0] + cavity_rows[-1]) // 2 if cavity_rows.size else height // 2
+    return int(np.clip(centre - side // 2, 0, height - side))
+
+
+def cut_windows(image, mask, span, stride=None):
+    """Windows of `image` (uint8 (H, W)) and `mask` (0/1 (H, W)) inside `span` -> list of Window (views)."""
+    height, width = image.shape
+    side = window_side(height, width)
+    stride = default_stride(side) if stride is None else int(stride)
+    top = window_top(mask, side)
+    rows = slice(top, top + side)
+    return [Window(k, int(start), top, image[rows, start:start + side], mask[rows, start:start + side])
+            for k, start in enumerate(window_starts(span, side, stride))]
+
+
+def window_name(recording, index):
+    """File name of window `index` of `recording`: `<recording>_win<k>.png`."""
+    return f"{recording}_win{index}.png"

@@ -1,0 +1,105 @@
+"""Reading image recordings: formats, colour -> grey, bit depths, errors; writing PNGs."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmode.calibration import Calibration
+from mmode.errors import InputError
+from mmode.io import RECORDING_SUFFIXES, read_image, read_recording, write_png
+
+GREY = (np.arange(24 * 40) % 256).reshape(24, 40).astype(np.uint8)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp"])
+def test_lossless_grey_formats_read_back_exactly(tmp_path, suffix):
+    path = tmp_path / f"rec{suffix}"
+    Image.fromarray(GREY).save(path)
+    image = read_image(path)
+    assert image.dtype == np.uint8
+    np.testing.assert_array_equal(image, GREY)
+
+
+def test_jpeg_reads_close_to_the_original(tmp_path):
+    smooth = np.tile(np.linspace(0, 255, 40), (24, 1)).astype(np.uint8)
+    path = tmp_path / "rec.jpg"
+    Image.fromarray(smooth).save(path, quality=95)
+    assert np.abs(read_image(path).astype(int) - smooth).max() <= 4
+
+
+def test_colour_becomes_itu_601_luma(tmp_path):
+    rgb = np.zeros((2, 3, 3), dtype=np.uint8)
+    rgb[0] = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    rgb[1] = [(10, 10, 10), (200, 100, 50), (255, 255, 255)]
+    path = tmp_path / "colour.png"
+    Image.fromarray(rgb).save(path)
+    expected = [[76, 150, 29], [10, round(0.299 * 200 + 0.587 * 100 + 0.114 * 50), 255]]
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_grey_stored_as_rgba_keeps_its_values_and_alpha_is_dropped(tmp_path):
+    rgba = np.stack([GREY, GREY, GREY, np.full_like(GREY, 7)], axis=-1)
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, mode="RGBA").save(path)
+    np.testing.assert_array_equal(read_image(path), GREY)
+
+
+def test_palette_image_is_expanded(tmp_path):
+    palette_image = Image.fromarray(GREY).convert("P")
+    path = tmp_path / "palette.png"
+    palette_image.save(path)
+    np.testing.assert_array_equal(read_image(path), GREY)
+
+
+def test_16_bit_full_range_is_scaled_by_65535(tmp_path):
+    values = np.array([[0, 257, 32896, 65535]], dtype=np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    np.testing.assert_array_equal(read_image(path), [[0, 1, 128, 255]])
+
+
+def test_12_bit_data_in_16_bit_file_is_scaled_by_4095(tmp_path):
+    values = np.array([[0, 1000, 2048, 4095]], dtype=np.uint16)
+    path = tmp_path / "twelve.tif"
+    Image.fromarray(values).save(path)
+    np.testing.assert_array_equal(read_image(path), np.round(values.astype(float) * 255 / 4095).astype(np.uint8))
+
+
+def test_write_png_round_trip_leaves_no_temporary_file(tmp_path):
+    path = write_png(tmp_path / "sub" / "out.png", GREY)
+    np.testing.assert_array_equal(read_image(path), GREY)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["out.png"]
+
+
+def test_read_recording_takes_the_given_calibration_for_images(tmp_path):
+    path = tmp_path / "rec.png"
+    Image.fromarray(GREY).save(path)
+    assert read_recording(path).calibration == Calibration()
+    given = Calibration(0.02, 0.001, source="user")
+    recording = read_recording(path, calibration=given)
+    assert recording.calibration == given and recording.name == "rec"
+    np.testing.assert_array_equal(recording.image, GREY)
+
+
+def test_recording_suffixes():
+    assert {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm"} <= RECORDING_SUFFIXES
+
+
+def test_unknown_extension_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+    with pytest.raises(InputError, match=r"notes\.txt.*unknown"):
+        read_recording(path)
+    with pytest.raises(InputError, match=r"notes\.txt.*unknown"):
+        read_image(path)
+
+
+def test_unreadable_image_is_refused(tmp_path):
+    path = tmp_path / "broken.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(InputError, match=r"broken\.png.*not a readable image"):
+        read_recording(path)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(InputError, match=r"absent\.png.*not found"):
+        read_recording(tmp_path / "absent.png")
