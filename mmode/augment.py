@@ -1,0 +1,135 @@
+"""Augmentation for `run.py --augment`: torchvision `transforms.v2` on image and mask together.
+
+The model is trained on simulated recordings and must work on real ones, which differ in gain,
+contrast, gamma, depth attenuation, speckle size, noise and blur; the photometric steps below draw
+each of these at random, on the image only (v2 passes `tv_tensors.Mask` through them). The geometric
+steps move image and mask together: time flips (a beat read backwards is still a beat), small
+vertical shifts (depth of the heart) and scaling by 0.85-1.15 (heart size, heart rate); the mask is
+resampled by nearest neighbour, so it stays 0/1.
+
+Imported only when augmentation is asked for (torch and torchvision load with it). Arithmetic on a
+tv_tensor returns a plain tensor, so the custom steps wrap their results back into the input's type.
+"""
+import math
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+MAX_SHIFT_FRACTION = 0.08  # of the image height
+SCALE_RANGE = (0.85, 1.15)
+
+
+class RandomGamma(v2.Transform):
+    """image ** gamma with log(gamma) uniform in log(`gamma_range`); the image clamped to [0, 1] first."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, gamma_range=(0.6, 1.6)):
+        super().__init__()
+        self.log_gamma_range = (math.log(gamma_range[0]), math.log(gamma_range[1]))
+
+    def make_params(self, flat_inputs):
+        return {"gamma": math.exp(torch.empty(1).uniform_(*self.log_gamma_range).item())}
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt.clamp(0.0, 1.0) ** params["gamma"], like=inpt)
+
+
+class RandomDepthGain(v2.Transform):
+    """Multiply by a linear ramp over depth (rows), 1 at the top and `end_gain` at the bottom:
+    a time-gain-compensation setting or attenuation different from the training data's."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, end_gain_range=(0.6, 1.4)):
+        super().__init__()
+        self.end_gain_range = end_gain_range
+
+    def make_params(self, flat_inputs):
+        return {"end_gain": torch.empty(1).uniform_(*self.end_gain_range).item()}
+
+    def transform(self, inpt, params):
+        height_px = inpt.shape[-2]
+        ramp = torch.linspace(1.0, params["end_gain"], height_px, dtype=inpt.dtype, device=inpt.device)
+        return tv_tensors.wrap(inpt * ramp[:, None], like=inpt)
+
+
+class RandomSpeckle(v2.Transform):
+    """Multiplicative log-normal speckle (mean 1) of random strength and grain size.
+
+    The grain is `grain_rows_px` rows by `streak_ratio` times as many columns: M-mode speckle forms
+    horizontal streaks because tissue at one depth echoes alike from column to column.
+    """
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, sigma_range=(0.05, 0.35), grain_rows_px=(1, 4), streak_ratio=(2.0, 8.0)):
+        super().__init__()
+        self.sigma_range = sigma_range
+        self.grain_rows_px = grain_rows_px
+        self.streak_ratio = streak_ratio
+
+    def make_params(self, flat_inputs):
+        height_px, width_px = v2.query_size(flat_inputs)
+        rows_px = int(torch.randint(self.grain_rows_px[0], self.grain_rows_px[1] + 1, (1,)).item())
+        cols_px = rows_px * torch.empty(1).uniform_(*self.streak_ratio).item()
+        sigma = torch.empty(1).uniform_(*self.sigma_range).item()
+        grain = torch.randn(1, 1, max(1, math.ceil(height_px / rows_px)), max(1, math.ceil(width_px / cols_px)))
+        noise = torch.nn.functional.interpolate(grain, size=(height_px, width_px), mode="bilinear",
+                                                align_corners=False)[0]
+        return {"factor": torch.exp(sigma * noise - 0.5 * sigma ** 2)}
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
+
+
+class ClampImage(v2.Transform):
+    """Clamp the image to [0, 1] after the photometric steps."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt.clamp(0.0, 1.0), like=inpt)
+
+
+class PairAugmentation:
+    """(image, mask) float tensors (1, S, S) -> the same, augmented together.
+
+    `transforms` is the v2 pipeline; it sees the image as `tv_tensors.Image` and the mask as
+    `tv_tensors.Mask`, and the results come back as plain tensors.
+    """
+
+    def __init__(self, transforms):
+        self.transforms = transforms
+
+    def __call__(self, image, mask):
+        image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+
+
+def geometric_transforms():
+    """The steps applied to image and mask alike: time flip, vertical shift, scaling."""
+    return [
+        v2.RandomHorizontalFlip(p=0.5),
+        v2.RandomAffine(degrees=0, translate=(0.0, MAX_SHIFT_FRACTION), scale=SCALE_RANGE,
+                        interpolation=v2.InterpolationMode.BILINEAR, fill=0),
+    ]
+
+
+def photometric_transforms():
+    """The steps applied to the image only: depth gain, speckle, gain and contrast, gamma, blur, noise."""
+    return [
+        v2.RandomApply([RandomDepthGain()], p=0.5),
+        v2.RandomApply([RandomSpeckle()], p=0.5),
+        v2.ColorJitter(brightness=0.4, contrast=0.4),
+        v2.RandomApply([RandomGamma()], p=0.5),
+        v2.RandomApply([v2.GaussianBlur(kernel_size=7, sigma=(0.3, 1.5))], p=0.3),
+        v2.RandomApply([v2.GaussianNoise(sigma=0.04)], p=0.4),
+        ClampImage(),
+    ]
+
+
+def build_augmentation():
+    """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps."""
+    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms()))

@@ -1,0 +1,135 @@
+"""The training data set: `img/` and `mask/` folders with identical PNG names, checked up front.
+
+Layout: `DATA/img/<name>.png` (grey or colour M-mode windows) and `DATA/mask/<name>.png` (the LV cavity).
+Names `<recording>_win<k>.png` tie a window to its recording, so training and validation can be split
+by recording (overlapping windows of one recording would otherwise leak between them).
+
+Mask rule: a mask whose values are all 0 or 1 is used as it is; any other mask is thresholded, pixels
+>= 128 -> 1 (cavity) and < 128 -> 0, so 0/255 masks (what `python -m preprocess` writes) and 0/1 masks
+both work. Masks holding other values (anti-aliased edges, JPEG-like noise, label images) are
+thresholded the same way, with a warning naming them. Files are read with `mmode.io.read_image`
+(colour -> grey, 16-bit -> 8-bit), masks included.
+"""
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmode.errors import InputError
+from mmode.io import read_image
+
+MASK_THRESHOLD = 128
+
+_WINDOW_NAME = re.compile(r"^(?P<recording>.+)_win\d+$")
+
+log = logging.getLogger(__name__)
+
+
+def recording_of(name):
+    """The recording a window belongs to: `rec_a` for `rec_a_win3.png`; None for a name without `_win<k>`."""
+    match = _WINDOW_NAME.match(Path(name).stem)
+    return match.group("recording") if match else None
+
+
+def binarise_mask(mask):
+    """uint8 (H, W) mask -> uint8 0/1 (H, W) by the module's rule (0/1 kept, otherwise >= 128 -> 1)."""
+    if mask.max(initial=0) <= 1:
+        return mask.astype(np.uint8)
+    return (mask >= MASK_THRESHOLD).astype(np.uint8)
+
+
+def _is_plain_binary(mask):
+    """True when the mask holds only {0, 1} or only {0, 255}: thresholding changes nothing."""
+    return bool(np.isin(mask, (0, 1)).all() or np.isin(mask, (0, 255)).all())
+
+
+def _png_names(folder):
+    return {path.name for path in folder.iterdir()
+            if path.is_file() and path.suffix.lower() == ".png" and not path.name.startswith(".")}
+
+
+def check_dataset(folder):
+    """Check the data set in `folder` and return its sorted PNG names.
+
+    Raises InputError naming the file for: a missing `folder`, `img/` or `mask/`; no PNG in `img/`;
+    an image without its mask or a mask without its image; an unreadable file; an image and mask of
+    different sizes. Masks that are not plain 0/1 or 0/255 are thresholded (module docstring), with
+    one warning that names them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: data folder not found")
+    img_dir, mask_dir = folder / "img", folder / "mask"
+    for sub_dir in (img_dir, mask_dir):
+        if not sub_dir.is_dir():
+            raise InputError(f"{sub_dir}: folder not found (a data set holds img/ and mask/ with identical PNG names)")
+    image_names, mask_names = _png_names(img_dir), _png_names(mask_dir)
+    if not image_names:
+        raise InputError(f"{img_dir}: no PNG images")
+    for missing, have_dir, lack_dir, kind in ((sorted(image_names - mask_names), img_dir, mask_dir, "mask"),
+                                              (sorted(mask_names - image_names), mask_dir, img_dir, "image")):
+        if missing:
+            more = f"; {len(missing)} {kind}s missing in all" if len(missing) > 1 else ""
+            raise InputError(f"{lack_dir / missing[0]}: missing, the {kind} for {have_dir / missing[0]}{more}")
+
+    names = sorted(image_names)
+    grey_masks = []
+    for name in names:
+        image = read_image(img_dir / name)
+        mask = read_image(mask_dir / name)
+        if image.shape != mask.shape:
+            raise InputError(f"{mask_dir / name}: size {mask.shape[1]}x{mask.shape[0]} px differs from its image's "
+                             f"{image.shape[1]}x{image.shape[0]} px")
+        if not _is_plain_binary(mask):
+            grey_masks.append(name)
+    log.info("Checked %d image/mask pairs in %s", len(names), folder)
+    if grey_masks:
+        shown = ", ".join(grey_masks[:3]) + (", ..." if len(grey_masks) > 3 else "")
+        log.warning("%d mask(s) in %s are not plain 0/255 or 0/1 (%s): thresholded at %d",
+                    len(grey_masks), mask_dir, shown, MASK_THRESHOLD)
+    return names
+
+
+class SegmentationDataset:
+    """Image/mask pairs of a checked data set, resized to `img_size` x `img_size` px.
+
+    `names`: the PNG names to use (a subset chosen by the caller, already checked); None checks the
+    folder with `check_dataset` and uses all of it. `augment`: apply `mmode.augment.build_augmentation()`
+    to every pair as it is read.
+
+    Item i -> (image, mask): float32 torch tensors (1, S, S); the image grey in [0, 1] (resized
+    bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary).
+    """
+
+    def __init__(self, folder, img_size, augment=False, names=None):
+        self.folder = Path(folder)
+        self.img_size = int(img_size)
+        self.names = list(check_dataset(self.folder) if names is None else names)
+        if augment:
+            from mmode.augment import build_augmentation
+
+            self.augmentation = build_augmentation()
+        else:
+            self.augmentation = None
+
+    def __len__(self):
+        return len(self.names)
+
+    def read_pair(self, index):
+        """Pair `index` as numpy float32 (S, S): image in [0, 1], mask 0/1, before augmentation."""
+        name = self.names[index]
+        size = (self.img_size, self.img_size)
+        image = Image.fromarray(read_image(self.folder / "img" / name)).resize(size, Image.Resampling.BILINEAR)
+        mask = binarise_mask(read_image(self.folder / "mask" / name))
+        mask = Image.fromarray(mask).resize(size, Image.Resampling.NEAREST)
+        return np.asarray(image, dtype=np.float32) / 255.0, np.asarray(mask, dtype=np.float32)
+
+    def __getitem__(self, index):
+        import torch
+
+        image, mask = (torch.from_numpy(array).unsqueeze(0) for array in self.read_pair(index))
+        if self.augmentation is not None:
+            image, mask = self.augmentation(image, mask)
+        return image, mask

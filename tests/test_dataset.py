@@ -1,0 +1,212 @@
+"""The training data set (checks, mask rule, resizing) and the --augment pipeline."""
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmode.dataset import SegmentationDataset, binarise_mask, check_dataset, recording_of
+from mmode.errors import InputError
+
+SIZE_PX = 40
+
+
+def band_pair(top_px, bottom_px, size_px=SIZE_PX):
+    """A bright image with a dark cavity band in rows [top_px, bottom_px), and its 0/255 mask."""
+    image = np.full((size_px, size_px), 200, np.uint8)
+    image[top_px:bottom_px] = 30
+    mask = np.zeros((size_px, size_px), np.uint8)
+    mask[top_px:bottom_px] = 255
+    return image, mask
+
+
+def make_dataset(folder, names=("rec_a_win0.png", "rec_a_win1.png", "rec_b_win0.png", "rec_c_win0.png")):
+    """DATA/img and DATA/mask with one band pair per name; returns the folder."""
+    for sub_dir in ("img", "mask"):
+        (folder / sub_dir).mkdir(parents=True)
+    for index, name in enumerate(names):
+        image, mask = band_pair(10 + index, 30)
+        Image.fromarray(image).save(folder / "img" / name)
+        Image.fromarray(mask).save(folder / "mask" / name)
+    return folder
+
+
+@pytest.mark.parametrize("name, recording", [
+    ("rec_a_win3.png", "rec_a"),
+    ("mouse_12_day3_win0.png", "mouse_12_day3"),
+    ("a_win1_win12.png", "a_win1"),
+    ("rec_a_win3", "rec_a"),
+    ("rec_a.png", None),
+    ("rec_win.png", None),
+    ("_win3.png", None),
+    ("rec_a_win3b.png", None),
+])
+def test_recording_of(name, recording):
+    assert recording_of(name) == recording
+
+
+def test_check_dataset_returns_sorted_names(tmp_path):
+    data = make_dataset(tmp_path / "data", names=("b_win0.png", "a_win1.png", "a_win0.png"))
+    (data / "img" / "notes.txt").write_text("not an image")
+    assert check_dataset(data) == ["a_win0.png", "a_win1.png", "b_win0.png"]
+
+
+def test_missing_mask_names_the_file(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    (data / "mask" / "rec_b_win0.png").unlink()
+    with pytest.raises(InputError, match=r"mask[/\\]rec_b_win0\.png: missing"):
+        check_dataset(data)
+
+
+def test_missing_image_names_the_file(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    (data / "img" / "rec_c_win0.png").unlink()
+    with pytest.raises(InputError, match=r"img[/\\]rec_c_win0\.png: missing"):
+        check_dataset(data)
+
+
+def test_size_mismatch_names_the_file(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    Image.fromarray(np.zeros((SIZE_PX, SIZE_PX + 8), np.uint8)).save(data / "mask" / "rec_a_win1.png")
+    with pytest.raises(InputError, match=r"rec_a_win1\.png: size 48x40 px differs from its image's 40x40 px"):
+        check_dataset(data)
+
+
+def test_unreadable_file_names_the_file(tmp_path):
+    data = make_dataset(tmp_path / "data")
+    (data / "img" / "rec_b_win0.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(InputError, match=r"img[/\\]rec_b_win0\.png"):
+        check_dataset(data)
+
+
+def test_empty_or_incomplete_folders(tmp_path):
+    with pytest.raises(InputError, match="nowhere: data folder not found"):
+        check_dataset(tmp_path / "nowhere")
+    data = tmp_path / "data"
+    (data / "img").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"mask: folder not found"):
+        check_dataset(data)
+    (data / "mask").mkdir()
+    with pytest.raises(InputError, match=r"img: no PNG images"):
+        check_dataset(data)
+
+
+def test_mask_rule():
+    assert binarise_mask(np.array([[0, 1, 1]], np.uint8)).tolist() == [[0, 1, 1]]
+    assert binarise_mask(np.array([[0, 255, 255]], np.uint8)).tolist() == [[0, 1, 1]]
+    assert binarise_mask(np.array([[0, 127, 128, 200, 255]], np.uint8)).tolist() == [[0, 0, 1, 1, 1]]
+    assert binarise_mask(np.zeros((2, 2), np.uint8)).tolist() == [[0, 0], [0, 0]]
+
+
+def test_grey_mask_is_thresholded_with_a_warning(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    _, mask = band_pair(10, 30)
+    mask[30:32] = 100  # an anti-aliased lower edge: below the threshold
+    mask[8:10] = 140  # and an upper one: above it
+    Image.fromarray(mask).save(data / "mask" / "rec_b_win0.png")
+    with caplog.at_level(logging.WARNING):
+        names = check_dataset(data)
+    assert "rec_b_win0.png" in caplog.text and "thresholded at 128" in caplog.text
+    dataset = SegmentationDataset(data, SIZE_PX, names=names)
+    _, read_mask = dataset.read_pair(names.index("rec_b_win0.png"))
+    assert read_mask[:, 0].tolist() == [0.0] * 8 + [1.0] * 22 + [0.0] * 10
+
+
+def test_zero_one_masks_are_taken_as_they_are(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    _, mask = band_pair(12, 28)
+    Image.fromarray(mask // 255).save(data / "mask" / "rec_a_win0.png")
+    with caplog.at_level(logging.WARNING):
+        check_dataset(data)
+    assert caplog.text == ""
+    _, read_mask = SegmentationDataset(data, SIZE_PX).read_pair(0)
+    assert read_mask.sum() == 16 * SIZE_PX
+
+
+def test_items_are_resized_grey_tensors(tmp_path):
+    torch = pytest.importorskip("torch")
+    data = make_dataset(tmp_path / "data")
+    colour = np.stack([band_pair(10, 30)[0]] * 3, axis=-1)
+    Image.fromarray(colour).save(data / "img" / "rec_a_win0.png")  # colour becomes grey
+    dataset = SegmentationDataset(data, 32)
+    assert len(dataset) == 4
+    image, mask = dataset[0]
+    assert image.shape == mask.shape == (1, 32, 32)
+    assert image.dtype == mask.dtype == torch.float32
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    # rows 10..29 of 40 are the cavity: at 32 rows, nearest neighbour keeps rows 8..23 (16 rows)
+    assert mask[0, :, 5].sum().item() == 16
+    assert image[0, 2, 2].item() == pytest.approx(200 / 255, abs=1e-6)
+    assert image[0, 16, 2].item() == pytest.approx(30 / 255, abs=1e-6)
+
+
+def ellipse_mask(torch, size_px=32):
+    rows, cols = torch.meshgrid(torch.arange(size_px), torch.arange(size_px), indexing="ij")
+    return ((((rows - 13) / 8.0) ** 2 + ((cols - 18) / 11.0) ** 2) < 1).float()[None]
+
+
+def dice(a, b):
+    return float(2 * (a * b).sum() / (a.sum() + b.sum()))
+
+
+def test_geometric_augmentation_moves_image_and_mask_together():
+    torch = pytest.importorskip("torch")
+    from torchvision.transforms import v2
+
+    from mmode.augment import PairAugmentation, geometric_transforms
+
+    torch.manual_seed(0)
+    geometric = PairAugmentation(v2.Compose(geometric_transforms()))
+    mask = ellipse_mask(torch)
+    moved = 0
+    for _ in range(20):
+        image_out, mask_out = geometric(mask.clone(), mask.clone())
+        assert set(mask_out.unique().tolist()) <= {0.0, 1.0}
+        # the image is resampled bilinearly, the mask by nearest neighbour: they differ at most on the border
+        assert dice((image_out > 0.5).float(), mask_out) > 0.95
+        moved += dice(mask_out, mask) < 0.95
+    assert moved >= 5  # the transforms do move the pair
+
+
+def test_full_augmentation_keeps_masks_binary_and_images_in_range():
+    torch = pytest.importorskip("torch")
+    from mmode.augment import build_augmentation
+
+    torch.manual_seed(1)
+    augment = build_augmentation()
+    mask = ellipse_mask(torch)
+    image = torch.where(mask > 0, 0.1, 0.8)
+    changed = 0
+    for _ in range(20):
+        image_out, mask_out = augment(image, mask)
+        assert image_out.shape == mask_out.shape == (1, 32, 32)
+        assert set(mask_out.unique().tolist()) <= {0.0, 1.0}
+        assert 0.0 <= image_out.min() and image_out.max() <= 1.0
+        changed += not torch.equal(image_out, image)
+    assert changed == 20  # ColorJitter alone changes every image
+
+
+def test_photometric_steps_leave_the_mask_alone():
+    torch = pytest.importorskip("torch")
+    from torchvision.transforms import v2
+
+    from mmode.augment import PairAugmentation, RandomDepthGain, RandomGamma, RandomSpeckle, photometric_transforms
+
+    torch.manual_seed(2)
+    mask = ellipse_mask(torch)
+    image = torch.where(mask > 0, 0.1, 0.8)
+    for step in [RandomDepthGain(), RandomSpeckle(), RandomGamma(), v2.Compose(photometric_transforms())]:
+        image_out, mask_out = PairAugmentation(step)(image, mask)
+        assert torch.equal(mask_out, mask)
+        assert not torch.equal(image_out, image)
+
+
+def test_dataset_with_augmentation(tmp_path):
+    pytest.importorskip("torch")
+    data = make_dataset(tmp_path / "data")
+    dataset = SegmentationDataset(data, 32, augment=True)
+    for index in range(len(dataset)):
+        image, mask = dataset[index]
+        assert image.shape == mask.shape == (1, 32, 32)
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}

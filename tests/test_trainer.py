@@ -1,0 +1,278 @@
+"""Trainer: the grouped split, a tiny training run and its checkpoints, --resume, -f, the output folder."""
+import csv
+import logging
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from mmode.checkpoint import REQUIRED_KEYS, load_model, read_checkpoint, save_checkpoint  # noqa: E402
+from mmode.errors import InputError  # noqa: E402
+from trainer import Trainer, TrainingInterrupted, TrainingOptions, split_names  # noqa: E402
+
+SIZE_PX = 40
+IMG_SIZE_PX = 32
+TINY_NET = dict(num_filters=4)
+EXTRA_KEYS = ("train_loss", "best_epoch", "best_loss", "history", "seed", "val_pct", "data_dir", "augment",
+              "batch_size", "lr", "epochs", "train_recordings", "val_recordings", "train_names", "val_names")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """8 pairs from 4 recordings: a bright image with a dark cavity band, the band as 0/255 mask."""
+    folder = tmp_path_factory.mktemp("data")
+    (folder / "img").mkdir()
+    (folder / "mask").mkdir()
+    rng = np.random.default_rng(0)
+    for recording in range(4):
+        for window in range(2):
+            top_px, bottom_px = rng.integers(6, 14), rng.integers(24, 34)
+            image = np.full((SIZE_PX, SIZE_PX), 190.0)
+            image[top_px:bottom_px] = 40
+            image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+            mask = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
+            mask[top_px:bottom_px] = 255
+            name = f"mouse{recording}_win{window}.png"
+            Image.fromarray(image).save(folder / "img" / name)
+            Image.fromarray(mask).save(folder / "mask" / name)
+    return folder
+
+
+def options(data, output_dir, **changes):
+    settings = dict(data_dir=data, output_dir=output_dir, epochs=3, batch_size=2, img_size=IMG_SIZE_PX, lr=0.01,
+                    val_pct=25, model_params=dict(TINY_NET), quiet=True, device="cpu")
+    settings.update(changes)
+    return TrainingOptions(**settings)
+
+
+def read_history(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- the split -----------------------------------------------------------------------------------------
+
+def window_names(n_recordings, n_windows):
+    return [f"rec{r}_win{w}.png" for r in range(n_recordings) for w in range(n_windows)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_split_never_puts_a_recording_on_both_sides(seed):
+    names = window_names(10, 3)
+    train, val = split_names(names, 20, seed)
+    assert sorted(train + val) == sorted(names)
+    train_recordings = {name.split("_win")[0] for name in train}
+    val_recordings = {name.split("_win")[0] for name in val}
+    assert not train_recordings & val_recordings
+    assert len(val_recordings) == 2  # 20 % of 10 recordings
+
+
+def test_split_depends_on_the_seed_and_only_on_it():
+    names = window_names(10, 3)
+    assert split_names(names, 30, 4) == split_names(list(reversed(names)), 30, 4)
+    assert len({tuple(split_names(names, 30, seed)[1]) for seed in range(6)}) > 1
+
+
+def test_split_without_validation():
+    names = window_names(3, 2)
+    assert split_names(names, 0, 0) == (sorted(names), [])
+
+
+def test_names_without_recording_are_split_one_by_one(caplog):
+    names = [f"image{i}.png" for i in range(10)]
+    with caplog.at_level(logging.WARNING):
+        train, val = split_names(names, 20, 0)
+    assert "image by image" in caplog.text
+    assert len(val) == 2 and len(train) == 8
+
+
+def test_one_recording_is_split_by_image_with_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        train, val = split_names(window_names(1, 5), 20, 0)
+    assert "one recording" in caplog.text
+    assert len(val) == 1 and len(train) == 4
+
+
+def test_one_image_cannot_be_validated():
+    with pytest.raises(InputError, match="-v 20"):
+        split_names(["rec_win0.png"], 20, 0)
+
+
+# --- training, checkpoints ------------------------------------------------------------------------------
+
+def test_tiny_run_learns_and_writes_loadable_checkpoints(data, tmp_path):
+    out = tmp_path / "out"
+    trainer = Trainer(options(data, out, epochs=4))
+    history = trainer.fit()
+
+    assert [record["epoch"] for record in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert not set(trainer.train_names) & set(trainer.val_names)
+    assert len(trainer.val_names) == 2  # 1 of 4 recordings, both its windows
+
+    best = list(out.glob("CP_best_e*.pt"))
+    assert len(best) == 1  # only the newest best is kept
+    last = out / "CP_last_e4.pt"
+    assert last.is_file()
+    rows = read_history(out / "history.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2", "3", "4"]
+    assert float(rows[2]["val_dice"]) == pytest.approx(history[2]["val_dice"])
+    assert list((out / "runs").iterdir())  # a TensorBoard run folder
+
+    checkpoint = read_checkpoint(last)
+    for key in REQUIRED_KEYS + EXTRA_KEYS:
+        assert key in checkpoint, key
+    assert checkpoint["epoch"] == 4 and checkpoint["img_size"] == IMG_SIZE_PX
+    assert checkpoint["model_params"] == trainer.net.params
+    assert checkpoint["model_params"]["num_filters"] == 4
+    assert checkpoint["dice"] == pytest.approx(history[-1]["val_dice"])
+    assert checkpoint["loss"] == pytest.approx(history[-1]["val_loss"])
+    best_record = max(history, key=lambda record: (record["val_dice"], -record["val_mse"]))
+    assert checkpoint["best_dice"] == pytest.approx(best_record["val_dice"])
+    assert best[0].name == f"CP_best_e{checkpoint['best_epoch']}.pt"
+    assert checkpoint["val_names"] == trainer.val_names
+    assert not set(checkpoint["train_recordings"]) & set(checkpoint["val_recordings"])
+
+    net, _ = load_model(last)
+    trainer.net.eval()
+    probe = torch.rand(2, 1, IMG_SIZE_PX, IMG_SIZE_PX)
+    with torch.no_grad():
+        assert torch.equal(net(probe), trainer.net(probe))
+    best_checkpoint = read_checkpoint(best[0])
+    assert best_checkpoint["epoch"] == checkpoint["best_epoch"]
+    assert best_checkpoint["dice"] == pytest.approx(best_checkpoint["best_dice"])
+
+
+class NoCavityNet(torch.nn.Module):
+    """Predicts logit -10 (no cavity) everywhere."""
+
+    def forward(self, images):
+        return torch.full_like(images, -10.0)
+
+
+def test_validation_loss_dice_and_mse_of_a_known_prediction(data, tmp_path):
+    trainer = Trainer(options(data, tmp_path / "out"))
+    trainer.net = NoCavityNet()
+    val_loss, val_dice, val_mse = trainer.validate()
+    cavity_fraction = torch.stack([trainer.val_loader.dataset[i][1] for i in range(2)]).mean().item()
+    assert 0.2 < cavity_fraction < 0.7
+    assert val_dice == 0.0
+    assert val_mse == pytest.approx(cavity_fraction)
+    # BCE per pixel: softplus(-10) where the mask is 0, 10 + softplus(-10) where it is 1
+    assert val_loss == pytest.approx(10.0 * cavity_fraction + math.log1p(math.exp(-10.0)), rel=1e-5)
+
+
+def test_no_validation_keeps_the_lowest_training_loss(data, tmp_path):
+    out = tmp_path / "out"
+    history = Trainer(options(data, out, epochs=2, val_pct=0)).fit()
+    best_epoch = min(history, key=lambda record: record["train_loss"])["epoch"]
+    assert [path.name for path in out.glob("CP_best_e*.pt")] == [f"CP_best_e{best_epoch}.pt"]
+    checkpoint = read_checkpoint(out / "CP_last_e2.pt")
+    assert checkpoint["val_names"] == [] and len(checkpoint["train_names"]) == 8
+    assert math.isnan(checkpoint["dice"]) and math.isnan(checkpoint["best_dice"])
+    assert checkpoint["loss"] == pytest.approx(history[-1]["train_loss"])
+    assert read_history(out / "history.csv")[0]["val_dice"] == ""
+
+
+class InterruptedAtEpoch3(Trainer):
+    def train_epoch(self, epoch):
+        if epoch == 3:
+            raise KeyboardInterrupt
+        return super().train_epoch(epoch)
+
+
+def test_ctrl_c_saves_and_resume_continues(data, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(TrainingInterrupted) as interrupted:
+        InterruptedAtEpoch3(options(data, out, epochs=4, seed=3)).fit()
+    saved = out / "INTERRUPTED.pt"
+    assert interrupted.value.checkpoint_path == saved
+    checkpoint = read_checkpoint(saved)
+    assert checkpoint["epoch"] == 2
+    assert [record["epoch"] for record in checkpoint["history"]] == [1, 2]
+    assert checkpoint["optimizer"]["state"]  # Adam's moments travel with it
+
+    # different flags: the checkpoint's network, size and split win
+    resumed = Trainer(options(data, out, epochs=4, resume=saved, val_pct=50, model_params=dict(num_filters=8)))
+    assert resumed.start_epoch == 3
+    assert resumed.net.params["num_filters"] == 4
+    assert resumed.val_names == checkpoint["val_names"]
+    assert resumed.best_dice == checkpoint["best_dice"]
+    moment = resumed.optimizer.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(moment, checkpoint["optimizer"]["state"][0]["exp_avg"])
+    history = resumed.fit()
+    assert [record["epoch"] for record in history] == [1, 2, 3, 4]
+    assert [row["epoch"] for row in read_history(out / "history.csv")] == ["1", "2", "3", "4"]
+    last = read_checkpoint(out / "CP_last_e4.pt")
+    assert last["epoch"] == 4 and len(last["history"]) == 4
+    assert len(list(out.glob("CP_best_e*.pt"))) == 1
+
+    with pytest.raises(InputError, match="already reached epoch 4"):
+        Trainer(options(data, out, epochs=4, resume=out / "CP_last_e4.pt"))
+
+
+def write_tiny_checkpoint(path, **model_params):
+    from quicknat import QuickNat
+
+    net = QuickNat(model_params)
+    save_checkpoint(path, net, net.params, IMG_SIZE_PX, 1, None, 0.5, 0.5, 0.1, 0.5, 0.1)
+    return net
+
+
+def test_fine_tuning_loads_weights_of_the_same_shape(data, tmp_path):
+    torch.manual_seed(7)
+    source = write_tiny_checkpoint(tmp_path / "source.pt", num_filters=4)
+    trainer = Trainer(options(data, tmp_path / "out", load=tmp_path / "source.pt", img_size=48))
+    assert trainer.img_size == 48  # -p, not the checkpoint's size
+    for name, value in source.state_dict().items():
+        assert torch.equal(trainer.net.state_dict()[name], value)
+
+
+def test_fine_tuning_from_another_shape_names_the_file(data, tmp_path):
+    write_tiny_checkpoint(tmp_path / "eight_filters.pt", num_filters=8)
+    with pytest.raises(InputError, match=r"eight_filters\.pt: checkpoint does not fit this network"):
+        Trainer(options(data, tmp_path / "out", load=tmp_path / "eight_filters.pt"))
+
+
+# --- the output folder, devices ---------------------------------------------------------------------------
+
+def test_an_earlier_run_is_kept_unless_overwrite(data, tmp_path):
+    out = tmp_path / "out"
+    Trainer(options(data, out, epochs=2)).fit()
+    with pytest.raises(InputError, match="already holds a training run.*--overwrite"):
+        Trainer(options(data, out, epochs=1))
+    (out / "heart-seg-net.pt").write_bytes(b"the user's model")
+    Trainer(options(data, out, epochs=1, overwrite=True)).fit()
+    assert not (out / "CP_last_e2.pt").exists()
+    assert (out / "CP_last_e1.pt").is_file()
+    assert (out / "heart-seg-net.pt").read_bytes() == b"the user's model"
+
+
+def test_bad_options_are_refused_before_writing(data, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="-p 40"):
+        Trainer(options(data, out, img_size=40))
+    with pytest.raises(InputError, match="network configuration"):
+        Trainer(options(data, out, model_params=dict(num_filters=4, kernel_h=4)))
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="--device cuda"):
+            Trainer(options(data, out, device="cuda"))
+    assert not out.exists()
+
+
+def test_amp_on_the_cpu_is_ignored_with_a_warning(data, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        trainer = Trainer(options(data, tmp_path / "out", amp=True))
+    assert not trainer.use_amp
+    assert "--amp" in caplog.text

@@ -1,0 +1,456 @@
+"""Training QuickNAT on an `img/` + `mask/` data set: the split, the loop, validation, checkpoints, logs.
+
+`run.py` turns its flags into a `TrainingOptions` and calls `Trainer(options).fit()`; the same works
+from Python. Everything the run needs is checked in `Trainer(...)` before anything is written.
+
+Outputs in the output folder (`-o`):
+- `CP_best_e{N}.pt`: the best model so far (highest validation Dice, ties: lower MSE; with `-v 0`, the
+  lowest training loss), written on every new best; the previous `CP_best_*.pt` is then removed, so
+  the folder holds one best model.
+- `CP_last_e{N}.pt`: the model after the last epoch.
+- `INTERRUPTED.pt`: written when Ctrl-C stops the run; `--resume` continues from it.
+- `history.csv`: one row per epoch, `epoch,train_loss,val_loss,val_dice,val_mse,lr,seconds`
+  (validation columns empty with `-v 0`), rewritten after every epoch.
+- `runs/<date-time>/`: TensorBoard event files of the same numbers.
+
+Checkpoints are `mmode.checkpoint.save_checkpoint` dicts: the keys DESIGN.md fixes (`loss`, `dice`,
+`mse` are the epoch's validation values; with `-v 0` `loss` is the training loss and the others NaN),
+plus `train_loss`, `best_epoch`, `best_loss`, `history`, `seed`, `val_pct`, `data_dir`, `augment`,
+`batch_size`, `lr`, `epochs`, `train_recordings`, `val_recordings` and `val_names` (the split, so
+that `--resume` keeps it).
+"""
+import csv
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from mmode.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from mmode.dataset import SegmentationDataset, check_dataset, recording_of
+from mmode.errors import InputError
+from mmode.metrics import dice_per_image, mse_per_image
+
+log = logging.getLogger(__name__)
+
+HISTORY_NAME = "history.csv"
+HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_dice", "val_mse", "lr", "seconds")
+INTERRUPTED_NAME = "INTERRUPTED.pt"
+RUN_FILE_PATTERNS = ("CP_best_e*.pt", "CP_last_e*.pt", INTERRUPTED_NAME, HISTORY_NAME)
+NUM_POOLINGS = 4  # QuickNAT's encoder halves the map four times
+
+
+@dataclass
+class TrainingOptions:
+    """The run's settings; run.py's flags with the same defaults (see `python run.py --help`).
+
+    `model_params` holds QuickNat parameters over its DEFAULT_PARAMS (e.g. `num_filters`, `kernel_h`).
+    `val_pct` is the percentage of recordings held out for validation; `load` a checkpoint whose
+    weights start the run (fine-tuning); `resume` a checkpoint of an interrupted run to continue.
+    """
+
+    data_dir: Path
+    output_dir: Path = Path("checkpoints")
+    epochs: int = 1
+    batch_size: int = 1
+    img_size: int = 256
+    lr: float = 0.001
+    val_pct: float = 20.0
+    model_params: dict = field(default_factory=dict)
+    load: Path | None = None
+    resume: Path | None = None
+    augment: bool = False
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    amp: bool = False
+    quiet: bool = False
+    overwrite: bool = False
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the state was saved to `checkpoint_path`. A KeyboardInterrupt, so
+    callers that handle Ctrl-C handle this too."""
+
+    def __init__(self, checkpoint_path, resume_command):
+        super().__init__(f"training interrupted; state saved to {checkpoint_path}; continue with: {resume_command}")
+        self.checkpoint_path = checkpoint_path
+
+
+def seed_everything(seed):
+    """Seed Python's, numpy's and torch's random generators with `seed`."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def split_names(names, val_pct, seed):
+    """Split image names into (train_names, val_names), both sorted, by recording.
+
+    About `val_pct` percent of the recordings (the `<recording>` of `<recording>_win<k>.png`) go to
+    validation with all their windows, chosen by scikit-learn's GroupShuffleSplit seeded by `seed`.
+    Names without a recording are split one by one, with a warning; so is a data set of a single
+    recording. `val_pct` 0 gives no validation set.
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    names = sorted(names)
+    if val_pct <= 0:
+        return names, []
+    recordings = [recording_of(name) for name in names]
+    ungrouped = sum(recording is None for recording in recordings)
+    if ungrouped:
+        log.warning("%d of %d image names have no <recording>_win<k> form: those are split image by image",
+                    ungrouped, len(names))
+    groups = [recording or name for recording, name in zip(recordings, names)]
+    if len(set(groups)) < 2:
+        log.warning("all %d images come from one recording: splitting them image by image, so validation "
+                    "windows may overlap training windows", len(names))
+        groups = names
+    if len(names) < 2:
+        raise InputError(f"-v {val_pct:g}: one image cannot be split into training and validation (use -v 0)")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_pct / 100.0, random_state=seed)
+    try:
+        train_index, val_index = next(splitter.split(names, groups=groups))
+    except ValueError as error:  # sklearn refuses a split that leaves one side empty
+        raise InputError(f"-v {val_pct:g}: cannot split {len(set(groups))} recordings ({error})") from error
+    return sorted(names[i] for i in train_index), sorted(names[i] for i in val_index)
+
+
+def resolve_device(name):
+    """torch.device for --device: "auto" (CUDA when present, else CPU), "cpu", "cuda" or "cuda:<n>"."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise InputError(f"--device {name}: not a device ({error})") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: no CUDA device is available here (use --device cpu or auto)")
+    return device
+
+
+def existing_run_files(output_dir):
+    """Sorted paths in `output_dir` that a training run writes (checkpoints, history)."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return []
+    return sorted({path for pattern in RUN_FILE_PATTERNS for path in output_dir.glob(pattern)})
+
+
+def write_history(path, history):
+    """Write the per-epoch records (dicts with HISTORY_FIELDS) to the CSV `path`, atomically."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for record in history:
+            writer.writerow({key: "" if record.get(key) is None else record[key] for key in HISTORY_FIELDS})
+    partial.replace(path)
+
+
+def open_tensorboard(runs_dir):
+    """A SummaryWriter in `runs_dir/<date-time>`; None, with a warning, when TensorBoard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        log.warning("TensorBoard is not installed (%s): no event files are written", error)
+        return None
+    return SummaryWriter(log_dir=str(Path(runs_dir) / datetime.now().strftime("%Y%m%d-%H%M%S")))
+
+
+def build_network(model_params):
+    """QuickNat(model_params); a bad configuration becomes an InputError."""
+    from quicknat import QuickNat
+
+    try:
+        return QuickNat(dict(model_params))
+    except ValueError as error:
+        raise InputError(f"network configuration: {error}") from error
+
+
+class Trainer:
+    """Owns the data loaders, the QuickNat, Adam, the BCE-with-logits loss, validation, checkpoints
+    and logs of one training run described by a `TrainingOptions`.
+
+    The constructor checks the data set, splits it, builds the network, loads `options.load` or
+    `options.resume` and checks the output folder; it writes nothing. `fit()` trains.
+    """
+
+    def __init__(self, options):
+        if options.load and options.resume:
+            raise InputError("-f/--load and --resume exclude each other: --resume continues a run, -f starts one")
+        self.options = options
+        self.output_dir = Path(options.output_dir)
+        seed_everything(options.seed)
+        self.device = resolve_device(options.device)
+        self.use_amp = self._check_amp(options.amp)
+        names = check_dataset(options.data_dir)
+
+        resume = read_checkpoint(options.resume) if options.resume else None
+        if resume is not None:
+            # the interrupted run's network, size and split win over the flags
+            model_params, self.img_size = resume["model_params"], int(resume["img_size"])
+            self.train_names, self.val_names = self._resumed_split(names, resume)
+        else:
+            model_params, self.img_size = options.model_params, int(options.img_size)
+            self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
+        self._check_output_dir(resume)
+
+        self.net = build_network(model_params)
+        self.model_params = dict(self.net.params)
+        multiple_px = self.model_params["pool"] ** NUM_POOLINGS
+        if self.img_size < 2 * multiple_px or self.img_size % multiple_px:
+            raise InputError(f"-p {self.img_size}: the input size must be a multiple of {multiple_px} px, "
+                             f"at least {2 * multiple_px}")
+        if options.load:
+            checkpoint = read_checkpoint(options.load)
+            load_weights(self.net, checkpoint["net_state_dict"], options.load)
+            log.info("Fine-tuning from %s (trained at %d px, now %d px)", options.load, checkpoint["img_size"],
+                     self.img_size)
+        self.net.to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=options.lr)
+        self.loss_fn = torch.nn.BCEWithLogitsLoss()
+
+        self.history = []
+        self.start_epoch = 1
+        self.best_epoch = None
+        self.best_dice = -math.inf if self.val_names else math.nan
+        self.best_mse = math.inf if self.val_names else math.nan
+        self.best_loss = math.inf
+        if resume is not None:
+            self._restore(resume)
+        self.completed_epoch = self.start_epoch - 1
+
+        self.generator = torch.Generator()
+        self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
+                                                             names=self.train_names), shuffle=True)
+        self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names),
+                                        shuffle=False) if self.val_names else None)
+
+    # --- set-up -------------------------------------------------------------------------------------
+
+    def _check_amp(self, amp):
+        if not amp:
+            return False
+        if self.device.type != "cuda":
+            log.warning("--amp: bf16 autocast runs on CUDA only; training in float32 on %s", self.device)
+            return False
+        if not torch.cuda.is_bf16_supported():
+            log.warning("--amp: this GPU has no bf16 support; training in float32")
+            return False
+        return True
+
+    def _resumed_split(self, names, resume):
+        """The split stored in the `resume` checkpoint, applied to the data set's `names`."""
+        stored_val = set(resume.get("val_names", []))
+        if not names_match(names, resume):
+            log.warning("the data set in %s differs from the one %s was trained on; images outside that run's "
+                        "validation set are used for training", self.options.data_dir, self.options.resume)
+        return sorted(set(names) - stored_val), sorted(set(names) & stored_val)
+
+    def _check_output_dir(self, resume):
+        existing = existing_run_files(self.output_dir)
+        if existing and resume is None and not self.options.overwrite:
+            shown = ", ".join(path.name for path in existing[:3]) + (", ..." if len(existing) > 3 else "")
+            raise InputError(f"{self.output_dir}: already holds a training run ({shown}); choose another -o, "
+                             f"continue it with --resume, or replace it with --overwrite")
+
+    def _restore(self, resume):
+        """Continue the run saved in `resume`: weights, optimiser state, epoch, best so far, history."""
+        path = self.options.resume
+        load_weights(self.net, resume["net_state_dict"], path)
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.start_epoch = int(resume["epoch"]) + 1
+        if self.start_epoch > self.options.epochs:
+            raise InputError(f"{path}: the run already reached epoch {resume['epoch']}; "
+                             f"ask for more epochs with -e (now {self.options.epochs})")
+        self.best_epoch = resume.get("best_epoch")
+        self.best_dice, self.best_mse = float(resume["best_dice"]), float(resume["best_mse"])
+        self.best_loss = float(resume.get("best_loss", math.inf))
+        self.history = [record for record in resume.get("history", []) if record["epoch"] < self.start_epoch]
+        for key, value in (("batch_size", self.options.batch_size), ("augment", bool(self.options.augment)),
+                           ("seed", self.options.seed)):
+            if key in resume and resume[key] != value:
+                log.warning("resuming with %s=%s; the interrupted run had %s=%s", key, value, key, resume[key])
+        log.info("Resuming %s at epoch %d of %d", path, self.start_epoch, self.options.epochs)
+
+    def resume_command(self, checkpoint_path):
+        """The run.py command line that continues this run from `checkpoint_path`."""
+        options = self.options
+        words = ["python run.py", f"-d {options.data_dir}", f"-e {options.epochs}", f"-b {options.batch_size}"]
+        words += ["--augment"] if options.augment else []
+        words += [f"--seed {options.seed}"] if options.seed else []
+        return " ".join(words + [f"--resume {checkpoint_path}"])
+
+    def _loader(self, dataset, shuffle):
+        return torch.utils.data.DataLoader(dataset, batch_size=self.options.batch_size, shuffle=shuffle,
+                                           num_workers=self.options.workers, generator=self.generator,
+                                           pin_memory=self.device.type == "cuda")
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp)
+
+    # --- one epoch ----------------------------------------------------------------------------------
+
+    def train_epoch(self, epoch):
+        """One pass over the training set; returns the mean training loss per image."""
+        # the shuffle order depends only on seed and epoch, so a resumed run sees the same order
+        self.generator.manual_seed(self.options.seed * 1_000_003 + epoch)
+        self.net.train()
+        total_loss, n_images = 0.0, 0
+        with tqdm(total=len(self.train_names), desc=f"Epoch {epoch}/{self.options.epochs}", unit="img",
+                  disable=self.options.quiet) as bar:
+            for images, masks in self.train_loader:
+                images = images.to(self.device, non_blocking=True)
+                masks = masks.to(self.device, non_blocking=True)
+                with self._autocast():
+                    loss = self.loss_fn(self.net(images).float(), masks)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total_loss += loss.item() * len(images)
+                n_images += len(images)
+                bar.update(len(images))
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+        return total_loss / n_images
+
+    @torch.no_grad()
+    def validate(self):
+        """(loss, Dice, MSE) over the validation set, means per image; Dice and MSE of the prediction
+        thresholded at probability 0.5 against the mask."""
+        self.net.eval()
+        losses, dices, mses = [], [], []
+        for images, masks in tqdm(self.val_loader, desc="Validation", unit="batch", leave=False,
+                                  disable=self.options.quiet):
+            images = images.to(self.device, non_blocking=True)
+            masks = masks.to(self.device, non_blocking=True)
+            with self._autocast():
+                logits = self.net(images).float()
+            per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+            losses.append(per_pixel.flatten(1).mean(dim=1).cpu().numpy())
+            prediction = (logits > 0).float()  # sigmoid(logit) > 0.5
+            dices.append(dice_per_image(prediction, masks))
+            mses.append(mse_per_image(prediction, masks))
+        return (float(np.concatenate(losses).mean()), float(np.concatenate(dices).mean()),
+                float(np.concatenate(mses).mean()))
+
+    def _is_new_best(self, record):
+        if record["val_dice"] is None:
+            return record["train_loss"] < self.best_loss
+        return (record["val_dice"] > self.best_dice
+                or (record["val_dice"] == self.best_dice and record["val_mse"] < self.best_mse))
+
+    # --- the run ------------------------------------------------------------------------------------
+
+    def fit(self):
+        """Train from `start_epoch` to `options.epochs`, validating and checkpointing after each epoch.
+
+        Returns the history (one dict per epoch, keys HISTORY_FIELDS). Ctrl-C saves INTERRUPTED.pt and
+        raises TrainingInterrupted.
+        """
+        self._prepare_output_dir()
+        self._log_setup()
+        writer = open_tensorboard(self.output_dir / "runs")
+        try:
+            for epoch in range(self.start_epoch, self.options.epochs + 1):
+                self._run_epoch(epoch, writer)
+        except KeyboardInterrupt:
+            path = self._save(self.output_dir / INTERRUPTED_NAME, self.completed_epoch)
+            raise TrainingInterrupted(path, self.resume_command(path)) from None
+        finally:
+            if writer is not None:
+                writer.close()
+        last_path = self._save(self.output_dir / f"CP_last_e{self.completed_epoch}.pt", self.completed_epoch)
+        log.info("Done: last model %s; best model %s", last_path, self.output_dir / f"CP_best_e{self.best_epoch}.pt")
+        return self.history
+
+    def _prepare_output_dir(self):
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.options.overwrite and not self.options.resume:
+            for path in existing_run_files(self.output_dir):
+                log.info("--overwrite: removing %s", path)
+                path.unlink()
+
+    def _log_setup(self):
+        params = self.model_params
+        log.info("QuickNat: %d filters, kernel %dx%d, SE %s, dropout %.2f; input %d px; device %s%s",
+                 params["num_filters"], params["kernel_h"], params["kernel_w"], params["se_block"],
+                 params["drop_out"], self.img_size, self.device, " (bf16 autocast)" if self.use_amp else "")
+        log.info("Training on %d images of %d recordings, validating on %d images of %d recordings%s",
+                 len(self.train_names), count_recordings(self.train_names), len(self.val_names),
+                 count_recordings(self.val_names), "; augmented" if self.options.augment else "")
+
+    def _run_epoch(self, epoch, writer):
+        started_s = time.perf_counter()
+        train_loss = self.train_epoch(epoch)
+        val_loss, val_dice, val_mse = self.validate() if self.val_loader is not None else (None, None, None)
+        record = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice, val_mse=val_mse,
+                      lr=self.optimizer.param_groups[0]["lr"], seconds=round(time.perf_counter() - started_s, 3))
+        self.history.append(record)
+        self.completed_epoch = epoch
+        write_history(self.output_dir / HISTORY_NAME, self.history)
+        if writer is not None:
+            for tag, key in (("loss/train", "train_loss"), ("loss/val", "val_loss"), ("dice/val", "val_dice"),
+                             ("mse/val", "val_mse"), ("lr", "lr")):
+                if record[key] is not None:
+                    writer.add_scalar(tag, record[key], epoch)
+            writer.flush()
+        if val_dice is None:
+            log.info("Epoch %d/%d: train loss %.4f (%.1f s)", epoch, self.options.epochs, train_loss,
+                     record["seconds"])
+        else:
+            log.info("Epoch %d/%d: train loss %.4f, validation loss %.4f, Dice %.4f, MSE %.5f (%.1f s)", epoch,
+                     self.options.epochs, train_loss, val_loss, val_dice, val_mse, record["seconds"])
+        if self._is_new_best(record):
+            self.best_epoch, self.best_loss = epoch, train_loss
+            if val_dice is not None:
+                self.best_dice, self.best_mse = val_dice, val_mse
+            best_path = self._save(self.output_dir / f"CP_best_e{epoch}.pt", epoch)
+            for old in self.output_dir.glob("CP_best_e*.pt"):
+                if old != best_path:
+                    old.unlink()
+            log.info("New best model: %s", best_path)
+
+    def _save(self, path, epoch):
+        """Save the current state as the checkpoint `path`, labelled with `epoch` (last completed)."""
+        record = self.history[-1] if self.history else {}
+        train_loss = record.get("train_loss", math.nan)
+        val_loss = record.get("val_loss")
+        return save_checkpoint(
+            path, self.net, self.model_params, self.img_size, epoch, self.optimizer.state_dict(),
+            loss=train_loss if val_loss is None else val_loss,
+            dice=_or_nan(record.get("val_dice")), mse=_or_nan(record.get("val_mse")),
+            best_dice=self.best_dice, best_mse=self.best_mse,
+            train_loss=train_loss, best_epoch=self.best_epoch, best_loss=self.best_loss,
+            history=[dict(entry) for entry in self.history], seed=self.options.seed,
+            val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
+            batch_size=self.options.batch_size, lr=self.options.lr, epochs=self.options.epochs,
+            train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
+            train_names=list(self.train_names), val_names=list(self.val_names),
+        )
+
+
+def _or_nan(value):
+    return math.nan if value is None else value
+
+
+def recording_list(names):
+    """Sorted recordings of `names` (a name without `_win<k>` counts as its own recording)."""
+    return sorted({recording_of(name) or name for name in names})
+
+
+def count_recordings(names):
+    """How many recordings `names` come from (see `recording_list`)."""
+    return len(recording_list(names))
+
+
+def names_match(names, checkpoint):
+    """True when `names` are exactly the training plus validation names stored in `checkpoint`."""
+    return set(names) == set(checkpoint.get("train_names", [])) | set(checkpoint.get("val_names", []))
