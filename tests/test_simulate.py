@@ -1,0 +1,175 @@
+"""The simulator: determinism, truth consistency, annotations that rebuild the truth mask, ranges, artefacts."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mmode.errors import InputError
+from mmode.io import read_image
+from preprocess.annotations import read_annotations
+from preprocess.masks import interpolate_trace, traces_to_mask
+from preprocess.sim_motion import CONDITIONS, teichholz_volume_ul
+from preprocess.simulate import SIMULATOR_VERSION, simulate_recording, write_simulations
+
+TRUTH_KEYS = {"upper_px", "lower_px", "lvid_mm", "beats", "hr_bpm", "mm_per_px", "s_per_px", "artefact_columns",
+              "condition", "simulator_version", "seed", "lost_contact_columns", "annotated_columns", "name"}
+BEAT_KEYS = {"t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm"}
+
+
+def dice(a, b):
+    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """Four short recordings, the last two with artefacts, written as the command line writes them."""
+    out = tmp_path_factory.mktemp("sim")
+    names = write_simulations(out, 2, seed=3, progress=False, duration_s=1.2)
+    out_artefacts = tmp_path_factory.mktemp("sim_artefacts")
+    names_artefacts = write_simulations(out_artefacts, 2, seed=4, progress=False, duration_s=1.5, artefacts=True,
+                                        artefact_kinds=("lost_contact", "probe_motion"))
+    return [(out, names), (out_artefacts, names_artefacts)]
+
+
+def test_same_seed_same_recording_other_seed_differs():
+    first = simulate_recording(11, duration_s=1.0)
+    again = simulate_recording(11, duration_s=1.0)
+    other = simulate_recording(12, duration_s=1.0)
+    assert np.array_equal(first.image, again.image)
+    assert np.array_equal(first.upper_px, again.upper_px) and np.array_equal(first.lower_px, again.lower_px)
+    assert first.beats == again.beats
+    assert first.image.shape != other.image.shape or not np.array_equal(first.image, other.image)
+
+
+def test_written_files_and_truth_keys(written):
+    out, names = written[0]
+    assert names == ["sim_s3_000", "sim_s3_001"]
+    with open(out / "annotations.csv", newline="") as handle:
+        assert next(csv.reader(handle)) == ["image", "trace", "x", "y"]
+    for name in names:
+        image = read_image(out / f"{name}.png")
+        truth = json.loads((out / "truth" / f"{name}.json").read_text())
+        assert TRUTH_KEYS <= set(truth)
+        assert truth["simulator_version"] == SIMULATOR_VERSION
+        assert all(BEAT_KEYS <= set(beat) for beat in truth["beats"]) and truth["beats"]
+        height, width = image.shape
+        assert len(truth["upper_px"]) == len(truth["lower_px"]) == len(truth["lvid_mm"]) == width
+        lvid_mm = (np.array(truth["lower_px"]) - np.array(truth["upper_px"])) * truth["mm_per_px"]
+        assert np.allclose(lvid_mm, truth["lvid_mm"], atol=2e-3)
+        assert 0 < min(truth["upper_px"]) and max(truth["lower_px"]) < height
+        # The stored seed reproduces the recording.
+        assert np.array_equal(simulate_recording(truth["seed"], duration_s=1.2).image, image)
+
+
+def test_mask_from_annotations_matches_truth(written):
+    for out, names in written:
+        annotations = read_annotations(out / "annotations.csv")
+        for name in names:
+            truth = json.loads((out / "truth" / f"{name}.json").read_text())
+            height, width = truth["height_px"], truth["width_px"]
+            start, stop = truth["annotated_columns"]
+            assert stop - start > width // 3
+            upper = interpolate_trace(*annotations[name]["upper"], width)
+            lower = interpolate_trace(*annotations[name]["lower"], width)
+            assert np.isfinite(upper[start:stop]).all() and np.isnan(upper[:start]).all()
+            annotated = traces_to_mask(upper, lower, height)[:, start:stop]
+            exact = traces_to_mask(truth["upper_px"], truth["lower_px"], height)[:, start:stop]
+            assert dice(annotated, exact) > 0.99
+
+
+def test_clicks_include_every_end_diastole_and_end_systole(written):
+    out, names = written[0]
+    annotations = read_annotations(out / "annotations.csv")
+    for name in names:
+        truth = json.loads((out / "truth" / f"{name}.json").read_text())
+        clicked = set(annotations[name]["upper"][0].astype(int)) & set(annotations[name]["lower"][0].astype(int))
+        for beat in truth["beats"]:
+            assert round(beat["t_ed_s"] / truth["s_per_px"]) in clicked
+            assert round(beat["t_es_s"] / truth["s_per_px"]) in clicked
+
+
+@pytest.mark.parametrize("condition", ["conscious", "anaesthetised", "failing"])
+def test_heart_rate_size_and_function_in_requested_ranges(condition):
+    ranges = CONDITIONS[condition]
+    for seed in range(3):
+        recording = simulate_recording(seed, duration_s=1.5, condition=condition)
+        assert recording.condition == condition
+        assert ranges["hr_bpm"][0] <= recording.hr_bpm <= ranges["hr_bpm"][1]
+        lvid_d_mm = np.median([beat["lvid_d_mm"] for beat in recording.beats])
+        lvid_s_mm = np.median([beat["lvid_s_mm"] for beat in recording.beats])
+        # Per-beat sizes vary by a few % around the drawn value.
+        assert ranges["lvid_d_mm"][0] * 0.95 <= lvid_d_mm <= ranges["lvid_d_mm"][1] * 1.05
+        ef_pct = 100 * (1 - teichholz_volume_ul(lvid_s_mm) / teichholz_volume_ul(lvid_d_mm))
+        assert ranges["ef_pct"][0] - 5 <= ef_pct <= ranges["ef_pct"][1] + 3
+
+
+def test_fixed_options_are_honoured():
+    recording = simulate_recording(5, duration_s=1.5, hr_bpm=600, lvid_d_mm=3.0, ef_pct=80, height_px=512,
+                                   mm_per_px=0.0115, s_per_px=0.001)
+    assert recording.image.shape == (512, 1500)
+    assert recording.mm_per_px == 0.0115 and recording.s_per_px == 0.001
+    assert abs(recording.hr_bpm - 600) < 70
+    assert abs(np.median([b["lvid_d_mm"] for b in recording.beats]) - 3.0) < 0.15
+
+
+def test_beats_agree_with_the_lvid_curve():
+    for seed in (21, 22):
+        recording = simulate_recording(seed, duration_s=1.5)
+        lvid_mm, s_per_px = recording.lvid_mm, recording.s_per_px
+        ed_cols = [round(b["t_ed_s"] / s_per_px) for b in recording.beats]
+        es_cols = [round(b["t_es_s"] / s_per_px) for b in recording.beats]
+        for beat, ed, es in zip(recording.beats, ed_cols, es_cols):
+            assert ed < es
+            assert lvid_mm[ed] == pytest.approx(beat["lvid_d_mm"], abs=1e-3)
+            assert lvid_mm[es] == pytest.approx(beat["lvid_s_mm"], abs=1e-3)
+            # End-diastole is the beat's maximum, end-systole its minimum.
+            assert lvid_mm[ed] == pytest.approx(lvid_mm[ed:es + 1].max())
+            assert lvid_mm[es] == pytest.approx(lvid_mm[ed:es + 1].min())
+        assert all(es < next_ed for es, next_ed in zip(es_cols, ed_cols[1:]))
+        rr_s = np.diff(ed_cols) * s_per_px
+        assert recording.hr_bpm == pytest.approx(60 / rr_s.mean())
+
+
+def test_cavity_darker_than_the_walls():
+    for seed in range(4):
+        recording = simulate_recording(seed, duration_s=1.0)
+        image = recording.image.astype(float)
+        height = image.shape[0]
+        cavity = traces_to_mask(recording.upper_px, recording.lower_px, height).astype(bool)
+        band_px = 0.4 / recording.mm_per_px
+        septum = traces_to_mask(recording.upper_px - band_px, recording.upper_px - 2, height).astype(bool)
+        posterior = traces_to_mask(recording.lower_px + 2, recording.lower_px + band_px, height).astype(bool)
+        assert image[cavity].mean() < 0.6 * image[septum].mean()
+        assert image[cavity].mean() < 0.6 * image[posterior].mean()
+
+
+def test_artefacts_listed_and_lost_contact_never_annotated(written):
+    recording = simulate_recording(7, duration_s=1.5, artefacts=True, artefact_kinds=("lost_contact",))
+    assert recording.artefact_columns and recording.lost_contact.any()
+    assert all(a["kind"] == "lost_contact" for a in recording.artefacts)
+    assert not simulate_recording(7, duration_s=1.5).artefact_columns
+    out, names = written[1]
+    annotations = read_annotations(out / "annotations.csv")
+    for name in names:
+        truth = json.loads((out / "truth" / f"{name}.json").read_text())
+        assert truth["artefact_columns"]
+        for start, stop in truth["lost_contact_columns"]:
+            for trace in ("upper", "lower"):
+                xs = annotations[name][trace][0]
+                assert not ((xs >= start) & (xs < stop)).any()
+
+
+def test_refuses_a_folder_with_recordings_unless_overwrite(tmp_path):
+    write_simulations(tmp_path, 1, seed=0, progress=False, duration_s=0.5)
+    with pytest.raises(InputError, match="already holds recordings"):
+        write_simulations(tmp_path, 1, seed=0, progress=False, duration_s=0.5)
+    assert write_simulations(tmp_path, 1, seed=1, progress=False, duration_s=0.5, overwrite=True) == ["sim_s1_000"]
+
+
+def test_command_line(tmp_path):
+    from preprocess.__main__ import main
+
+    assert main(["simulate", "--out", str(tmp_path / "out"), "--n", "1", "--seed", "2", "--duration", "0.6",
+                 "--height", "400", "--quiet"]) == 0
+    assert read_image(tmp_path / "out" / "sim_s2_000.png").shape[0] == 400
