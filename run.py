@@ -119,6 +119,9 @@ def build_parser():
                            "(default: 256)")
     data.add_argument("-l", "--lr", type=positive_float, default=0.001, metavar="LR",
                       help="Adam learning rate (default: 0.001)")
+    data.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                      help="constant: the seed's fixed rate; cosine: from LR down to 1%% of it over the epochs "
+                           "(default: constant)")
     data.add_argument("-v", "--val", type=percentage, default=20.0, metavar="PCT",
                       help="percentage of recordings held out for validation, all windows of a recording on "
                            "one side; 0 for none, then the best model is the lowest training loss (default: 20)")
@@ -178,7 +181,8 @@ def options_from_args(args):
                            batch_size=args.batch_size, img_size=args.img_size, lr=args.lr, val_pct=args.val,
                            model_params=model_params, load=args.load, resume=args.resume, augment=args.augment,
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
-                           quiet=args.quiet, overwrite=args.overwrite)
+                           quiet=args.quiet, overwrite=args.overwrite,
+                           lr_schedule=args.lr_schedule)
 
 
 def main(argv=None):

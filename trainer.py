@@ -72,6 +72,7 @@ class TrainingOptions:
     amp: bool = False
     quiet: bool = False
     overwrite: bool = False
+    lr_schedule: str = "constant"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -81,6 +82,17 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, checkpoint_path, resume_command):
         super().__init__(f"training interrupted; state saved to {checkpoint_path}; continue with: {resume_command}")
         self.checkpoint_path = checkpoint_path
+
+
+def scheduled_lr(base_lr, epoch, epochs, schedule):
+    """Learning rate of `epoch` (1-based) of `epochs`: constant, or a cosine from `base_lr` down to
+    1 % of it at the last epoch (a smaller final step settles the borders the metrics are read from)."""
+    if schedule == "constant" or epochs <= 1:
+        return base_lr
+    if schedule != "cosine":
+        raise InputError(f"--lr-schedule {schedule}: choose constant or cosine")
+    floor = 0.01 * base_lr
+    return floor + 0.5 * (base_lr - floor) * (1.0 + math.cos(math.pi * (epoch - 1) / (epochs - 1)))
 
 
 def seed_everything(seed):
@@ -215,6 +227,9 @@ class Trainer:
             log.info("Fine-tuning from %s (trained at %d px, now %d px)", options.load, checkpoint["img_size"],
                      self.img_size)
         self.net.to(self.device)
+        self.base_lr = float(resume.get("lr", options.lr)) if resume is not None else options.lr
+        self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
+        scheduled_lr(self.base_lr, 1, options.epochs, self.lr_schedule)  # rejects an unknown schedule now
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=options.lr)
         self.loss_fn = torch.nn.BCEWithLogitsLoss()
 
@@ -389,6 +404,9 @@ class Trainer:
 
     def _run_epoch(self, epoch, writer):
         started_s = time.perf_counter()
+        if self.lr_schedule != "constant":
+            for group in self.optimizer.param_groups:
+                group["lr"] = scheduled_lr(self.base_lr, epoch, self.options.epochs, self.lr_schedule)
         train_loss = self.train_epoch(epoch)
         val_loss, val_dice, val_mse = self.validate() if self.val_loader is not None else (None, None, None)
         record = dict(epoch=epoch, train_loss=train_loss, val_loss=val_loss, val_dice=val_dice, val_mse=val_mse,
@@ -431,7 +449,8 @@ class Trainer:
             train_loss=train_loss, best_epoch=self.best_epoch, best_loss=self.best_loss,
             history=[dict(entry) for entry in self.history], seed=self.options.seed,
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
-            batch_size=self.options.batch_size, lr=self.options.lr, epochs=self.options.epochs,
+            batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
+            epochs=self.options.epochs,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

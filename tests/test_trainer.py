@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from mmode.checkpoint import REQUIRED_KEYS, load_model, read_checkpoint, save_checkpoint  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
-from trainer import Trainer, TrainingInterrupted, TrainingOptions, split_names  # noqa: E402
+from trainer import Trainer, TrainingInterrupted, TrainingOptions, scheduled_lr, split_names  # noqa: E402
 
 SIZE_PX = 40
 IMG_SIZE_PX = 32
@@ -276,3 +276,22 @@ def test_amp_on_the_cpu_is_ignored_with_a_warning(data, tmp_path, caplog):
         trainer = Trainer(options(data, tmp_path / "out", amp=True))
     assert not trainer.use_amp
     assert "--amp" in caplog.text
+
+
+def test_cosine_schedule_runs_from_the_base_rate_to_one_percent():
+    rates = [scheduled_lr(0.01, epoch, 5, "cosine") for epoch in range(1, 6)]
+    assert rates[0] == pytest.approx(0.01)
+    assert rates[2] == pytest.approx(0.0001 + 0.5 * (0.01 - 0.0001))  # halfway: the midpoint
+    assert rates[-1] == pytest.approx(0.0001)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+    assert scheduled_lr(0.01, 3, 5, "constant") == 0.01
+
+
+def test_cosine_schedule_is_applied_and_survives_resume(data, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(TrainingInterrupted):
+        InterruptedAtEpoch3(options(data, out, epochs=4, lr_schedule="cosine")).fit()
+    # the interrupted run's schedule wins over the flag
+    history = Trainer(options(data, out, epochs=4, resume=out / "INTERRUPTED.pt")).fit()
+    assert [record["lr"] for record in history] == pytest.approx(
+        [scheduled_lr(0.01, epoch, 4, "cosine") for epoch in range(1, 5)])
