@@ -1,0 +1,247 @@
+"""Accuracy of a trained model on simulated recordings it never trained on.
+
+Simulates recordings with the project's simulator (seeds derived from --seed, which the default model's
+training never used), analyses each with `test.py`'s code, and compares with the exact truth:
+
+- per-column LVID MAE (mm) over the columns where the ventricle is in view (lost-contact columns
+  excluded), and the share of those columns where the model found no cavity;
+- LVIDd and LVIDs MAE (mm), EF and FS MAE (points) and HR MAE (bpm and %) per beat, for truth beats
+  matched to a detected beat (end-diastoles within a quarter of the RR interval), and the share of
+  truth beats found;
+- the same per recording, from the summary medians a user would report;
+- Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric).
+
+Run twice by default: on clean recordings and on recordings with artefacts (probe motion, lost contact,
+reverberation). Prints a table and writes the figures as JSON.
+
+    python bench/accuracy.py -m checkpoints/heart-seg-net.pt --n 20 --seed 9000
+"""
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmode.calibration import Calibration  # noqa: E402
+from mmode.cli import run_main, setup_logging  # noqa: E402
+from mmode.io import Recording, write_png  # noqa: E402
+from mmode.measure import teichholz_volume_ul  # noqa: E402
+
+log = logging.getLogger("accuracy")
+
+BEAT_MATCH_FRACTION = 0.25  # of the truth RR interval
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"),
+                        help="checkpoint to measure (default: checkpoints/heart-seg-net.pt)")
+    parser.add_argument("--n", type=int, default=20, help="recordings per set (default: 20)")
+    parser.add_argument("--seed", type=int, default=9000,
+                        help="batch seed of the simulated recordings; keep it away from training seeds "
+                             "(default: 9000)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
+    parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
+                        help="which sets to run (default: both)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"),
+                        help="JSON file for the figures (default: bench/out/accuracy.json)")
+    parser.add_argument("--quiet", action="store_true", help="warnings and errors only")
+    return parser
+
+
+def visible_columns(recording):
+    """Columns where the ventricle is in view: all but lost contact."""
+    return ~np.asarray(recording.lost_contact, dtype=bool)
+
+
+def match_beats(truth_beats, measured, s_per_px):
+    """Pairs (truth index, measured index) whose end-diastoles lie within a quarter RR of each other."""
+    truth_ed_s = np.array([beat["t_ed_s"] for beat in truth_beats])
+    measured_ed_s = np.asarray(measured["t_ed_s"], dtype=float)
+    if truth_ed_s.size < 2 or measured_ed_s.size == 0:
+        return []
+    tolerance_s = BEAT_MATCH_FRACTION * np.median(np.diff(truth_ed_s))
+    distance_s = np.abs(truth_ed_s[:, None] - measured_ed_s[None, :])
+    nearest = distance_s.argmin(axis=1)
+    close = distance_s[np.arange(truth_ed_s.size), nearest] <= tolerance_s
+    return [(int(i), int(nearest[i])) for i in np.flatnonzero(close)]
+
+
+def truth_beat_table(truth_beats):
+    """Per-beat truth parameters (arrays) computed with the same formulas as the measurements."""
+    lvid_d_mm = np.array([beat["lvid_d_mm"] for beat in truth_beats])
+    lvid_s_mm = np.array([beat["lvid_s_mm"] for beat in truth_beats])
+    ed_s = np.array([beat["t_ed_s"] for beat in truth_beats])
+    vol_d_ul, vol_s_ul = teichholz_volume_ul(lvid_d_mm), teichholz_volume_ul(lvid_s_mm)
+    hr_bpm = np.full(ed_s.size, np.nan)
+    hr_bpm[:-1] = 60.0 / np.diff(ed_s)
+    return dict(lvid_d_mm=lvid_d_mm, lvid_s_mm=lvid_s_mm, ef_pct=100.0 * (vol_d_ul - vol_s_ul) / vol_d_ul,
+                fs_pct=100.0 * (lvid_d_mm - lvid_s_mm) / lvid_d_mm, hr_bpm=hr_bpm)
+
+
+def compare_recording(simulated, analysis):
+    """Errors of one analysed recording against its truth -> dict of arrays and scalars."""
+    visible = visible_columns(simulated)
+    truth_lvid_mm = simulated.lvid_mm
+    measured = np.isfinite(analysis.lvid_mm) & visible
+    column_error_mm = np.abs(analysis.lvid_mm[measured] - truth_lvid_mm[measured])
+
+    truth_beats = [beat for beat in simulated.beats if beat.get("visible", True)]
+    truth = truth_beat_table(truth_beats) if truth_beats else None
+    pairs = match_beats(truth_beats, analysis.parameters, simulated.s_per_px) if truth_beats else []
+    beat_errors = {key: np.array([]) for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct")}
+    if pairs:
+        t_index, m_index = (np.array(index) for index in zip(*pairs))
+        for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
+            beat_errors[key] = np.abs(np.asarray(analysis.parameters[key])[m_index] - truth[key][t_index])
+        beat_errors["hr_pct"] = 100.0 * beat_errors["hr_bpm"] / truth["hr_bpm"][t_index]
+        beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
+
+    summary, recording_errors = analysis.summary, {}
+    if truth is not None:
+        for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
+            truth_median = float(np.nanmedian(truth[key])) if np.isfinite(truth[key]).any() else np.nan
+            value = summary.get(key)
+            recording_errors[key] = abs(value - truth_median) if value is not None else np.nan
+        recording_errors["hr_pct"] = 100.0 * recording_errors["hr_bpm"] / float(np.nanmedian(truth["hr_bpm"]))
+    return dict(column_error_mm=column_error_mm, missed_columns=int(visible.sum() - measured.sum()),
+                visible_columns=int(visible.sum()), n_truth_beats=len(truth_beats), n_matched=len(pairs),
+                n_detected=len(analysis.parameters["t_ed_s"]), beat_errors=beat_errors,
+                recording_errors=recording_errors)
+
+
+def write_truth_windows(simulated, folder):
+    """The square windows of the truth mask over the visible columns, as a test set in `folder`."""
+    from preprocess.masks import traces_to_mask
+    from preprocess.windows import cut_windows, window_name
+
+    visible = visible_columns(simulated)
+    upper_px = np.where(visible, simulated.upper_px, np.nan)
+    lower_px = np.where(visible, simulated.lower_px, np.nan)
+    mask = traces_to_mask(upper_px, lower_px, simulated.image.shape[0])
+    # the longest visible stretch, as an annotator would mark it
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], visible.astype(int), [0]])))
+    starts, stops = edges[0::2], edges[1::2]
+    longest = int(np.argmax(stops - starts))
+    span = (int(starts[longest]), int(stops[longest]))
+    for window in cut_windows(simulated.image, mask, span):
+        write_png(folder / "img" / window_name(simulated.name, window.index), window.image)
+        write_png(folder / "mask" / window_name(simulated.name, window.index), window.mask * 255)
+
+
+def pooled(results, key, field):
+    values = [r[key][field] for r in results]
+    values = [np.atleast_1d(v) for v in values]
+    values = np.concatenate(values) if values else np.array([])
+    return values[np.isfinite(values)]
+
+
+def run_set(name, args, net, img_size, device):
+    """Simulate, analyse and compare one set -> figures dict."""
+    from mmode.analysis import analyse_recording, evaluate_test_set
+    from preprocess.simulate import recording_seed, simulate_recording
+
+    artefacts = 1.0 if name == "artefacts" else None
+    batch_seed = args.seed + (1 if name == "artefacts" else 0)
+    results, analysis_s, recorded_s = [], 0.0, 0.0
+    with tempfile.TemporaryDirectory() as scratch:
+        windows = Path(scratch)
+        (windows / "img").mkdir()
+        (windows / "mask").mkdir()
+        for i in range(args.n):
+            simulated = simulate_recording(recording_seed(batch_seed, i), duration_s=args.duration,
+                                           artefacts=artefacts, name=f"bench_{name}_{i:03d}")
+            recording = Recording(image=simulated.image, path=Path(f"{simulated.name}.png"),
+                                  calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
+            started_s = time.perf_counter()
+            analysis = analyse_recording(recording, net, img_size, device)
+            analysis_s += time.perf_counter() - started_s
+            recorded_s += simulated.image.shape[1] * simulated.s_per_px
+            results.append(compare_recording(simulated, analysis))
+            write_truth_windows(simulated, windows)
+            log.info("%s %d/%d: %s, %d of %d beats found", name, i + 1, args.n, simulated.condition,
+                     results[-1]["n_matched"], results[-1]["n_truth_beats"])
+        window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
+
+    columns = np.concatenate([r["column_error_mm"] for r in results])
+    figures = dict(
+        recordings=args.n,
+        window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
+        n_windows=window_metrics["n_images"],
+        lvid_column_mae_mm=float(columns.mean()),
+        lvid_column_p95_mm=float(np.percentile(columns, 95)),
+        missed_columns_pct=100.0 * sum(r["missed_columns"] for r in results) / sum(r["visible_columns"]
+                                                                                   for r in results),
+        beats_found_pct=100.0 * sum(r["n_matched"] for r in results) / max(1, sum(r["n_truth_beats"]
+                                                                                  for r in results)),
+        extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
+        analysis_s_per_recorded_s=analysis_s / recorded_s,
+    )
+    for field in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct"):
+        per_beat = pooled(results, "beat_errors", field)
+        per_recording = pooled(results, "recording_errors", field)
+        figures[f"beat_{field}_mae"] = float(per_beat.mean()) if per_beat.size else None
+        figures[f"recording_{field}_mae"] = float(per_recording.mean()) if per_recording.size else None
+    return figures
+
+
+ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "{:.5f}"),
+        ("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+        ("LVID per column 95th pct error (mm)", "lvid_column_p95_mm", "{:.4f}"),
+        ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
+        ("truth beats found (%)", "beats_found_pct", "{:.1f}"), ("extra beats", "extra_beats", "{:d}"),
+        ("LVIDd MAE per beat (mm)", "beat_lvid_d_mm_mae", "{:.4f}"),
+        ("LVIDs MAE per beat (mm)", "beat_lvid_s_mm_mae", "{:.4f}"),
+        ("EF MAE per beat (points)", "beat_ef_pct_mae", "{:.2f}"),
+        ("FS MAE per beat (points)", "beat_fs_pct_mae", "{:.2f}"),
+        ("HR MAE per beat (bpm)", "beat_hr_bpm_mae", "{:.2f}"), ("HR MAE per beat (%)", "beat_hr_pct_mae", "{:.3f}"),
+        ("LVIDd MAE per recording (mm)", "recording_lvid_d_mm_mae", "{:.4f}"),
+        ("LVIDs MAE per recording (mm)", "recording_lvid_s_mm_mae", "{:.4f}"),
+        ("EF MAE per recording (points)", "recording_ef_pct_mae", "{:.2f}"),
+        ("FS MAE per recording (points)", "recording_fs_pct_mae", "{:.2f}"),
+        ("HR MAE per recording (bpm)", "recording_hr_bpm_mae", "{:.2f}"),
+        ("HR MAE per recording (%)", "recording_hr_pct_mae", "{:.3f}"),
+        ("analysis time / recorded time", "analysis_s_per_recorded_s", "{:.2f}"))
+
+
+def format_table(figures_by_set):
+    sets = list(figures_by_set)
+    lines = ["| figure | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
+    for label, key, pattern in ROWS:
+        cells = [pattern.format(figures_by_set[s][key]) if figures_by_set[s][key] is not None else "n/a"
+                 for s in sets]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    setup_logging(args.quiet)
+    import torch
+
+    from mmode.checkpoint import load_model
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    net, checkpoint = load_model(args.model, device)
+    img_size = int(checkpoint["img_size"])
+    figures = {name: run_set(name, args, net, img_size, device) for name in args.sets}
+    print(f"model {args.model} ({img_size} px, {net.params['num_filters']} filters), {args.n} recordings "
+          f"of {args.duration:g} s per set, batch seed {args.seed}, device {device}")
+    print(format_table(figures))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(dict(model=str(args.model), seed=args.seed, n=args.n, duration_s=args.duration,
+                                        device=str(device), figures=figures), indent=2))
+    log.info("figures written to %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
