@@ -9,21 +9,27 @@ import numpy as np
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX
 
-# Ranges per condition (DESIGN.md "Physiology"; failing = dilated, poorly contracting hearts).
+# Ranges per condition (DESIGN.md "Physiology"; failing = dilated, poorly contracting hearts). `ef_pct`
+# is the range; `ef_typical_pct` the band most draws fall in (the rest spread over the whole range), so
+# conscious hearts mostly close almost completely (FS 45-65 %) while EF 59 and 97 % still occur.
 CONDITIONS = {
-    "conscious": dict(probability=0.55, hr_bpm=(420, 840), lvid_d_mm=(2.0, 4.0), ef_pct=(59, 97),
-                      wall_mm=(0.7, 1.2), resp_bpm=(60, 200)),
-    "anaesthetised": dict(probability=0.25, hr_bpm=(350, 550), lvid_d_mm=(3.5, 4.5), ef_pct=(45, 85),
-                          wall_mm=(0.7, 1.1), resp_bpm=(50, 120)),
+    "conscious": dict(probability=0.50, hr_bpm=(420, 840), lvid_d_mm=(2.0, 4.0), ef_pct=(59, 97),
+                      ef_typical_pct=(76, 94), wall_mm=(0.7, 1.2), resp_bpm=(60, 200)),
+    "anaesthetised": dict(probability=0.30, hr_bpm=(350, 550), lvid_d_mm=(3.5, 4.5), ef_pct=(45, 85),
+                          ef_typical_pct=(55, 80), wall_mm=(0.7, 1.1), resp_bpm=(50, 120)),
     "failing": dict(probability=0.20, hr_bpm=(350, 700), lvid_d_mm=(3.6, 4.5), ef_pct=(25, 55),
-                    wall_mm=(0.5, 0.9), resp_bpm=(60, 180)),
+                    ef_typical_pct=(25, 55), wall_mm=(0.5, 0.9), resp_bpm=(60, 180)),
 }
+# Share of EF draws spread over a condition's whole range rather than its typical band.
+EF_TAIL_SHARE = 0.3
+# The smallest end-systolic diameter (mm) of the physiological range (DESIGN.md: LVIDs 0.6-2.9 mm).
+MIN_LVID_S_MM = 0.6
 # The beat detector's range: a few recordings go this far, whatever the condition.
 DETECTOR_HR_BPM = (250, 900)
-HEIGHT_PX = (300, 800)
+HEIGHT_PX = (350, 800)
 CALIBRATION_SPREAD = 0.3
-# A drawn height too small for the anatomy may coarsen the pixels up to this before the height grows.
-COARSEST_MM_PER_PX = 1.6 * DEFAULT_MM_PER_PX
+# Lung shown below the pericardium (mm): at least this much, even when the image is cropped to fit.
+MIN_LUNG_MM = 0.3
 
 
 def teichholz_volume_ul(lvid_mm):
@@ -36,6 +42,17 @@ def lvid_s_for_ef(lvid_d_mm, ef_pct):
     grid_mm = np.linspace(0.05, lvid_d_mm, 4000)
     target_ul = teichholz_volume_ul(lvid_d_mm) * (1 - ef_pct / 100)
     return float(np.interp(target_ul, teichholz_volume_ul(grid_mm), grid_mm))
+
+
+def ef_for_lvid_s(lvid_d_mm, lvid_s_mm):
+    """Ejection fraction (%) of end-diastolic `lvid_d_mm` and end-systolic `lvid_s_mm` (Teichholz)."""
+    return 100.0 * (1 - teichholz_volume_ul(lvid_s_mm) / teichholz_volume_ul(lvid_d_mm))
+
+
+def draw_ef_pct(rng, ranges):
+    """EF (%) of one recording: mostly inside the condition's typical band, sometimes anywhere in its range."""
+    tail = rng.random() < EF_TAIL_SHARE
+    return rng.uniform(*(ranges["ef_pct"] if tail else ranges["ef_typical_pct"]))
 
 
 @dataclass
@@ -80,7 +97,7 @@ def draw_parameters(rng, condition=None, hr_bpm=None, lvid_d_mm=None, ef_pct=Non
     drawn = dict(
         hr_bpm=drawn_hr,
         lvid_d_mm=rng.uniform(*ranges["lvid_d_mm"]),
-        ef_pct=rng.uniform(*ranges["ef_pct"]),
+        ef_pct=draw_ef_pct(rng, ranges),
         mm_per_px=DEFAULT_MM_PER_PX * rng.uniform(1 - CALIBRATION_SPREAD, 1 + CALIBRATION_SPREAD),
         s_per_px=DEFAULT_S_PER_PX * rng.uniform(1 - CALIBRATION_SPREAD, 1 + CALIBRATION_SPREAD),
         height_px=int(rng.integers(HEIGHT_PX[0], HEIGHT_PX[1] + 1)),
@@ -90,24 +107,27 @@ def draw_parameters(rng, condition=None, hr_bpm=None, lvid_d_mm=None, ef_pct=Non
                  height_px=height_px, duration_s=duration_s)
     values = {key: (drawn[key] if given[key] is None else given[key]) for key in drawn}
     wall_mm = ranges["wall_mm"]
+    # The smallest LVIDs is physiological: a very high EF of a small heart stops there.
+    lvid_s_mm = max(lvid_s_for_ef(float(values["lvid_d_mm"]), float(values["ef_pct"])),
+                    min(MIN_LVID_S_MM, 0.5 * float(values["lvid_d_mm"])))
     return Parameters(
         condition=condition,
         hr_bpm=float(values["hr_bpm"]),
         hr_spread_bpm=float(rng.uniform(5, 60)),
         lvid_d_mm=float(values["lvid_d_mm"]),
-        ef_pct=float(values["ef_pct"]),
-        lvid_s_mm=lvid_s_for_ef(float(values["lvid_d_mm"]), float(values["ef_pct"])),
+        ef_pct=ef_for_lvid_s(float(values["lvid_d_mm"]), lvid_s_mm),
+        lvid_s_mm=lvid_s_mm,
         resp_bpm=float(rng.uniform(*ranges["resp_bpm"])),
         resp_amplitude_mm=float(rng.uniform(0.03, 0.25)),
         mm_per_px=float(values["mm_per_px"]),
         s_per_px=float(values["s_per_px"]),
         height_px=int(values["height_px"]),
         duration_s=float(values["duration_s"]),
-        septum_share=float(rng.uniform(0.22, 0.45)),
+        septum_share=float(rng.uniform(0.4, 0.62)),
         ivs_d_mm=float(rng.uniform(*wall_mm)),
         lvpw_d_mm=float(rng.uniform(*wall_mm)),
         extra=dict(height_given=height_px is not None, mm_per_px_given=mm_per_px is not None,
-                   grow_height=bool(rng.random() < 0.5)),
+                   crop_first=bool(rng.random() < 0.5)),
     )
 
 
@@ -116,7 +136,8 @@ def beat_schedule(rng, params):
 
     Returns a dict of per-beat arrays: `t_ed_s`, `rr_s`, `es_frac` (end-systole as a fraction of the cycle),
     `rf_end_frac`, `atrial_frac` (start of the atrial kick), `ivc_frac`, `lvid_d_mm`, `lvid_s_mm`,
-    `eject_power`, `fill_power`, `residual` (contraction left after rapid filling), `atrial_residual`.
+    `eject_power`, `fill_power`, `residual` (contraction left after rapid filling), `atrial_residual`,
+    `kick_sharpness` (0: end-diastole rounded, 1: a cusp).
     """
     mean_rr_s = 60.0 / params.hr_bpm
     n_beats = int(np.ceil(params.duration_s / (60.0 / DETECTOR_HR_BPM[1]))) + 8
@@ -134,8 +155,8 @@ def beat_schedule(rng, params):
     t_ed_s, rr_s, hr_beat_bpm = t_ed_s[keep], rr_s[keep], hr_beat_bpm[keep]
     n = t_ed_s.size
     # Systole takes a larger share of a short cycle; diastasis vanishes at high HR (E/A fusion).
-    es_frac = np.clip(rng.uniform(0.35, 0.42) + 0.12 * (hr_beat_bpm - 600) / 300 + rng.normal(0, 0.01, n),
-                      0.32, 0.52)
+    es_frac = np.clip(rng.uniform(0.36, 0.42) + 0.08 * (hr_beat_bpm - 600) / 300 + rng.normal(0, 0.01, n),
+                      0.3, 0.48)
     diastasis = np.clip(0.4 * (rr_s - 0.075) / rr_s, 0.0, 0.32) * rng.uniform(0.6, 1.2)
     rest = 1.0 - es_frac - diastasis
     rapid_share = rng.uniform(0.5, 0.68)
@@ -147,13 +168,17 @@ def beat_schedule(rng, params):
     lvid_d_mm = params.lvid_d_mm * size_jitter
     fs = 1 - params.lvid_s_mm / params.lvid_d_mm
     lvid_s_mm = lvid_d_mm * (1 - np.clip(fs * fs_jitter, 0.02, 0.95))
-    residual = rng.uniform(0.2, 0.42) * np.ones(n)
+    lvid_s_mm = np.maximum(lvid_s_mm, min(params.lvid_s_mm, MIN_LVID_S_MM))
+    # Contraction left after rapid filling: large when diastasis separates E and A, small when they fuse
+    # at high HR (the cavity then refills in one rounded wave, the dome of the reference recordings).
+    residual = np.clip(rng.uniform(0.05, 0.3) + 0.5 * diastasis, 0.0, 0.45)
     atrial_residual = residual * (1 - np.where(diastasis > 0.01, rng.uniform(0.05, 0.3), 0.0))
     return dict(
         t_ed_s=t_ed_s, rr_s=rr_s, es_frac=es_frac, rf_end_frac=rf_end_frac, atrial_frac=atrial_frac,
         ivc_frac=np.full(n, rng.uniform(0.03, 0.07)), ivc_level=np.full(n, rng.uniform(0.01, 0.05)),
-        lvid_d_mm=lvid_d_mm, lvid_s_mm=lvid_s_mm, eject_power=np.full(n, rng.uniform(1.3, 2.2)),
+        lvid_d_mm=lvid_d_mm, lvid_s_mm=lvid_s_mm, eject_power=np.full(n, rng.uniform(1.2, 2.0)),
         fill_power=np.full(n, rng.uniform(1.4, 2.6)), residual=residual, atrial_residual=atrial_residual,
+        kick_sharpness=np.full(n, rng.uniform(0.0, 1.0)),
     )
 
 
@@ -168,7 +193,8 @@ def contraction(index, phase, schedule):
     """Contraction fraction per column: 0 at end-diastole, 1 at end-systole.
 
     Isovolumic contraction, fast ejection (ending with zero slope at end-systole), rapid early filling
-    (steep at first), a slow diastasis and an atrial kick that ends, with a cusp, at the next end-diastole.
+    (steep at first), a slow diastasis and an atrial kick that ends, with a cusp or rounded off, at the next
+    end-diastole.
     """
     s = {key: value[index] for key, value in schedule.items()}
     ivc = np.clip(phase / s["ivc_frac"], 0, 1) * s["ivc_level"]
@@ -179,7 +205,9 @@ def contraction(index, phase, schedule):
     d = np.clip((phase - s["rf_end_frac"]) / np.maximum(s["atrial_frac"] - s["rf_end_frac"], 1e-9), 0, 1)
     diastasis = s["residual"] + (s["atrial_residual"] - s["residual"]) * d
     w = np.clip((phase - s["atrial_frac"]) / (1 - s["atrial_frac"]), 0, 1)
-    atrial = s["atrial_residual"] * np.cos(0.5 * np.pi * w)
+    # The atrial kick ends in a cusp (sharpness 1) or, with E/A fusion, rounds off into end-diastole (0).
+    atrial = s["atrial_residual"] * (s["kick_sharpness"] * np.cos(0.5 * np.pi * w)
+                                     + (1 - s["kick_sharpness"]) * 0.5 * (1 + np.cos(np.pi * w)))
     return np.select(
         [phase < s["ivc_frac"], phase < s["es_frac"], phase < s["rf_end_frac"], phase < s["atrial_frac"]],
         [ivc, eject, fill, diastasis], atrial)
@@ -239,20 +267,11 @@ def anatomy(rng, params, time_s, schedule, shift_mm):
     chest_mm = rng.uniform(0.4, 1.6)
     skin = chest_bottom - chest_mm
     # The image starts inside the chest wall or a little above the skin (coupling gel).
-    hidden_mm = rng.uniform(-0.15, chest_mm - 0.05)
-    offset_mm = -hidden_mm - skin.mean()
+    top_mm = skin.mean() + rng.uniform(-0.15, chest_mm - 0.05)
     lung_mm = rng.uniform(0.4, 2.5)
-    needed_mm = pericardium_bottom.max() + offset_mm + lung_mm
-    params = _fit_field_of_view(params, needed_mm)
-    # A field of view fixed too small for this heart: crop the chest wall (down to just above the
-    # septum) and the lung (down to 0.3 mm) rather than lose the ventricle.
-    shortfall_mm = pericardium_bottom.max() + offset_mm + 0.3 - params.height_px * params.mm_per_px
-    if shortfall_mm > 0:
-        offset_mm -= min(shortfall_mm, septum_top.min() + offset_mm - 0.1)
-        if pericardium_bottom.max() + offset_mm + 0.3 > params.height_px * params.mm_per_px:
-            raise ValueError(f"an image of {params.height_px} rows at {params.mm_per_px} mm/px cannot hold this "
-                             f"heart ({septum_top.min() - pericardium_bottom.max() - 0.4:.2f} mm more needed); "
-                             f"give a larger height or mm_per_px")
+    params, top_mm = _fit_field_of_view(params, top_mm, septum_top.min() - 0.1,
+                                        pericardium_bottom.max(), lung_mm)
+    offset_mm = -top_mm
     bottom = np.full_like(time_s, params.height_px * params.mm_per_px + 1.0)
     boundaries = dict(skin=skin, chest_bottom=chest_bottom, rv_wall_top=rv_wall_top, rv_cavity_top=rv_cavity_top,
                       septum_top=septum_top, upper=upper, lower=lower,
@@ -262,20 +281,37 @@ def anatomy(rng, params, time_s, schedule, shift_mm):
     return boundaries, f, params
 
 
-def _fit_field_of_view(params, needed_mm):
-    """Grow the height (up to HEIGHT_PX) and/or mm_per_px, unless given, until `needed_mm` of depth
-    fits; trim a drawn height that would leave more than 3 mm of lung beyond it."""
+def _fit_field_of_view(params, top_mm, lowest_top_mm, pericardium_mm, lung_mm):
+    """Fit the anatomy into the image: returns (params with the final height and mm_per_px, the depth (mm)
+    of the image's first row).
+
+    The image wants to show from `top_mm` down to `lung_mm` of lung below `pericardium_mm`. When that does
+    not fit the drawn height, the height grows (up to HEIGHT_PX[1]) and the view is cropped (the lung down to
+    MIN_LUNG_MM, then the top down to `lowest_top_mm`, just above the septum), in a drawn order; only a heart
+    too large for even that coarsens the pixels. A drawn height leaving more than 3 mm of lung is trimmed.
+    Given values (height, mm_per_px) are never changed; a heart that cannot fit them is a ValueError.
+    """
     height_px, mm_per_px = params.height_px, params.mm_per_px
     fixed_height, fixed_scale = params.extra["height_given"], params.extra["mm_per_px_given"]
-    if height_px * mm_per_px < needed_mm:
-        # Half the time coarsen the pixels first (up to COARSEST_MM_PER_PX, like a downscaled export).
-        if not fixed_scale and not params.extra["grow_height"]:
-            mm_per_px = max(mm_per_px, min(needed_mm / height_px, COARSEST_MM_PER_PX))
-        if not fixed_height:
-            height_px = max(height_px, min(HEIGHT_PX[1], int(np.ceil(needed_mm / mm_per_px))))
-        if height_px * mm_per_px < needed_mm and not fixed_scale:
-            mm_per_px = needed_mm / height_px
-    elif height_px * mm_per_px > needed_mm + 3.0 and not fixed_height:
-        height_px = max(HEIGHT_PX[0], int(np.ceil((needed_mm + 3.0) / mm_per_px)))
+    wanted_mm = pericardium_mm + lung_mm - top_mm
+    smallest_mm = pericardium_mm + MIN_LUNG_MM - lowest_top_mm
+
+    def grow(needed_mm):
+        return height_px if fixed_height else max(height_px, min(HEIGHT_PX[1], int(np.ceil(needed_mm / mm_per_px))))
+
+    if height_px * mm_per_px < wanted_mm:
+        if not params.extra["crop_first"]:
+            height_px = grow(wanted_mm)
+        height_px = grow(smallest_mm)
+        if height_px * mm_per_px < smallest_mm:
+            if fixed_scale:
+                raise ValueError(f"an image of {height_px} rows at {mm_per_px} mm/px cannot hold this heart "
+                                 f"({smallest_mm:.2f} mm needed); give a larger height or mm_per_px")
+            mm_per_px = smallest_mm / height_px
+        # Crop what does not fit: the lung first (the image's bottom cuts it), then the chest wall on top.
+        top_excess_mm = wanted_mm - height_px * mm_per_px - (lung_mm - MIN_LUNG_MM)
+        top_mm += float(np.clip(top_excess_mm, 0.0, max(lowest_top_mm - top_mm, 0.0)))
+    elif height_px * mm_per_px > wanted_mm + 3.0 and not fixed_height:
+        height_px = max(HEIGHT_PX[0], int(np.ceil((wanted_mm + 3.0) / mm_per_px)))
     params.height_px, params.mm_per_px = int(height_px), float(mm_per_px)
-    return params
+    return params, top_mm

@@ -2,8 +2,9 @@
 
 Echo amplitude = layer reflectivity x Rayleigh speckle, both looked up by *material depth*: each pixel's
 depth mapped piecewise-linearly from its layer's current extent to that layer's mean extent, so speckle
-streaks follow (and stretch with) the moving walls. Then depth gain (imperfect TGC), noise, blur along
-depth and time, log compression and a display gamma. Everything is vectorised over the whole image.
+streaks follow (and stretch with) the moving walls. Then noise, a coherent point-spread blur along depth and
+time, depth gain (imperfect TGC), smoothing, log compression relative to the myocardium and a display gamma,
+all drawn per recording so that the look varies widely. Everything is vectorised over the whole image.
 """
 import numpy as np
 
@@ -116,7 +117,10 @@ def _material_profile(rng, reference_px, material_px, dm_px, mm_per_px):
     n = material_px.size
     texture = 0.6 * _smooth_noise(rng, n, rng.uniform(0.03, 0.15) / mm_per_px / dm_px) \
         + 0.4 * _smooth_noise(rng, n, rng.uniform(0.005, 0.02) / mm_per_px / dm_px)
-    rv_level = rng.uniform(0.02, 0.15) if rng.random() < 0.6 else rng.uniform(0.2, 0.7)
+    # The right-ventricular cavity: a dark band in some recordings, hardly distinct from the walls in most.
+    rv_level = rng.uniform(0.02, 0.15) if rng.random() < 0.35 else rng.uniform(0.2, 0.9)
+    # The pericardium: the brightest echo of most recordings, dim in some.
+    pericardium_level = rng.uniform(3.0, 15.0) if rng.random() < 0.75 else rng.uniform(0.8, 3.0)
     # One reflectivity per layer: above the skin (coupling gel), then the layers between BOUNDARIES.
     base = np.array([
         rng.uniform(0.005, 0.03),  # gel above the skin
@@ -125,9 +129,9 @@ def _material_profile(rng, reference_px, material_px, dm_px, mm_per_px):
         rng.uniform(0.6, 1.3),  # right-ventricular free wall
         rv_level,  # right-ventricular cavity
         rng.uniform(0.6, 1.3),  # septum
-        10 ** (rng.uniform(-32, -10) / 20),  # LV cavity (blood)
+        10 ** (rng.uniform(-40, -12) / 20),  # LV cavity (blood)
         rng.uniform(0.6, 1.5),  # posterior wall
-        rng.uniform(3.0, 10.0),  # pericardium
+        pericardium_level,  # pericardium
         rng.uniform(0.15, 0.8),  # lung
     ])
     texture_depth = np.array([0.1, 0.35, 0.3, 0.15, 0.2, 0.15, 0.3, 0.15, 0.25, 0.3])
@@ -206,15 +210,18 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     line_px = rng.uniform(0.02, 0.3) / mm_per_px
     ring = rng.uniform(0.5, 5) * _gaussian(rows[:near, 0], line_px, rng.uniform(1, 4))
     reflectivity[:near] += ring.astype(np.float32)[:, None]
+    # Near-field clutter: a haze fading with depth, from none to as bright as the walls.
+    clutter = rng.uniform(0, 1) ** 2 * np.exp(-rows[:, 0] * mm_per_px / rng.uniform(0.2, 1.2))
+    reflectivity += clutter.astype(np.float32)[:, None]
 
     # Echo = reflectivity x speckle. Speckle: a complex field on the material grid that decorrelates
     # slowly along time (coarse time grid, interpolated) plus a per-pixel part; the per-pixel part
     # also carries the electronic noise floor.
-    corr_px = max(2.0, rng.uniform(0.003, 0.02) / params.s_per_px)
+    corr_px = max(2.0, np.exp(rng.uniform(np.log(0.002), np.log(0.025))) / params.s_per_px)
     n_coarse = int(width / corr_px) + 3
-    # Axial point-spread: blur the complex field (not the amplitude), so speckle stays fully developed.
-    axial_sigma = rng.uniform(0.4, 1.8) / dm_px
-    parts = [_blur_rows(rng.standard_normal((material_grid.size, n_coarse), dtype=np.float32), axial_sigma)
+    # Streak thickness: the complex field is correlated along material depth.
+    streak_sigma = rng.uniform(0.4, 1.8) / dm_px
+    parts = [_blur_rows(rng.standard_normal((material_grid.size, n_coarse), dtype=np.float32), streak_sigma)
              for _ in range(2)]
     field = (parts[0] + 1j * parts[1]).astype(np.complex64)
     field /= np.sqrt(np.mean(np.abs(field) ** 2) / 2)
@@ -227,9 +234,16 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     slow = (flat_field[speckle_flat] * ((1 - w) * norm) + flat_field[speckle_flat + 1] * (w * norm))
     fast = rng.standard_normal((height, width), dtype=np.float32) \
         + 1j * rng.standard_normal((height, width), dtype=np.float32)
-    grain = rng.uniform(0.1, 0.5)
-    noise_level = 10 ** (rng.uniform(-34, -14) / 20)
-    amplitude = np.abs(reflectivity * slow + (reflectivity * grain + noise_level) * fast)
+    grain = np.exp(rng.uniform(np.log(0.1), np.log(1.5)))
+    noise_level = 10 ** (rng.uniform(-38, -14) / 20)
+    echo = reflectivity * slow + (reflectivity * grain + noise_level) * fast
+    # Point-spread function: a coherent blur of the echo along depth (axial resolution, 0.5-4 px: from
+    # thin crisp streaks to soft blobs) and along time (beam width / line density).
+    echo = _blur_rows(echo, np.exp(rng.uniform(np.log(0.5), np.log(4.0))))
+    sigma_t = rng.uniform(0, 2.5)
+    if sigma_t > 0.4:
+        echo = _blur_rows(echo.T, sigma_t).T
+    amplitude = np.abs(echo)
 
     # Depth gain: attenuation imperfectly compensated by TGC; slow gain drift along time.
     depth_mm = rows[:, 0] * mm_per_px
@@ -237,18 +251,21 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     drift_db = rng.uniform(0, 1.5) * _smooth_noise(rng, width, rng.uniform(0.2, 1.0) / params.s_per_px)
     amplitude *= (10 ** (tgc_db / 20)).astype(np.float32)[:, None]
     amplitude *= (10 ** (drift_db / 20)).astype(np.float32)[None, :]
-    amplitude = _blur_rows(amplitude, rng.uniform(0.3, 1.0))
-    sigma_t = rng.uniform(0, 1.2)
-    if sigma_t > 0.4:
-        amplitude = _blur_rows(amplitude.T, sigma_t).T
+    # Post-detection smoothing lowers the speckle contrast (from grainy to smooth walls).
+    amplitude = _blur_rows(amplitude, rng.uniform(0.3, 2.0))
 
-    # Log compression: myocardium lands at `grey_myo`; `range_db` spans black to white; a lifted black level.
+    # Log compression relative to the median myocardial echo, which lands at grey `wall_grey` (after the
+    # display gamma); `range_db` spans black to white; the black level lifts the cavity's noise floor.
+    myocardium = (layer == 5) | (layer == 7)
+    sample = (slice(None), slice(None, None, 8))
+    wall_amplitude = np.median(amplitude[sample][myocardium[sample]]) if myocardium.any() else 1.0
     range_db = rng.uniform(30, 65)
-    grey_myo = rng.uniform(0.1, 0.35)
-    grey = (20 * np.log10(amplitude + 1e-6)) / range_db + grey_myo
+    gamma = rng.uniform(0.75, 1.35)
+    wall_grey = 0.08 + 0.34 * rng.uniform(0, 1) ** 1.5
+    grey = (20 * np.log10(amplitude / wall_amplitude + 1e-6)) / range_db + wall_grey ** (1 / gamma)
     np.clip(grey, 0, 1, out=grey)
-    grey **= rng.uniform(0.75, 1.35)
-    black = rng.uniform(0, 0.05)
+    grey **= gamma
+    black = 0.12 * rng.uniform(0, 1) ** 2
     return ((black + (1 - black) * grey) * 255 + 0.5).astype(np.uint8)
 
 

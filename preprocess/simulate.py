@@ -21,7 +21,7 @@ from mmode.io import write_png
 from preprocess.sim_motion import CONDITIONS, anatomy, beat_phase, beat_schedule, draw_parameters
 from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render
 
-SIMULATOR_VERSION = "1.0"
+SIMULATOR_VERSION = "1.1"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 # Annotator model: clicks at every end-diastole and end-systole, 1-3 between, and never further apart
@@ -74,9 +74,10 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     """Simulate one recording, deterministically from `seed` (int).
 
     Every keyword left None is drawn: `duration_s` (2-5 s), `condition` ("conscious", "anaesthetised",
-    "failing"), `hr_bpm` (mean), `lvid_d_mm`, `ef_pct`, `mm_per_px`, `s_per_px`, `height_px` (300-800;
-    height or mm_per_px grow when the heart would not fit, unless both are given). `artefacts`: None/False
-    for none, True for 1-3 artefacts, a float for that probability; `artefact_kinds` limits their kinds.
+    "failing"), `hr_bpm` (mean), `lvid_d_mm`, `ef_pct`, `mm_per_px`, `s_per_px`, `height_px` (350-800;
+    the height grows and the view is cropped when the heart would not fit, unless given). `artefacts`:
+    None/False for none, True for 1-3 artefacts, a float for that probability; `artefact_kinds` limits their
+    kinds.
     Fixing one option leaves the other draws of that seed unchanged.
     """
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
@@ -330,7 +331,7 @@ def add_arguments(parser):
                              "recordings (bare flag: all; default none)")
     parser.add_argument("--condition", choices=sorted(CONDITIONS), help="fix the condition (default: drawn)")
     parser.add_argument("--height", type=int, metavar="PX",
-                        help="image height in rows (default: drawn, 300-800, grown when the heart needs more)")
+                        help="image height in rows (default: drawn, 350-800, grown when the heart needs more)")
     parser.add_argument("--mm-per-px", type=float, help="fix the depth calibration (default: drawn around 0.0115)")
     parser.add_argument("--s-per-px", type=float, help="fix the time calibration (default: drawn around 0.00083)")
     parser.add_argument("--overwrite", action="store_true", help="write into a folder that already has recordings")

@@ -173,3 +173,49 @@ def test_command_line(tmp_path):
     assert main(["simulate", "--out", str(tmp_path / "out"), "--n", "1", "--seed", "2", "--duration", "0.6",
                  "--height", "400", "--quiet"]) == 0
     assert read_image(tmp_path / "out" / "sim_s2_000.png").shape[0] == 400
+
+
+def test_conscious_hearts_close_almost_completely():
+    """Conscious mice: FS within the range EF 59-97 % gives (Teichholz), mostly 45-65 %; LVIDs 0.6-2.9 mm."""
+    fs_pct = []
+    for seed in range(10):
+        recording = simulate_recording(seed, duration_s=0.8, condition="conscious", height_px=700,
+                                       mm_per_px=0.0115)
+        lvid_d_mm = np.median([beat["lvid_d_mm"] for beat in recording.beats])
+        lvid_s_mm = np.median([beat["lvid_s_mm"] for beat in recording.beats])
+        fs_pct.append(100 * (1 - lvid_s_mm / lvid_d_mm))
+        assert 0.6 - 0.01 <= lvid_s_mm <= 2.9
+    assert 28 <= min(fs_pct) and max(fs_pct) <= 76
+    assert 45 <= np.median(fs_pct) <= 65
+
+
+def test_condition_mix_and_high_ejection_fractions_occur():
+    from preprocess.sim_motion import draw_parameters
+
+    drawn = [draw_parameters(np.random.default_rng(seed)) for seed in range(400)]
+    share = {name: np.mean([p.condition == name for p in drawn]) for name in CONDITIONS}
+    assert share["conscious"] == pytest.approx(0.5, abs=0.08)
+    assert share["anaesthetised"] == pytest.approx(0.3, abs=0.08)
+    conscious_ef_pct = np.array([p.ef_pct for p in drawn if p.condition == "conscious"])
+    assert (conscious_ef_pct > 90).any() and (conscious_ef_pct < 70).any()
+    assert min(p.lvid_s_mm for p in drawn) >= 0.6 - 1e-9
+
+
+def test_calibration_is_drawn_around_the_defaults():
+    from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX
+
+    recordings = [simulate_recording(seed, duration_s=0.3) for seed in range(20)]
+    mm_per_px = np.array([r.mm_per_px for r in recordings]) / DEFAULT_MM_PER_PX
+    s_per_px = np.array([r.s_per_px for r in recordings]) / DEFAULT_S_PER_PX
+    heights = np.array([r.image.shape[0] for r in recordings])
+    assert (mm_per_px < 1).sum() >= 4 and (mm_per_px > 1).sum() >= 4
+    assert (s_per_px < 1).sum() >= 4 and (s_per_px > 1).sum() >= 4
+    assert 0.7 - 1e-9 <= mm_per_px.min() and mm_per_px.max() <= 1.3 + 1e-9
+    assert 350 <= heights.min() and heights.max() <= 800
+
+
+def test_systole_takes_about_forty_percent_of_a_fast_beat():
+    recording = simulate_recording(9, duration_s=0.8, condition="conscious", hr_bpm=790)
+    rr_s = 60 / recording.hr_bpm
+    systole = [(beat["t_es_s"] - beat["t_ed_s"]) / rr_s for beat in recording.beats]
+    assert len(systole) >= 5 and 0.36 <= min(systole) and max(systole) <= 0.5
