@@ -1,0 +1,582 @@
+"""test.py: evaluate a test set, or analyse recordings into LVID, volumes, beats and cardiac parameters.
+
+Three modes, chosen by what `-d` names:
+- a folder holding `img/` and `mask/`: a test set (average Dice, MSE and loss; the first ten triplets);
+- a recording file (PNG, JPEG, TIFF, BMP or DICOM): whole-recording analysis, the files of DESIGN.md;
+- any other folder: a study, every recording in it analysed, plus `study.csv`.
+
+Outputs are computed first and written into a hidden staging folder inside OUTPUT, then moved into
+OUTPUT together, so an error leaves nothing half-written; files already in OUTPUT are only replaced
+with --overwrite. torch, matplotlib and pydicom load only after the arguments are checked.
+"""
+import argparse
+import csv
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
+from mmode.cli import setup_logging
+from mmode.errors import InputError
+from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_parameters, cavity_borders_px,
+                           detect_beats, summarise, volume_ul)
+
+log = logging.getLogger("test")
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "heart-seg-net.pt"
+DEFAULT_OUTPUT = Path("results")
+N_SAVED_TRIPLETS = 10
+RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
+TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
+STUDY_FILE = "study.csv"
+STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "mm_per_px", "s_per_px",
+                 "calibration_source")
+
+DESCRIPTION = """\
+Evaluate the segmentation network on a test set, or analyse M-mode recordings.
+
+  -d FOLDER with img/ and mask/   test set: prints Average DICE, Average MSE and Measured loss;
+                                  writes metrics.json, per_image.csv and the first ten
+                                  image_<i>.png / mask_<i>.png / pred_<i>.png
+  -d RECORDING (.png, .dcm, ...)  the whole recording is segmented (resized to the model's input
+                                  height, tiled along time with blended overlaps, probabilities back
+                                  at full resolution) and measured: <stem>_mask.png, _trace.csv (LVID
+                                  and volume per column), _beats.csv (per-beat LVIDd, LVIDs, volumes,
+                                  EF, FS, SV, HR), _summary.json (medians, CO), _lvid.png, _volume.png,
+                                  _overlay.png
+  -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each)
+
+Calibration: --mm-per-px / --s-per-px (default: the seed's 0.011525974 mm/px, 0.00083334 s/px);
+a DICOM's own ultrasound-region calibration wins."""
+
+EPILOG = """\
+examples:
+  python test.py -d data/test -o results/test
+  python test.py -d examples/sim_a.png -o results/sim_a --mm-per-px 0.0115 --s-per-px 0.00083
+  python test.py -d scan.dcm -o results/scan
+  python test.py -d recordings/ -o results/study --max-hr 700
+
+Volumes: V [µL] = 7.0 / (2.4 + D) * D^3 with D = LVID in mm (--volume-formula clinical: D in cm
+gives mL, reported in µL). EF % = 100 (Vd - Vs) / Vd, FS % = 100 (LVIDd - LVIDs) / LVIDd,
+SV µL = Vd - Vs, HR bpm = 60 / RR, CO mL/min = SV * HR / 1000 (summary: product of the medians)."""
+
+
+# --------------------------------------------------------------------------- arguments
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not value > 0 or not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _probability_threshold(text):
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return value
+
+
+def _input_size(text):
+    value = int(text)
+    if value < 16 or value % 16:
+        raise argparse.ArgumentTypeError(f"must be a positive multiple of 16 (QuickNat pools 4 times), got {text}")
+    return value
+
+
+def _device_name(text):
+    if text not in ("auto", "cpu", "cuda", "mps") and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:<index> or mps, got {text}")
+    return text
+
+
+def build_parser():
+    """The argument parser of test.py."""
+    parser = argparse.ArgumentParser(prog="test.py", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-d", "--data", type=Path, required=True, metavar="PATH",
+                        help="a test set (folder with img/ and mask/), a recording file, or a folder of recordings")
+    parser.add_argument("-m", "--model", type=Path, default=None, metavar="CKPT",
+                        help="checkpoint to use (default: checkpoints/heart-seg-net.pt in the project)")
+    parser.add_argument("-s", "--img-size", type=_input_size, default=None, metavar="PX",
+                        help="network input size: the side of test-set images, the height recordings are resized "
+                             "to; a multiple of 16 (default: the checkpoint's img_size)")
+    parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
+                        help="output folder, created if missing (default: results)")
+    parser.add_argument("-b", "--batch-size", type=_positive_int, default=8, metavar="B",
+                        help="images (test set) or tiles (recordings) per forward pass (default: 8)")
+    parser.add_argument("--threshold", type=_probability_threshold, default=0.5, metavar="P",
+                        help="cavity where the predicted probability exceeds P (default: 0.5)")
+
+    measure = parser.add_argument_group("recordings")
+    measure.add_argument("--mm-per-px", type=_positive_float, default=None, metavar="MM",
+                         help=f"depth calibration, mm per row (default: {DEFAULT_MM_PER_PX}; a DICOM's own wins)")
+    measure.add_argument("--s-per-px", type=_positive_float, default=None, metavar="S",
+                         help=f"time calibration, s per column (default: {DEFAULT_S_PER_PX}; a DICOM's own wins)")
+    measure.add_argument("--max-hr", type=_positive_float, default=900.0, metavar="BPM",
+                         help="fastest heart rate the beat detector looks for; sets the smoothing and the "
+                              "shortest beat (default: 900)")
+    measure.add_argument("--min-hr", type=_positive_float, default=250.0, metavar="BPM",
+                         help="slowest heart rate the beat detector looks for (default: 250)")
+    measure.add_argument("--volume-formula", choices=sorted(VOLUME_FORMULAS), default="mouse",
+                         help="Teichholz convention: mouse (D in mm -> µL, the small-animal scanners') or "
+                              "clinical (D in cm -> mL); volumes are written in µL either way (default: mouse)")
+    measure.add_argument("--tile-width", type=_input_size, default=None, metavar="PX",
+                         help="tile width in network pixels, a multiple of 16 (default: twice the input size)")
+    measure.add_argument("--show", action="store_true",
+                         help="open a single recording's figures after writing them (needs a display)")
+
+    machine = parser.add_argument_group("machine and output")
+    machine.add_argument("--device", type=_device_name, default="auto",
+                         help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<index> or mps (default: auto)")
+    machine.add_argument("--overwrite", action="store_true", help="replace result files already in OUT")
+    machine.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
+    return parser
+
+
+# --------------------------------------------------------------------------- staged output
+
+class StagedOutput:
+    """Files written into a hidden folder inside `out_dir` and moved into `out_dir` on `commit()`.
+
+    `names`: the files this run will write; any of them already in `out_dir` is refused (InputError)
+    unless `overwrite`. Leaving the `with` block without a commit removes everything written (and
+    `out_dir` itself when this run created it and it is empty).
+    """
+
+    def __init__(self, out_dir, names, overwrite=False):
+        self.out_dir = Path(out_dir)
+        self.names = list(names)
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise InputError(f"{self.out_dir}: output path exists and is not a folder")
+        existing = [name for name in self.names if (self.out_dir / name).exists()]
+        if existing and not overwrite:
+            more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+            raise InputError(f"{self.out_dir / existing[0]}{more} already exist; choose another -o or pass --overwrite")
+        self.stage = None
+        self._created = False
+
+    def __enter__(self):
+        self._created = not self.out_dir.exists()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.stage = Path(tempfile.mkdtemp(prefix=".partial-", dir=self.out_dir))
+        return self
+
+    def path(self, name):
+        """Where to write output `name` before the commit."""
+        return self.stage / name
+
+    def commit(self):
+        """Move every staged file into the output folder."""
+        for name in self.names:
+            if (self.stage / name).exists():
+                os.replace(self.stage / name, self.out_dir / name)
+        shutil.rmtree(self.stage)
+        self.stage = None
+
+    def __exit__(self, *exc_info):
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
+            if self._created and not any(self.out_dir.iterdir()):
+                self.out_dir.rmdir()
+        return False
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _resolve_device(name):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {name}: MPS is not available on this machine")
+    return device
+
+
+def _load_network(args, device):
+    """(net, img_size, checkpoint path) from -m and -s."""
+    from mmode.checkpoint import load_model
+
+    path = args.model if args.model is not None else DEFAULT_CHECKPOINT
+    if args.model is None and not path.is_file():
+        raise InputError(f"{path}: the default checkpoint is not there; pass one with -m "
+                         f"(run.py writes CP_best_e<N>.pt)")
+    net, checkpoint = load_model(path, device)
+    img_size = args.img_size or int(checkpoint["img_size"])
+    if img_size % 16:
+        raise InputError(f"{path}: its img_size {img_size} is not a multiple of 16; pass -s")
+    return net, img_size, path
+
+
+def _number(value, digits):
+    """A float for JSON/CSV, rounded; None for NaN or None."""
+    if value is None or not np.isfinite(value):
+        return None
+    return round(float(value), digits)
+
+
+def _format_column(values, digits):
+    """Float array -> strings with `digits` decimals, empty where NaN."""
+    values = np.asarray(values, dtype=float)
+    text = np.char.mod(f"%.{digits}f", np.nan_to_num(values))
+    return np.where(np.isfinite(values), text, "")
+
+
+def _write_csv_columns(path, columns):
+    """Write {name: string array} as CSV, one row per array element."""
+    names = list(columns)
+    rows = np.column_stack([columns[name] for name in names]) if names else np.zeros((0, 0))
+    with open(path, "w", newline="") as handle:
+        handle.write(",".join(names) + "\n")
+        handle.writelines(",".join(row) + "\n" for row in rows)
+
+
+def _write_json(path, content):
+    Path(path).write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _save_grey_png(path, array_uint8):
+    Image.fromarray(np.asarray(array_uint8, dtype=np.uint8)).save(path, format="PNG")
+
+
+# --------------------------------------------------------------------------- test set
+
+def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, threshold=0.5, progress=False,
+                      n_saved=N_SAVED_TRIPLETS, names=None):
+    """Dice, MSE and BCE-with-logits loss of `net` on the test set in `folder` (img/ and mask/), its
+    images and masks resized to `img_size` square; `names`: the checked PNG names (None: check here).
+
+    Returns (metrics dict `dice, mse, loss, n_images` (averages over images; Dice and MSE of the
+    prediction thresholded at `threshold`, loss the mean per-pixel BCE with logits), per-image rows
+    `index, name, dice, mse, loss`, and up to `n_saved` (image, mask, prediction) uint8 triplets at
+    the network's input size).
+    """
+    import torch
+
+    from mmode.dataset import SegmentationDataset
+    from mmode.metrics import dice_per_image, mse_per_image
+
+    dataset = SegmentationDataset(folder, img_size, names=names)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    if progress:
+        from tqdm import tqdm
+
+        loader = tqdm(loader, desc="test set", unit="batch")
+    dice, mse, loss, triplets = [], [], [], []
+    with torch.inference_mode():
+        for images, masks in loader:
+            images, masks = images.to(device), masks.to(device)
+            logits = net(images)
+            per_pixel = torch.nn.functional.binary_cross_entropy_with_logits(logits, masks, reduction="none")
+            loss.append(per_pixel.flatten(1).mean(dim=1).cpu().numpy())
+            predictions = (torch.sigmoid(logits) > threshold).float()
+            dice.append(dice_per_image(predictions, masks))
+            mse.append(mse_per_image(predictions, masks))
+            for image, mask, prediction in zip(images, masks, predictions):
+                if len(triplets) < n_saved:
+                    triplets.append(tuple((tensor[0].cpu().numpy() * 255).round().astype(np.uint8)
+                                          for tensor in (image, mask, prediction)))
+    dice, mse, loss = (np.concatenate(values) for values in (dice, mse, loss))
+    rows = [dict(index=i, name=name, dice=float(dice[i]), mse=float(mse[i]), loss=float(loss[i]))
+            for i, name in enumerate(dataset.names)]
+    metrics = dict(dice=float(dice.mean()), mse=float(mse.mean()), loss=float(loss.mean()), n_images=len(rows))
+    return metrics, rows, triplets
+
+
+def _run_test_set(args, folder):
+    from mmode.dataset import check_dataset
+
+    image_names = check_dataset(folder)
+    n_saved = min(N_SAVED_TRIPLETS, len(image_names))
+    names = ["metrics.json", "per_image.csv"] + [f"{kind}_{i}.png" for i in range(n_saved)
+                                                 for kind in ("image", "mask", "pred")]
+    staged = StagedOutput(args.output, names, args.overwrite)
+    device = _resolve_device(args.device)
+    net, img_size, model_path = _load_network(args, device)
+    metrics, rows, triplets = evaluate_test_set(net, folder, img_size, device, args.batch_size, args.threshold,
+                                                progress=not args.quiet, n_saved=n_saved, names=image_names)
+    print(f"Average DICE: {metrics['dice']:.6f}")
+    print(f"Average MSE: {metrics['mse']:.6f}")
+    print(f"Measured loss: {metrics['loss']:.6f}")
+    with staged:
+        _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path), img_size=img_size,
+                                                      threshold=args.threshold, data=str(folder)))
+        with open(staged.path("per_image.csv"), "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["index", "name", "dice", "mse", "loss"])
+            writer.writeheader()
+            writer.writerows(rows)
+        for i, (image, mask, prediction) in enumerate(triplets):
+            _save_grey_png(staged.path(f"image_{i}.png"), image)
+            _save_grey_png(staged.path(f"mask_{i}.png"), mask)
+            _save_grey_png(staged.path(f"pred_{i}.png"), prediction)
+        staged.commit()
+    log.info("wrote metrics.json, per_image.csv and %d image/mask/pred triplets to %s", len(triplets), args.output)
+    return 0
+
+
+# --------------------------------------------------------------------------- recordings
+
+@dataclass
+class RecordingAnalysis:
+    """Everything measured on one recording.
+
+    `mask` uint8 (H, W) 0/1 thresholded prediction; `upper_px`, `lower_px` (W,) cavity borders (rows,
+    NaN where no cavity); `lvid_mm`, `volume_ul` (W,); `beats` (measure.Beats); `parameters` per-beat
+    dict of arrays (measure.BEAT_COLUMNS); `summary` medians and counts (measure.summarise).
+    """
+
+    recording: object
+    mask: np.ndarray
+    upper_px: np.ndarray
+    lower_px: np.ndarray
+    lvid_mm: np.ndarray
+    volume_ul: np.ndarray
+    beats: object
+    parameters: dict
+    summary: dict
+
+    @property
+    def time_s(self):
+        return np.arange(self.lvid_mm.size) * self.recording.calibration.s_per_px
+
+
+def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
+                      min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False):
+    """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis."""
+    from mmode.inference import predict_probability
+
+    calibration = recording.calibration
+    probability = predict_probability(net, recording.image, img_size, device, tile_width=tile_width,
+                                      batch_size=batch_size, progress=progress)
+    mask = (probability > threshold).astype(np.uint8)
+    upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
+    lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
+    beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
+    parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
+    return RecordingAnalysis(recording, mask, upper_px, lower_px, lvid_mm, volume_ul(lvid_mm, volume_formula),
+                             beats, parameters, summarise(parameters))
+
+
+def recording_output_names(stem):
+    """The files written for a recording with file stem `stem`."""
+    return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS]
+
+
+def summary_content(analysis, model_path, img_size, options):
+    """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings."""
+    calibration = analysis.recording.calibration
+    summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS}
+    measured = np.isfinite(analysis.lvid_mm)
+    summary.update(
+        n_beats=analysis.summary["n_beats"],
+        mm_per_px=calibration.mm_per_px,
+        s_per_px=calibration.s_per_px,
+        calibration_source=calibration.source,
+        model=str(model_path),
+        img_size=int(img_size),
+        recording=str(analysis.recording.path),
+        height_px=int(analysis.mask.shape[0]),
+        width_px=int(analysis.mask.shape[1]),
+        duration_s=round(analysis.mask.shape[1] * calibration.s_per_px, 6),
+        columns_without_cavity=int((~measured).sum()),
+        volume_formula=options["volume_formula"],
+        threshold=options["threshold"],
+        max_hr_bpm=options["max_hr_bpm"],
+        min_hr_bpm=options["min_hr_bpm"],
+    )
+    return summary
+
+
+def write_recording_outputs(analysis, stem, staged, model_path, img_size, options):
+    """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`."""
+    from mmode.plots import plot_lvid, plot_volume, save_overlay
+
+    _save_grey_png(staged.path(f"{stem}_mask.png"), analysis.mask * 255)
+    _write_csv_columns(staged.path(f"{stem}_trace.csv"), {
+        "time_s": _format_column(analysis.time_s, 6),
+        "lvid_mm": _format_column(analysis.lvid_mm, 4),
+        "volume_ul": _format_column(analysis.volume_ul, 3),
+        "upper_px": _format_column(analysis.upper_px, 2),
+        "lower_px": _format_column(analysis.lower_px, 2),
+    })
+    digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
+    _write_csv_columns(staged.path(f"{stem}_beats.csv"),
+                       {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS})
+    _write_json(staged.path(f"{stem}_summary.json"), summary_content(analysis, model_path, img_size, options))
+    name = analysis.recording.path.name
+    plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
+              analysis.beats.es_index, title=f"{name}: LVID")
+    plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,
+                analysis.beats.es_index, title=f"{name}: LV volume ({options['volume_formula']} Teichholz)")
+    save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px)
+
+
+def _analysis_options(args):
+    if not args.min_hr < args.max_hr:
+        raise InputError(f"--min-hr {args.min_hr:g} must be below --max-hr {args.max_hr:g}")
+    return dict(threshold=args.threshold, max_hr_bpm=args.max_hr, min_hr_bpm=args.min_hr,
+                volume_formula=args.volume_formula)
+
+
+def _check_suffix(path):
+    from mmode.io import RECORDING_SUFFIXES
+
+    if path.suffix.lower() not in RECORDING_SUFFIXES:
+        raise InputError(f"{path}: unknown recording type '{path.suffix}', expected one of "
+                         f"{', '.join(sorted(RECORDING_SUFFIXES))}")
+
+
+def _log_summary(analysis):
+    summary = analysis.summary
+    if summary["n_beats"] == 0:
+        log.warning("%s: no complete beat found in the LVID curve; per-beat values are empty",
+                    analysis.recording.path)
+        return
+    values = {key: "n/a" if summary[key] is None else f"{summary[key]:.4g}" for key in SUMMARY_KEYS}
+    log.info("%s: %d beats, LVIDd %s mm, LVIDs %s mm, EF %s %%, FS %s %%, HR %s bpm, CO %s mL/min",
+             analysis.recording.path, summary["n_beats"], values["lvid_d_mm"], values["lvid_s_mm"],
+             values["ef_pct"], values["fs_pct"], values["hr_bpm"], values["co_ml_min"])
+
+
+def _run_recording(args, path):
+    from mmode.io import read_recording
+
+    _check_suffix(path)
+    options = _analysis_options(args)
+    stem = path.stem
+    staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
+    recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px))
+    _note_ignored_calibration(args, recording)
+    device = _resolve_device(args.device)
+    net, img_size, model_path = _load_network(args, device)
+    analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
+                                 progress=not args.quiet, **options)
+    with staged:
+        write_recording_outputs(analysis, stem, staged, model_path, img_size, options)
+        staged.commit()
+    _log_summary(analysis)
+    log.info("wrote %s to %s", ", ".join(recording_output_names(stem)), args.output)
+    if args.show:
+        for name in recording_output_names(stem)[4:]:
+            Image.open(args.output / name).show()
+    return 0
+
+
+def _note_ignored_calibration(args, recording):
+    given = args.mm_per_px is not None or args.s_per_px is not None
+    if given and recording.calibration.source == "dicom":
+        log.info("%s: using the DICOM's own calibration (%.6g mm/px, %.6g s/px), not --mm-per-px/--s-per-px",
+                 recording.path, recording.calibration.mm_per_px, recording.calibration.s_per_px)
+
+
+def _study_recordings(folder):
+    from mmode.io import RECORDING_SUFFIXES
+
+    files = sorted(path for path in folder.iterdir()
+                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: neither a test set (img/ and mask/) nor a folder holding recordings "
+                         f"({', '.join(sorted(RECORDING_SUFFIXES))})")
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so their result "
+                             f"files would collide; rename one")
+        stems[path.stem] = path
+    return files
+
+
+def _study_row(path, analysis=None, error=None):
+    row = dict.fromkeys(STUDY_COLUMNS, "")
+    row.update(recording=path.name, status="error" if error else "ok", error=error or "")
+    if analysis is not None:
+        calibration = analysis.recording.calibration
+        for key in SUMMARY_KEYS:
+            value = _number(analysis.summary[key], 4)
+            row[key] = "" if value is None else value
+        row.update(n_beats=analysis.summary["n_beats"], mm_per_px=calibration.mm_per_px,
+                   s_per_px=calibration.s_per_px, calibration_source=calibration.source)
+    return row
+
+
+def _run_study(args, folder):
+    from mmode.io import read_recording
+
+    files = _study_recordings(folder)
+    options = _analysis_options(args)
+    names = [name for path in files for name in recording_output_names(path.stem)] + [STUDY_FILE]
+    staged = StagedOutput(args.output, names, args.overwrite)
+    calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
+    device = _resolve_device(args.device)
+    net, img_size, model_path = _load_network(args, device)
+    rows = []
+    progress = files
+    if not args.quiet:
+        from tqdm import tqdm
+
+        progress = tqdm(files, desc="study", unit="recording")
+    with staged:
+        for path in progress:
+            try:
+                recording = read_recording(path, calibration)
+                _note_ignored_calibration(args, recording)
+                analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
+                                             tile_width=args.tile_width, **options)
+            except InputError as error:
+                log.warning("skipped: %s", error)
+                rows.append(_study_row(path, error=str(error)))
+                continue
+            write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options)
+            rows.append(_study_row(path, analysis))
+            _log_summary(analysis)
+        if all(row["status"] == "error" for row in rows):
+            raise InputError(f"{folder}: none of its {len(rows)} recordings could be analysed "
+                             f"(first: {rows[0]['error']})")
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=STUDY_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        staged.path(STUDY_FILE).write_text(buffer.getvalue())
+        staged.commit()
+    n_failed = sum(row["status"] == "error" for row in rows)
+    log.info("analysed %d of %d recordings in %s; results and %s in %s%s", len(rows) - n_failed, len(rows),
+             folder, STUDY_FILE, args.output, f" ({n_failed} skipped, see {STUDY_FILE})" if n_failed else "")
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+
+def main(argv=None):
+    """test.py: parse `argv`, run the mode `-d` names, return 0. Bad input raises InputError."""
+    args = build_parser().parse_args(argv)
+    setup_logging(args.quiet)
+    path = args.data
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder (-d)")
+    if path.is_dir():
+        if (path / "img").is_dir() or (path / "mask").is_dir():  # a test set (check_dataset names what's missing)
+            return _run_test_set(args, path)
+        return _run_study(args, path)
+    return _run_recording(args, path)

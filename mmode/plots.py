@@ -1,0 +1,89 @@
+"""Figures of an analysed recording, written to files (matplotlib's Agg backend: no display needed).
+
+- `plot_lvid`: LVID (mm) over time (s) with end-diastoles and end-systoles marked.
+- `plot_volume`: LV volume (µL) over time (s) with the same beats marked.
+- `draw_overlay`: the recording at full resolution with the predicted cavity borders drawn on it
+  (an image, not a chart, so a recording of any length keeps every column).
+"""
+import numpy as np
+from PIL import Image
+
+UPPER_COLOUR = (255, 64, 64)
+LOWER_COLOUR = (64, 160, 255)
+END_DIASTOLE_COLOUR = "tab:red"
+END_SYSTOLE_COLOUR = "tab:blue"
+# Figure width grows with the recording (inches per second), within limits a viewer can open.
+INCHES_PER_S = 4.0
+MIN_WIDTH_IN, MAX_WIDTH_IN = 8.0, 60.0
+
+
+def _figure(duration_s):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width_in = float(np.clip(duration_s * INCHES_PER_S, MIN_WIDTH_IN, MAX_WIDTH_IN))
+    return plt.subplots(figsize=(width_in, 3.5), dpi=100, layout="constrained")
+
+
+def _save(figure, path):
+    import matplotlib.pyplot as plt
+
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _curve_with_beats(path, time_s, values, ed_index, es_index, ylabel, title):
+    figure, axes = _figure(time_s[-1] - time_s[0] if time_s.size else 0.0)
+    axes.plot(time_s, values, color="black", linewidth=0.8)
+    ed_index, es_index = np.asarray(ed_index, dtype=int), np.asarray(es_index, dtype=int)
+    axes.plot(time_s[ed_index], values[ed_index], "v", color=END_DIASTOLE_COLOUR, label="end-diastole")
+    axes.plot(time_s[es_index], values[es_index], "^", color=END_SYSTOLE_COLOUR, label="end-systole")
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if time_s.size:
+        axes.set_xlim(time_s[0], time_s[-1])
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper right", fontsize="small")
+    return _save(figure, path)
+
+
+def plot_lvid(path, time_s, lvid_mm, ed_index, es_index, title="LVID"):
+    """Save LVID (mm, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`."""
+    return _curve_with_beats(path, np.asarray(time_s), np.asarray(lvid_mm), ed_index, es_index,
+                             "LVID (mm)", title)
+
+
+def plot_volume(path, time_s, volume_ul, ed_index, es_index, title="LV volume"):
+    """Save LV volume (µL, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`."""
+    return _curve_with_beats(path, np.asarray(time_s), np.asarray(volume_ul), ed_index, es_index,
+                             "LV volume (µL)", title)
+
+
+def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None):
+    """The grey recording (H, W) as RGB uint8 (H, W, 3) with the upper (red) and lower (blue) cavity
+    borders drawn in every column that has them; `thickness_px` defaults to about H / 200 (at least 1)."""
+    image = np.asarray(image_uint8)
+    height, width = image.shape
+    rgb = np.repeat(image[:, :, None], 3, axis=2)
+    thickness = max(1, height // 200) if thickness_px is None else int(thickness_px)
+    columns = np.arange(width)
+    for border, colour in ((upper_px, UPPER_COLOUR), (lower_px, LOWER_COLOUR)):
+        border = np.asarray(border, dtype=float)
+        known = np.isfinite(border)
+        # The border lies on a pixel edge: draw the rows on both sides of it.
+        centre = np.floor(border[known] + 0.5).astype(int)
+        rows = centre[:, None] + np.arange(-thickness, thickness)
+        cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
+        inside = (rows >= 0) & (rows < height)
+        rgb[rows[inside], cols[inside]] = colour
+    return rgb
+
+
+def save_overlay(path, image_uint8, upper_px, lower_px):
+    """Write `draw_overlay` as PNG `path`."""
+    Image.fromarray(draw_overlay(image_uint8, upper_px, lower_px)).save(path, format="PNG")
+    return path

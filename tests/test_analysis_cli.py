@@ -1,0 +1,321 @@
+"""test.py (mmode.analysis): test-set mode, recording mode (PNG, DICOM), studies, and bad input."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from mmode import analysis  # noqa: E402
+from mmode.checkpoint import save_checkpoint  # noqa: E402
+from mmode.cli import run_main  # noqa: E402
+from mmode.measure import BEAT_COLUMNS, SUMMARY_KEYS  # noqa: E402
+from preprocess.masks import traces_to_mask  # noqa: E402
+from preprocess.simulate import simulate_recording  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+IMG_SIZE_PX = 32
+CAVITY_GREY, TISSUE_GREY = 25, 190
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class DarkIsCavity(torch.nn.Module):
+    """A stand-in for a trained network on clean images: logit = 4 (0.42 - grey), dark = cavity."""
+
+    def forward(self, x):
+        return 4.0 * ((CAVITY_GREY + TISSUE_GREY) / 2 / 255 - x)
+
+
+def tiny_checkpoint(path, num_filters=4, claimed_filters=None):
+    """A QuickNat checkpoint with random weights; `claimed_filters` stores other model_params than the weights'."""
+    from quicknat import QuickNat
+
+    torch.manual_seed(0)
+    net = QuickNat(dict(num_filters=num_filters))
+    params = dict(net.params, num_filters=claimed_filters or num_filters)
+    save_checkpoint(path, net, params, IMG_SIZE_PX, epoch=1, optimizer=None, loss=0.5, dice=0.5, mse=0.1,
+                    best_dice=0.5, best_mse=0.1)
+    return path
+
+
+def clean_recording(seed):
+    """A simulated recording's truth drawn as a clean image: dark cavity between its traces, bright tissue."""
+    recording = simulate_recording(seed, duration_s=1.2)
+    mask = traces_to_mask(recording.upper_px, recording.lower_px, recording.image.shape[0])
+    noise = np.random.default_rng(seed).normal(0, 6, mask.shape)
+    image = np.clip(np.where(mask > 0, CAVITY_GREY, TISSUE_GREY) + noise, 0, 255).astype(np.uint8)
+    return recording, image
+
+
+def write_dicom(path, image, delta_x_s, delta_y_cm):
+    """A single-frame ultrasound DICOM whose M-mode region (the whole frame) carries the calibration."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = UltrasoundImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    dataset = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    dataset.Modality = "US"
+    dataset.Rows, dataset.Columns = image.shape
+    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
+    dataset.PixelData = image.astype(np.uint8).tobytes()
+    region = Dataset()
+    region.RegionSpatialFormat, region.RegionDataType, region.RegionFlags = 3, 1, 0
+    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = image.shape[1] - 1, image.shape[0] - 1
+    region.PhysicalUnitsXDirection, region.PhysicalUnitsYDirection = 4, 3
+    region.PhysicalDeltaX, region.PhysicalDeltaY = delta_x_s, delta_y_cm
+    dataset.SequenceOfUltrasoundRegions = Sequence([region])
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Checkpoints, recordings (PNG, DICOM, broken) and a 12-image test set, made once."""
+    folder = tmp_path_factory.mktemp("inputs")
+    recording, image = clean_recording(3)
+    Image.fromarray(image).save(folder / "clean.png")
+    Image.fromarray(recording.image).save(folder / "sim.png")
+    study = folder / "study"
+    study.mkdir()
+    Image.fromarray(image[:, :500]).save(study / "a.png")
+    Image.fromarray(recording.image[:, :400]).save(study / "b.png")
+    (study / "broken.png").write_bytes(b"not a png at all")
+    (study / "notes.txt").write_text("ignored")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "trace.txt").write_text("0,1,2")
+    write_dicom(folder / "scan.dcm", image[:, :600], delta_x_s=0.0009, delta_y_cm=0.00125)
+
+    test_set = folder / "test_set"
+    for sub in ("img", "mask"):
+        (test_set / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        top, bottom = rng.integers(6, 14), rng.integers(24, 34)
+        mask = np.zeros((40, 40), np.uint8)
+        mask[top:bottom] = 255
+        window = np.clip(np.where(mask > 0, CAVITY_GREY, TISSUE_GREY) + rng.normal(0, 6, mask.shape), 0, 255)
+        Image.fromarray(window.astype(np.uint8)).save(test_set / "img" / f"rec{i // 3}_win{i % 3}.png")
+        Image.fromarray(mask).save(test_set / "mask" / f"rec{i // 3}_win{i % 3}.png")
+    return dict(folder=folder, recording=recording, clean=folder / "clean.png", sim=folder / "sim.png",
+                dicom=folder / "scan.dcm", study=study, broken=folder / "broken.png", text=folder / "trace.txt",
+                test_set=test_set, checkpoint=tiny_checkpoint(folder / "tiny.pt"),
+                foreign=tiny_checkpoint(folder / "foreign.pt", num_filters=8, claimed_filters=4))
+
+
+@pytest.fixture
+def dark_network(monkeypatch, files):
+    """Make test.py use DarkIsCavity, as a checkpoint of input size 256, in place of the checkpoint's network.
+    (256: a 650-row recording then keeps a network pixel per 2.5 columns, enough for the fast systolic
+    wall motion; at 64 px, 10 columns blur into one and a perfect segmenter still errs by 20 px there.)"""
+    monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", files["checkpoint"])
+    monkeypatch.setattr("mmode.checkpoint.load_model",
+                        lambda path, device="cpu": (DarkIsCavity(), dict(img_size=256)))
+
+
+def run(*argv):
+    """Run test.py in this process; returns its exit status."""
+    try:
+        return run_main(analysis.main, [str(arg) for arg in argv])
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return reader.fieldnames, list(reader)
+
+
+def file_names(folder):
+    return sorted(path.name for path in Path(folder).iterdir()) if Path(folder).exists() else []
+
+
+# --------------------------------------------------------------------------- help
+
+def test_help_answers_without_importing_torch():
+    code = ("import runpy, sys; sys.argv = ['test.py', '--help']\n"
+            "try:\n    runpy.run_path('test.py', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "usage: test.py" in result.stdout and "--mm-per-px" in result.stdout
+    assert result.stdout.strip().endswith("torch not loaded")
+
+
+# --------------------------------------------------------------------------- test-set mode
+
+def test_test_set_mode_prints_three_lines_and_writes_metrics_and_ten_triplets(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert run("-d", files["test_set"], "-m", files["checkpoint"], "-o", out, "-b", 5, "--quiet") == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in printed] == ["Average DICE", "Average MSE", "Measured loss"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 12 and metrics["img_size"] == IMG_SIZE_PX
+    columns, rows = read_csv(out / "per_image.csv")
+    assert columns == ["index", "name", "dice", "mse", "loss"] and len(rows) == 12
+    for key, line in zip(("dice", "mse", "loss"), printed):
+        assert metrics[key] == pytest.approx(np.mean([float(row[key]) for row in rows]))
+        assert float(line.split(":")[1]) == pytest.approx(metrics[key], abs=1e-6)
+    expected = {f"{kind}_{i}.png" for kind in ("image", "mask", "pred") for i in range(10)}
+    assert set(file_names(out)) == expected | {"metrics.json", "per_image.csv"}
+    assert Image.open(out / "image_0.png").size == (IMG_SIZE_PX, IMG_SIZE_PX)
+
+
+def test_test_set_scores_a_network_that_segments_it(files, tmp_path, capsys, dark_network):
+    assert run("-d", files["test_set"], "-o", tmp_path / "out", "-s", 64, "--quiet") == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["dice"] > 0.95 and metrics["mse"] < 0.03 and metrics["img_size"] == 64
+    printed = capsys.readouterr().out.splitlines()
+    assert float(printed[0].split(":")[1]) == pytest.approx(metrics["dice"], abs=1e-6)
+
+
+# --------------------------------------------------------------------------- recording mode
+
+def check_recording_files(out, stem, width_px):
+    names = [f"{stem}_{suffix}" for suffix in ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png",
+                                               "volume.png", "overlay.png")]
+    assert file_names(out) == sorted(names)
+    columns, trace = read_csv(out / f"{stem}_trace.csv")
+    assert columns[:3] == ["time_s", "lvid_mm", "volume_ul"] and len(trace) == width_px
+    columns, beats = read_csv(out / f"{stem}_beats.csv")
+    assert columns == list(BEAT_COLUMNS)
+    summary = json.loads((out / f"{stem}_summary.json").read_text())
+    assert set(SUMMARY_KEYS) | {"n_beats", "mm_per_px", "s_per_px", "model", "calibration_source"} <= set(summary)
+    assert summary["n_beats"] == len(beats)
+    return trace, beats, summary
+
+
+def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files, tmp_path):
+    out = tmp_path / "out"
+    height_px, width_px = files["recording"].image.shape
+    assert run("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--mm-per-px", 0.02,
+               "--s-per-px", 0.001, "--quiet") == 0
+    trace, _, summary = check_recording_files(out, "sim", width_px)
+    assert summary["mm_per_px"] == 0.02 and summary["s_per_px"] == 0.001
+    assert summary["calibration_source"] == "user" and summary["img_size"] == IMG_SIZE_PX
+    assert summary["model"] == str(files["checkpoint"])
+    np.testing.assert_allclose([float(row["time_s"]) for row in trace], np.arange(width_px) * 0.001, atol=1e-6)
+    assert Image.open(out / "sim_mask.png").size == (width_px, height_px)
+    assert Image.open(out / "sim_overlay.png").size == (width_px, height_px)
+
+
+def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_network):
+    recording = files["recording"]
+    out = tmp_path / "out"
+    assert run("-d", files["clean"], "-o", out, "--mm-per-px", recording.mm_per_px,
+               "--s-per-px", recording.s_per_px, "--quiet") == 0
+    trace, beats, summary = check_recording_files(out, "clean", recording.image.shape[1])
+    lvid_mm = np.array([float(row["lvid_mm"]) for row in trace])
+    error_px = np.abs(lvid_mm - recording.lvid_mm) / recording.mm_per_px
+    assert error_px.mean() < 1.0 and error_px.max() < 5.0
+    volume_ul = np.array([float(row["volume_ul"]) for row in trace])
+    np.testing.assert_allclose(volume_ul, 7.0 / (2.4 + lvid_mm) * lvid_mm ** 3, rtol=1e-3)
+    assert abs(len(beats) - len(recording.beats)) <= 1  # an end-diastole right at the start may count
+    assert summary["hr_bpm"] == pytest.approx(recording.hr_bpm, rel=0.02)
+    true_d = np.median([beat["lvid_d_mm"] for beat in recording.beats])
+    assert summary["lvid_d_mm"] == pytest.approx(true_d, abs=3 * recording.mm_per_px)
+    d, s = float(beats[0]["lvid_d_mm"]), float(beats[0]["lvid_s_mm"])
+    assert float(beats[0]["fs_pct"]) == pytest.approx(100 * (d - s) / d, abs=0.01)
+    assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000, rel=1e-3)
+
+
+def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
+    out = tmp_path / "out"
+    assert run("-d", files["dicom"], "-o", out, "--mm-per-px", 0.5, "--quiet") == 0
+    _, _, summary = check_recording_files(out, "scan", 600)
+    assert summary["mm_per_px"] == pytest.approx(0.00125 * 10)
+    assert summary["s_per_px"] == pytest.approx(0.0009)
+    assert summary["calibration_source"] == "dicom"
+
+
+def test_results_are_not_overwritten_without_overwrite(files, tmp_path, capsys):
+    out = tmp_path / "out"
+    arguments = ("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--quiet")
+    assert run(*arguments) == 0
+    before = (out / "sim_trace.csv").stat().st_mtime_ns
+    assert run(*arguments) == 2
+    error = capsys.readouterr().err
+    assert "sim_mask.png" in error and "--overwrite" in error
+    assert (out / "sim_trace.csv").stat().st_mtime_ns == before
+    assert run(*arguments, "--overwrite") == 0
+    assert not [name for name in file_names(out) if name.startswith(".")]
+
+
+# --------------------------------------------------------------------------- study mode
+
+def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, dark_network):
+    out = tmp_path / "out"
+    assert run("-d", files["study"], "-o", out, "--quiet") == 0
+    columns, rows = read_csv(out / "study.csv")
+    assert columns[:3] == ["recording", "status", "error"] and set(SUMMARY_KEYS) <= set(columns)
+    assert [(row["recording"], row["status"]) for row in rows] == [("a.png", "ok"), ("b.png", "ok"),
+                                                                    ("broken.png", "error")]
+    assert "broken.png" in rows[2]["error"]
+    assert float(rows[0]["n_beats"]) > 0 and rows[0]["hr_bpm"] != ""
+    assert len(file_names(out)) == 2 * 7 + 1
+    summary = json.loads((out / "a_summary.json").read_text())
+    assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
+
+
+# --------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("case, named", [
+    ("unreadable", "broken.png"),
+    ("unknown extension", "trace.txt"),
+    ("other architecture", "foreign.pt"),
+    ("missing path", "nowhere.png"),
+    ("mm-per-px zero", "--mm-per-px"),
+    ("s-per-px negative", "--s-per-px"),
+    ("test set without a mask", "rec0_win0.png"),
+])
+def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys, case, named):
+    out = tmp_path / "out"
+    data, model, extra = files["sim"], files["checkpoint"], []
+    if case == "unreadable":
+        data = files["broken"]
+    elif case == "unknown extension":
+        data = files["text"]
+    elif case == "other architecture":
+        model = files["foreign"]
+    elif case == "missing path":
+        data = files["folder"] / "nowhere.png"
+    elif case == "test set without a mask":
+        data = tmp_path / "incomplete"
+        shutil.copytree(files["test_set"], data)
+        (data / "mask" / "rec0_win0.png").unlink()
+    elif case == "mm-per-px zero":
+        extra = ["--mm-per-px", "0"]
+    else:
+        extra = ["--s-per-px=-1"]
+    assert run("-d", data, "-m", model, "-o", out, "--quiet", *extra) == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and named in error_lines[0]
+    assert file_names(out) == []
+
+
+def test_a_missing_default_checkpoint_says_to_pass_one(files, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "heart-seg-net.pt")
+    assert run("-d", files["sim"], "-o", tmp_path / "out", "--quiet") == 2
+    error = capsys.readouterr().err
+    assert "heart-seg-net.pt" in error and "-m" in error
+    assert file_names(tmp_path / "out") == []

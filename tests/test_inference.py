@@ -1,0 +1,121 @@
+"""mmode.inference: whole-recording inference in blended tiles, at the input's full resolution."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmode.inference import (blend_weights, predict_probability, resize_to_height, tile_starts,  # noqa: E402
+                             upsample_bilinear)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def awkward_image():
+    """97 x 1001 px: neither side a multiple of 16, far wider than a tile."""
+    return np.random.default_rng(0).integers(0, 256, (97, 1001)).astype(np.uint8)
+
+
+def test_upsampling_matches_torch_bilinear_align_corners_false():
+    probability = np.random.default_rng(1).random((32, 77)).astype(np.float32)
+    for shape in ((97, 1001), (20, 50), (32, 77)):
+        expected = torch.nn.functional.interpolate(torch.from_numpy(probability)[None, None], size=shape,
+                                                   mode="bilinear", align_corners=False)[0, 0].numpy()
+        np.testing.assert_allclose(upsample_bilinear(probability, shape, chunk_columns=100), expected, atol=1e-5)
+
+
+def test_tiles_cover_the_strip_with_the_overlap_and_end_at_its_end():
+    starts = tile_starts(1001, 64, 16)
+    assert starts[0] == 0 and starts[-1] == 1001 - 64
+    assert (np.diff(starts) <= 64 - 16).all() and (np.diff(starts) > 0).all()
+    np.testing.assert_array_equal(tile_starts(50, 64, 16), [0])
+    weights = blend_weights(64, 16)
+    assert weights.min() > 0 and weights[16:48].min() == 1.0
+    np.testing.assert_allclose(weights, weights[::-1])
+
+
+def test_quicknat_on_an_awkward_size_returns_a_map_of_exactly_that_size(awkward_image):
+    from quicknat import QuickNat
+
+    torch.manual_seed(0)
+    net = QuickNat(dict(num_filters=4)).eval()
+    probability = predict_probability(net, awkward_image, 32, batch_size=8)
+    assert probability.shape == (97, 1001) and probability.dtype == np.float32
+    assert np.isfinite(probability).all() and probability.min() >= 0 and probability.max() <= 1
+    # Batching changes nothing.
+    np.testing.assert_allclose(predict_probability(net, awkward_image, 32, batch_size=1), probability, atol=1e-6)
+    # A recording narrower than one tile, also awkward: padded, predicted, cropped back.
+    assert predict_probability(net, awkward_image[:, :37], 32).shape == (97, 37)
+
+
+def test_pointwise_network_gives_the_same_map_tiled_or_whole(awkward_image):
+    # A 1x1 convolution sees one pixel: any tiling must reproduce it exactly, and the result must be its
+    # sigmoid on the resized strip, brought back to full resolution.
+    torch.manual_seed(0)
+    net = torch.nn.Conv2d(1, 1, 1).eval()
+    tiled = predict_probability(net, awkward_image, 32, tile_width=64, overlap=16, batch_size=3)
+    whole = predict_probability(net, awkward_image, 32, tile_width=352)
+    weight, bias = net.weight.item(), net.bias.item()
+    strip = resize_to_height(awkward_image, 32)
+    expected = upsample_bilinear(1 / (1 + np.exp(-(weight * strip + bias))), awkward_image.shape)
+    np.testing.assert_allclose(tiled, expected, atol=1e-5)
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
+
+
+def test_tiles_agree_at_their_seams():
+    # Two 3x3 convolutions see 2 px either side. A tile's columns farther than that from its cut edges
+    # equal the whole-strip result, and so does their blend: the tiled map must equal the untiled one
+    # everywhere except within 2 px of a cut, and stay close there (the ramps give cut edges little weight).
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.Tanh(),
+                              torch.nn.Conv2d(4, 1, 3, padding=1)).eval()
+    image = np.random.default_rng(2).integers(0, 256, (32, 1001)).astype(np.uint8)  # height = input size
+    tiled = predict_probability(net, image, 32, tile_width=64, overlap=16)
+    with torch.inference_mode():
+        whole = torch.sigmoid(net(torch.from_numpy(image / np.float32(255))[None, None]))[0, 0].numpy()
+    cuts = np.concatenate([(starts := tile_starts(1001, 64, 16))[1:], starts[:-1] + 64])
+    near_cut = (np.abs(np.arange(1001)[:, None] - cuts[None, :]) <= 2).any(axis=1)
+    assert near_cut.sum() < 0.2 * 1001
+    np.testing.assert_allclose(tiled[:, ~near_cut], whole[:, ~near_cut], atol=1e-5)
+    assert np.abs(tiled - whole).max() < 0.05
+    assert np.abs(tiled - whole).max() > 1e-4  # the cuts do show, just weakly: the comparison is real
+
+
+class DarkIsCavity(torch.nn.Module):
+    """A stand-in network: dark pixels are cavity, logit = 4 (0.42 - grey), 0.42 being half-way between
+    the test image's cavity (25) and tissue (190) grey levels; like a trained network, it answers a
+    blurred edge with graded probabilities."""
+
+    def forward(self, x):
+        return 4.0 * (107.5 / 255 - x)
+
+
+def border_errors_px(mask, upper, lower):
+    first = mask.argmax(axis=0)
+    last = mask.shape[0] - 1 - mask[::-1].argmax(axis=0)
+    return max(np.abs((first - 0.5) - upper).max(), np.abs((last + 0.5) - lower).max())
+
+
+def test_probabilities_are_upsampled_before_thresholding():
+    # A dark band between two smoothly moving borders on a 600-row image, analysed at a 64-px input: one
+    # network pixel is 9.4 rows, yet the full-resolution map thresholded after upsampling finds each
+    # border within 2 rows; thresholding at the network's resolution first is off by up to half a
+    # network pixel (4.7 rows).
+    height_px, width_px = 600, 700
+    columns = np.arange(width_px)
+    upper = 200.3 + 30 * np.sin(columns / 150)
+    lower = 420.6 - 40 * np.sin(columns / 150)
+    rows = np.arange(height_px)[:, None]
+    image = np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8)
+    net = DarkIsCavity()
+    probability = predict_probability(net, image, 64)
+    assert border_errors_px(probability > 0.5, upper, lower) < 2.0
+    strip_probability = torch.sigmoid(net(torch.from_numpy(resize_to_height(image, 64)))).numpy()
+    thresholded_first = upsample_bilinear((strip_probability > 0.5).astype(np.float32), image.shape) > 0.5
+    assert border_errors_px(thresholded_first, upper, lower) > 3.0
