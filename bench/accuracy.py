@@ -80,8 +80,11 @@ def truth_beat_table(truth_beats):
     lvid_s_mm = np.array([beat["lvid_s_mm"] for beat in truth_beats])
     ed_s = np.array([beat["t_ed_s"] for beat in truth_beats])
     vol_d_ul, vol_s_ul = teichholz_volume_ul(lvid_d_mm), teichholz_volume_ul(lvid_s_mm)
-    hr_bpm = np.full(ed_s.size, np.nan)
-    hr_bpm[:-1] = 60.0 / np.diff(ed_s)
+    if all("rr_s" in beat for beat in truth_beats):
+        hr_bpm = 60.0 / np.array([beat["rr_s"] for beat in truth_beats])  # the simulated cycle length
+    else:
+        hr_bpm = np.full(ed_s.size, np.nan)
+        hr_bpm[:-1] = 60.0 / np.diff(ed_s)
     return dict(lvid_d_mm=lvid_d_mm, lvid_s_mm=lvid_s_mm, ef_pct=100.0 * (vol_d_ul - vol_s_ul) / vol_d_ul,
                 fs_pct=100.0 * (lvid_d_mm - lvid_s_mm) / lvid_d_mm, hr_bpm=hr_bpm)
 

@@ -155,12 +155,13 @@ def truth_beats(lvid_mm, schedule, s_per_px, lost_contact):
     ed_cols = _extremum_columns(lvid_mm, ed_px, ed_half, 0, width, True, True)
     es_cols = _extremum_columns(lvid_mm, es_px, es_half, 0, width, False, True)
     beats = []
-    for ed, es in zip(ed_cols, es_cols):
+    for ed, es, rr_s in zip(ed_cols, es_cols, schedule["rr_s"]):
         if ed < 0 or es < 0:
             continue
+        # rr_s: the beat's true cycle length, a sharper HR truth than the spacing of flat LVID maxima
         beats.append(dict(t_ed_s=round(float(ed * s_per_px), 6), t_es_s=round(float(es * s_per_px), 6),
                           lvid_d_mm=round(float(lvid_mm[ed]), 4), lvid_s_mm=round(float(lvid_mm[es]), 4),
-                          visible=bool(not lost_contact[ed:es + 1].any())))
+                          rr_s=round(float(rr_s), 6), visible=bool(not lost_contact[ed:es + 1].any())))
     return beats
 
 
