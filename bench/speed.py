@@ -1,0 +1,99 @@
+"""Speed of recording analysis, measured side by side in one run.
+
+1. Measuring LVID from a mask: the vectorised `mmode.measure.lvid_px` against a plain per-column Python
+   loop that takes each column's longest run (the straightforward way), on the same mask.
+2. Whole-recording inference with the default model: tile widths (network px) and batch sizes, on the
+   CPU and, where present, on CUDA; seconds of compute per second of recording, and ratios to the
+   default setting.
+
+    python bench/speed.py -m checkpoints/heart-seg-net.pt --duration 10
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mmode.cli import run_main  # noqa: E402
+
+
+def longest_run_loop(mask):
+    """Reference: each column's longest run of 1s, one Python loop per column and row."""
+    lengths = np.full(mask.shape[1], np.nan)
+    for column in range(mask.shape[1]):
+        best = current = 0
+        for value in mask[:, column]:
+            current = current + 1 if value else 0
+            best = max(best, current)
+        if best:
+            lengths[column] = best
+    return lengths
+
+
+def best_of(repeats, function, *args, **kwargs):
+    """Smallest wall time (s) of `repeats` calls, and the last result."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function(*args, **kwargs)
+        times.append(time.perf_counter() - started)
+    return min(times), result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"))
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of simulated recording (default 10)")
+    parser.add_argument("--seed", type=int, default=4242)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from mmode.checkpoint import load_model
+    from mmode.inference import default_tile_width, predict_probability
+    from mmode.measure import lvid_px
+    from preprocess.masks import traces_to_mask
+    from preprocess.simulate import simulate_recording
+
+    recording = simulate_recording(args.seed, duration_s=args.duration)
+    recorded_s = recording.image.shape[1] * recording.s_per_px
+    print(f"recording: {recording.image.shape[0]} x {recording.image.shape[1]} px, {recorded_s:.1f} s; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
+
+    mask = traces_to_mask(recording.upper_px, recording.lower_px, recording.image.shape[0])
+    loop_s, loop_lvid = best_of(1, longest_run_loop, mask)
+    vector_s, vector_lvid = best_of(args.repeats, lvid_px, mask)
+    assert np.allclose(loop_lvid, vector_lvid, equal_nan=True), "the two LVID measurements disagree"
+    print("\n| LVID from the mask | seconds | ratio |\n| --- | --- | --- |")
+    print(f"| per-column Python loop | {loop_s:.3f} | 1 |")
+    print(f"| mmode.measure.lvid_px (vectorised) | {vector_s:.4f} | {loop_s / vector_s:.0f}x faster |")
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print("\n| inference | device | tile width (net px) | batch | s per recorded s | ratio to default on CPU |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    reference_s = None
+    for device in devices:
+        net, checkpoint = load_model(args.model, device)
+        img_size = int(checkpoint["img_size"])
+        settings = [(default_tile_width(img_size), 8), (4 * default_tile_width(img_size), 2),
+                    (4 * default_tile_width(img_size), 8)]
+        for tile_width, batch_size in settings:
+            predict_probability(net, recording.image[:, :2000], img_size, device, tile_width=tile_width,
+                                batch_size=batch_size)  # warm-up
+            if device == "cuda":
+                torch.cuda.synchronize()
+            seconds, _ = best_of(args.repeats, predict_probability, net, recording.image, img_size, device,
+                                 tile_width=tile_width, batch_size=batch_size)
+            reference_s = seconds if reference_s is None else reference_s
+            label = "default" if tile_width == default_tile_width(img_size) and batch_size == 8 else ""
+            print(f"| {label} | {device} | {tile_width} | {batch_size} | {seconds / recorded_s:.3f} | "
+                  f"{reference_s / seconds:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
