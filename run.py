@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mmode.cli import run_main, setup_logging
+from mmode.cli import non_negative_int, positive_float, positive_int, run_main, setup_logging
 
 SE_BLOCK_CHOICES = ("NONE", "CSE", "SSE", "CSSE")
 DEFAULT_OUTPUT = Path("checkpoints")
@@ -35,25 +35,10 @@ A checkpoint holds the network configuration (model_params) and the input size (
 test.py needs no architecture flags."""
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
-def non_negative_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def percentage(text):

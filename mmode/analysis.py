@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
-from mmode.cli import setup_logging
+from mmode.cli import positive_float, positive_int, setup_logging
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_parameters, cavity_borders_px,
                            detect_beats, summarise, volume_ul)
@@ -71,21 +71,8 @@ SV µL = Vd - Vs, HR bpm = 60 / RR, CO mL/min = SV * HR / 1000 (summary: product
 
 # --------------------------------------------------------------------------- arguments
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
 
 
 def _probability_threshold(text):
@@ -121,20 +108,20 @@ def build_parser():
                              "to; a multiple of 16 (default: the checkpoint's img_size)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
                         help="output folder, created if missing (default: results)")
-    parser.add_argument("-b", "--batch-size", type=_positive_int, default=8, metavar="B",
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=8, metavar="B",
                         help="images (test set) or tiles (recordings) per forward pass (default: 8)")
     parser.add_argument("--threshold", type=_probability_threshold, default=0.5, metavar="P",
                         help="cavity where the predicted probability exceeds P (default: 0.5)")
 
     measure = parser.add_argument_group("recordings")
-    measure.add_argument("--mm-per-px", type=_positive_float, default=None, metavar="MM",
+    measure.add_argument("--mm-per-px", type=positive_float, default=None, metavar="MM",
                          help=f"depth calibration, mm per row (default: {DEFAULT_MM_PER_PX}; a DICOM's own wins)")
-    measure.add_argument("--s-per-px", type=_positive_float, default=None, metavar="S",
+    measure.add_argument("--s-per-px", type=positive_float, default=None, metavar="S",
                          help=f"time calibration, s per column (default: {DEFAULT_S_PER_PX}; a DICOM's own wins)")
-    measure.add_argument("--max-hr", type=_positive_float, default=900.0, metavar="BPM",
+    measure.add_argument("--max-hr", type=positive_float, default=900.0, metavar="BPM",
                          help="fastest heart rate the beat detector looks for; sets the smoothing and the "
                               "shortest beat (default: 900)")
-    measure.add_argument("--min-hr", type=_positive_float, default=250.0, metavar="BPM",
+    measure.add_argument("--min-hr", type=positive_float, default=250.0, metavar="BPM",
                          help="slowest heart rate the beat detector looks for (default: 250)")
     measure.add_argument("--volume-formula", choices=sorted(VOLUME_FORMULAS), default="mouse",
                          help="Teichholz convention: mouse (D in mm -> µL, the small-animal scanners') or "

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-from mmode.cli import run_main, setup_logging
+from mmode.cli import positive_int, run_main, setup_logging
 
 BUILD_EXAMPLE = """\
 example:
@@ -19,12 +19,6 @@ span, in OUT/img/<recording>_win<k>.png with the mask (0/255) in OUT/mask/<recor
 """
 
 
-def positive_int(text):
-    """argparse type: an integer >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def percentage(text):

@@ -24,12 +24,7 @@ IMG_SIZE_PX = 32
 CAVITY_GREY, TISSUE_GREY = 25, 190
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class DarkIsCavity(torch.nn.Module):

@@ -8,12 +8,7 @@ from mmode.inference import (blend_weights, predict_probability, resize_to_heigh
                              upsample_bilinear)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -20,12 +20,7 @@ EXTRA_KEYS = ("train_loss", "best_epoch", "best_loss", "history", "seed", "val_p
               "batch_size", "lr", "epochs", "train_recordings", "val_recordings", "train_names", "val_names")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
