@@ -94,7 +94,7 @@ def compare_recording(simulated, analysis):
     visible = visible_columns(simulated)
     truth_lvid_mm = simulated.lvid_mm
     measured = np.isfinite(analysis.lvid_mm) & visible
-    column_error_mm = np.abs(analysis.lvid_mm[measured] - truth_lvid_mm[measured])
+    column_error_mm = analysis.lvid_mm[measured] - truth_lvid_mm[measured]
 
     truth_beats = [beat for beat in simulated.beats if beat.get("visible", True)]
     truth = truth_beat_table(truth_beats) if truth_beats else None
@@ -178,8 +178,9 @@ def run_set(name, args, net, img_size, device):
         recordings=args.n,
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
-        lvid_column_mae_mm=float(columns.mean()),
-        lvid_column_p95_mm=float(np.percentile(columns, 95)),
+        lvid_column_mae_mm=float(np.abs(columns).mean()),
+        lvid_column_bias_mm=float(columns.mean()),
+        lvid_column_p95_mm=float(np.percentile(np.abs(columns), 95)),
         missed_columns_pct=100.0 * sum(r["missed_columns"] for r in results) / sum(r["visible_columns"]
                                                                                    for r in results),
         beats_found_pct=100.0 * sum(r["n_matched"] for r in results) / max(1, sum(r["n_truth_beats"]
@@ -197,6 +198,7 @@ def run_set(name, args, net, img_size, device):
 
 ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "{:.5f}"),
         ("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+        ("LVID per column mean signed error (mm)", "lvid_column_bias_mm", "{:+.4f}"),
         ("LVID per column 95th pct error (mm)", "lvid_column_p95_mm", "{:.4f}"),
         ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
         ("truth beats found (%)", "beats_found_pct", "{:.1f}"), ("extra beats", "extra_beats", "{:d}"),
