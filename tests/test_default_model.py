@@ -1,0 +1,46 @@
+"""The shipped model and examples: the README's quick start measures what the simulator drew."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mmode.analysis import analyse_recording  # noqa: E402
+from mmode.calibration import Calibration  # noqa: E402
+from mmode.checkpoint import REQUIRED_KEYS, load_model, read_checkpoint  # noqa: E402
+from mmode.io import read_recording  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "checkpoints" / "heart-seg-net.pt"
+EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_the_default_model_is_a_complete_small_checkpoint():
+    checkpoint = read_checkpoint(MODEL)
+    assert set(REQUIRED_KEYS) <= set(checkpoint)
+    assert MODEL.stat().st_size < 20 * 2 ** 20
+    assert checkpoint["img_size"] % 16 == 0
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_examples_are_measured_close_to_their_truth(path):
+    truth = json.loads((ROOT / "examples" / "truth" / f"{path.stem}.json").read_text())
+    net, checkpoint = load_model(MODEL)
+    recording = read_recording(path, Calibration())
+    # the examples are drawn at the default calibration, so the quick start needs no flags
+    assert (truth["mm_per_px"], truth["s_per_px"]) == (recording.calibration.mm_per_px,
+                                                       recording.calibration.s_per_px)
+    analysis = analyse_recording(recording, net, checkpoint["img_size"])
+    summary = analysis.summary
+
+    truth_lvid_mm = np.asarray(truth["lvid_mm"])
+    assert np.nanmean(np.abs(analysis.lvid_mm - truth_lvid_mm)) < 0.1  # mm; bench/accuracy.py gives the figures
+    beats = truth["beats"]
+    assert summary["lvid_d_mm"] == pytest.approx(np.median([b["lvid_d_mm"] for b in beats]), abs=0.15)
+    assert summary["lvid_s_mm"] == pytest.approx(np.median([b["lvid_s_mm"] for b in beats]), abs=0.15)
+    assert summary["hr_bpm"] == pytest.approx(np.median([60 / b["rr_s"] for b in beats]), rel=0.02)
+    assert abs(summary["n_beats"] - len(beats)) <= 1
