@@ -3,10 +3,10 @@
 Only argparse is imported up front, so `--help` answers at once; the work is imported when a command runs.
 """
 import argparse
-import importlib
 import sys
 
 from mmode.cli import positive_int, run_main, setup_logging
+from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
 example:
@@ -46,16 +46,6 @@ def add_build_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
 
-def _simulate_module():
-    """preprocess.simulate, or None while it does not exist yet."""
-    try:
-        return importlib.import_module("preprocess.simulate")
-    except ModuleNotFoundError as error:
-        if error.name != "preprocess.simulate":
-            raise
-        return None
-
-
 def build_parser():
     """The `python -m preprocess` parser with its `build` and `simulate` subcommands."""
     parser = argparse.ArgumentParser(
@@ -68,12 +58,8 @@ def build_parser():
         description="Turn long M-mode recordings and their annotated upper/lower traces into a training set.",
         epilog=BUILD_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_build_arguments(build)
-    simulate = _simulate_module()
-    simulate_parser = commands.add_parser(
-        "simulate", help="simulated recordings with annotations and exact truth"
-        + ("" if simulate else " (not available: preprocess/simulate.py is missing)"))
-    if simulate is not None:
-        simulate.add_arguments(simulate_parser)
+    simulate.add_arguments(commands.add_parser("simulate",
+                                               help="simulated recordings with annotations and exact truth"))
     return parser
 
 
@@ -92,10 +78,6 @@ def main(argv=None):
     setup_logging(getattr(args, "quiet", False))
     if args.command == "build":
         return run_build(args)
-    simulate = _simulate_module()
-    if simulate is None:
-        print("error: the simulate command is not available (preprocess/simulate.py is missing)", file=sys.stderr)
-        return 2
     return simulate.run(args) or 0
 
 
