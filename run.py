@@ -114,6 +114,9 @@ def build_parser():
                       help="augment training pairs: time flips, vertical shifts, scaling 0.85-1.15 on image and "
                            "mask together; depth gain, speckle, brightness, contrast, gamma, blur, noise on the "
                            "image only")
+    data.add_argument("--soft-masks", action="store_true",
+                      help="train on area-averaged masks (the fraction of each resized pixel inside the cavity), "
+                           "so the loss sees the borders' sub-pixel positions; validation uses the binary masks")
     data.add_argument("--seed", type=int, default=0,
                       help="seed of the split, the weights, the shuffling and the augmentation (default: 0)")
 
@@ -167,7 +170,7 @@ def options_from_args(args):
                            model_params=model_params, load=args.load, resume=args.resume, augment=args.augment,
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,
-                           lr_schedule=args.lr_schedule)
+                           lr_schedule=args.lr_schedule, soft_masks=args.soft_masks)
 
 
 def main(argv=None):

@@ -73,6 +73,7 @@ class TrainingOptions:
     quiet: bool = False
     overwrite: bool = False
     lr_schedule: str = "constant"
+    soft_masks: bool = False
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -244,8 +245,10 @@ class Trainer:
         self.completed_epoch = self.start_epoch - 1
 
         self.generator = torch.Generator()
+        # soft targets for the loss only: validation Dice and MSE compare with the binary masks
         self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
-                                                             names=self.train_names), shuffle=True)
+                                                             names=self.train_names, soft_masks=options.soft_masks),
+                                         shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names),
                                         shuffle=False) if self.val_names else None)
 
@@ -450,6 +453,7 @@ class Trainer:
             history=[dict(entry) for entry in self.history], seed=self.options.seed,
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
+            soft_masks=bool(self.options.soft_masks),
             epochs=self.options.epochs,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),

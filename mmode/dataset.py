@@ -100,12 +100,15 @@ class SegmentationDataset:
     to every pair as it is read.
 
     Item i -> (image, mask): float32 torch tensors (1, S, S); the image grey in [0, 1] (resized
-    bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary).
+    bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
+    the mask is area-averaged instead: each value is the fraction of that pixel inside the cavity, so
+    a border's sub-pixel position survives the resizing (for training targets; metrics want 0/1).
     """
 
-    def __init__(self, folder, img_size, augment=False, names=None):
+    def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False):
         self.folder = Path(folder)
         self.img_size = int(img_size)
+        self.soft_masks = bool(soft_masks)
         self.names = list(check_dataset(self.folder) if names is None else names)
         if augment:
             from mmode.augment import build_augmentation
@@ -118,13 +121,17 @@ class SegmentationDataset:
         return len(self.names)
 
     def read_pair(self, index):
-        """Pair `index` as numpy float32 (S, S): image in [0, 1], mask 0/1, before augmentation."""
+        """Pair `index` as numpy float32 (S, S): image in [0, 1], mask 0/1 (or fractions with
+        `soft_masks`), before augmentation."""
         name = self.names[index]
         size = (self.img_size, self.img_size)
         image = Image.fromarray(read_image(self.folder / "img" / name)).resize(size, Image.Resampling.BILINEAR)
         mask = binarise_mask(read_image(self.folder / "mask" / name))
-        mask = Image.fromarray(mask).resize(size, Image.Resampling.NEAREST)
-        return np.asarray(image, dtype=np.float32) / 255.0, np.asarray(mask, dtype=np.float32)
+        if self.soft_masks:
+            mask = Image.fromarray(mask.astype(np.float32)).resize(size, Image.Resampling.BOX)
+        else:
+            mask = Image.fromarray(mask).resize(size, Image.Resampling.NEAREST)
+        return np.asarray(image, dtype=np.float32) / 255.0, np.array(mask, dtype=np.float32)
 
     def __getitem__(self, index):
         import torch

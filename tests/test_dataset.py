@@ -141,6 +141,34 @@ def test_items_are_resized_grey_tensors(tmp_path):
     assert image[0, 16, 2].item() == pytest.approx(30 / 255, abs=1e-6)
 
 
+def test_soft_masks_keep_the_borders_sub_pixel_position(tmp_path):
+    pytest.importorskip("torch")
+    names = ("rec_a_win0.png",)
+    data = make_dataset(tmp_path / "data", names)  # cavity rows 10..29 of 40
+    image, mask = band_pair(11, 30)  # cavity rows 11..29: borders not on the 4:1 grid
+    Image.fromarray(mask).save(data / "mask" / names[0])
+    soft = SegmentationDataset(data, 10, soft_masks=True)[0][1][0, :, 3]
+    # 4 source rows per row: rows 8..11 hold 1 cavity row, 12..27 are cavity, 28..31 hold 2 cavity rows
+    assert soft.tolist() == pytest.approx([0, 0, 0.25, 1, 1, 1, 1, 0.5, 0, 0])
+    assert soft.sum().item() == pytest.approx(19 / 4)  # the cavity's height, 19 rows, in output rows
+    hard = SegmentationDataset(data, 10)[0][1][0, :, 3]
+    assert set(hard.tolist()) == {0.0, 1.0}
+
+
+def test_training_on_soft_masks_validates_on_binary_ones(tmp_path):
+    pytest.importorskip("torch")
+    from trainer import Trainer, TrainingOptions
+
+    data = make_dataset(tmp_path / "data")
+    options = TrainingOptions(data_dir=data, output_dir=tmp_path / "out", epochs=1, batch_size=2, img_size=32,
+                              val_pct=34, model_params=dict(num_filters=4), quiet=True, device="cpu",
+                              soft_masks=True)
+    trainer = Trainer(options)
+    assert trainer.train_loader.dataset.soft_masks and not trainer.val_loader.dataset.soft_masks
+    history = trainer.fit()
+    assert 0.0 <= history[-1]["val_dice"] <= 1.0
+
+
 def ellipse_mask(torch, size_px=32):
     rows, cols = torch.meshgrid(torch.arange(size_px), torch.arange(size_px), indexing="ij")
     return ((((rows - 13) / 8.0) ** 2 + ((cols - 18) / 11.0) ** 2) < 1).float()[None]
