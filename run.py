@@ -35,12 +35,6 @@ A checkpoint holds the network configuration (model_params) and the input size (
 test.py needs no architecture flags."""
 
 
-
-
-
-
-
-
 def percentage(text):
     value = float(text)
     if not 0 <= value < 100:

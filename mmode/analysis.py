@@ -72,9 +72,6 @@ SV µL = Vd - Vs, HR bpm = 60 / RR, CO mL/min = SV * HR / 1000 (summary: product
 # --------------------------------------------------------------------------- arguments
 
 
-
-
-
 def _probability_threshold(text):
     value = float(text)
     if not 0 < value < 1:

@@ -19,8 +19,6 @@ span, in OUT/img/<recording>_win<k>.png with the mask (0/255) in OUT/mask/<recor
 """
 
 
-
-
 def percentage(text):
     """argparse type: a number strictly between 0 and 100."""
     value = float(text)
