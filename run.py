@@ -8,7 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mmode.cli import non_negative_int, positive_float, positive_int, run_main, setup_logging
+from mmode.cli import float_between, non_negative_int, positive_float, positive_int, run_main, setup_logging
 
 SE_BLOCK_CHOICES = ("NONE", "CSE", "SSE", "CSSE")
 DEFAULT_OUTPUT = Path("checkpoints")
@@ -33,20 +33,6 @@ examples:
 
 A checkpoint holds the network configuration (model_params) and the input size (img_size), so
 test.py needs no architecture flags."""
-
-
-def percentage(text):
-    value = float(text)
-    if not 0 <= value < 100:
-        raise argparse.ArgumentTypeError(f"must be a percentage in [0, 100), got {text}")
-    return value
-
-
-def fraction(text):
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
 
 
 def img_size(text):
@@ -101,7 +87,7 @@ def build_parser():
     data.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
                       help="constant: the seed's fixed rate; cosine: from LR down to 1%% of it over the epochs "
                            "(default: constant)")
-    data.add_argument("-v", "--val", type=percentage, default=20.0, metavar="PCT",
+    data.add_argument("-v", "--val", type=float_between(0, 100, include_low=True), default=20.0, metavar="PCT",
                       help="percentage of recordings held out for validation, all windows of a recording on "
                            "one side; 0 for none, then the best model is the lowest training loss (default: 20)")
     data.add_argument("--augment", action="store_true",
@@ -122,7 +108,7 @@ def build_parser():
     model.add_argument("--se-block", type=str.upper, choices=SE_BLOCK_CHOICES, default="NONE",
                        help="squeeze-and-excitation after each block: channel (CSE), spatial (SSE), "
                             "both (CSSE) or none (default: NONE)")
-    model.add_argument("--dropout", type=fraction, default=0.2, metavar="P",
+    model.add_argument("--dropout", type=float_between(0, 1, include_low=True), default=0.2, metavar="P",
                        help="Dropout2d probability after each encoder and decoder block (default: 0.2)")
 
     runs = parser.add_argument_group("checkpoints and output")

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
-from mmode.cli import positive_float, positive_int, setup_logging
+from mmode.cli import float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_parameters, cavity_borders_px,
                            detect_beats, summarise, volume_ul)
@@ -72,13 +72,6 @@ SV µL = Vd - Vs, HR bpm = 60 / RR, CO mL/min = SV * HR / 1000 (summary: product
 # --------------------------------------------------------------------------- arguments
 
 
-def _probability_threshold(text):
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
-    return value
-
-
 def _input_size(text):
     value = int(text)
     if value < 16 or value % 16:
@@ -107,7 +100,7 @@ def build_parser():
                         help="output folder, created if missing (default: results)")
     parser.add_argument("-b", "--batch-size", type=positive_int, default=8, metavar="B",
                         help="images (test set) or tiles (recordings) per forward pass (default: 8)")
-    parser.add_argument("--threshold", type=_probability_threshold, default=0.5, metavar="P",
+    parser.add_argument("--threshold", type=float_between(0, 1), default=0.5, metavar="P",
                         help="cavity where the predicted probability exceeds P (default: 0.5)")
 
     measure = parser.add_argument_group("recordings")

@@ -46,3 +46,19 @@ def positive_float(text):
     if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
+
+
+def float_between(low, high, include_low=False):
+    """argparse type factory: a number in (low, high), or [low, high) with `include_low`."""
+    opening = "[" if include_low else "("
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+        if not ((low <= value) if include_low else (low < value)) or not value < high:
+            raise argparse.ArgumentTypeError(f"must lie in {opening}{low:g}, {high:g}), got {text}")
+        return value
+
+    return parse

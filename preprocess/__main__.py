@@ -5,7 +5,7 @@ Only argparse is imported up front, so `--help` answers at once; the work is imp
 import argparse
 import sys
 
-from mmode.cli import positive_int, run_main, setup_logging
+from mmode.cli import float_between, positive_int, run_main, setup_logging
 from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
@@ -19,14 +19,6 @@ span, in OUT/img/<recording>_win<k>.png with the mask (0/255) in OUT/mask/<recor
 """
 
 
-def percentage(text):
-    """argparse type: a number strictly between 0 and 100."""
-    value = float(text)
-    if not 0 < value < 100:
-        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 100, got {text}")
-    return value
-
-
 def add_build_arguments(parser):
     """Options of `python -m preprocess build`."""
     parser.add_argument("--images", required=True, metavar="DIR",
@@ -37,7 +29,7 @@ def add_build_arguments(parser):
                         help="output data set folder (must be new or empty, unless --overwrite)")
     parser.add_argument("--stride", type=positive_int, metavar="PX",
                         help="columns between window starts (default: half the window side)")
-    parser.add_argument("--split", type=percentage, metavar="PCT",
+    parser.add_argument("--split", type=float_between(0, 100), metavar="PCT",
                         help="put PCT %% of the recordings (not windows) in OUT/test/, the rest in OUT/train/")
     parser.add_argument("--seed", type=int, default=0, help="seed of the --split draw (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
