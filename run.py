@@ -80,8 +80,12 @@ def build_parser():
     data.add_argument("-b", "--batch-size", type=positive_int, default=1, metavar="B",
                       help="images per batch (default: 1)")
     data.add_argument("-p", "--img-size", type=img_size, default=256, metavar="PX",
-                      help="side in px that images and masks are resized to; a multiple of 16, at least 32 "
-                           "(default: 256)")
+                      help="rows (depth) in px that images and masks are resized to, and their columns unless "
+                           "--img-width says otherwise; a multiple of 16, at least 32 (default: 256)")
+    data.add_argument("--img-width", type=img_size, default=None, metavar="PX",
+                      help="columns (time) the square windows are resized to; fewer than -p compresses time, so the "
+                           "same pixel count resolves depth, where LVID is measured, more finely; a multiple of "
+                           "16, at least 32 (default: -p, square)")
     data.add_argument("-l", "--lr", type=positive_float, default=0.001, metavar="LR",
                       help="Adam learning rate (default: 0.001)")
     data.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
@@ -146,7 +150,7 @@ def options_from_args(args):
                         se_block=args.se_block, drop_out=args.dropout)
     output_dir = args.output or (args.resume.parent if args.resume else DEFAULT_OUTPUT)
     return TrainingOptions(data_dir=args.data, output_dir=output_dir, epochs=args.epochs,
-                           batch_size=args.batch_size, img_size=args.img_size, lr=args.lr, val_pct=args.val,
+                           batch_size=args.batch_size, img_size=args.img_size, img_width=args.img_width, lr=args.lr, val_pct=args.val,
                            model_params=model_params, load=args.load, resume=args.resume, augment=args.augment,
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmode.checkpoint import load_weights, read_checkpoint, save_checkpoint
+from mmode.checkpoint import input_shape, load_weights, read_checkpoint, save_checkpoint
 from mmode.dataset import SegmentationDataset, check_dataset, recording_of
 from mmode.errors import InputError
 from mmode.metrics import dice_per_image, mse_per_image
@@ -60,6 +60,7 @@ class TrainingOptions:
     epochs: int = 1
     batch_size: int = 1
     img_size: int = 256
+    img_width: int | None = None  # input columns; None: img_size (square)
     lr: float = 0.001
     val_pct: float = 20.0
     model_params: dict = field(default_factory=dict)
@@ -209,24 +210,27 @@ class Trainer:
         resume = read_checkpoint(options.resume) if options.resume else None
         if resume is not None:
             # the interrupted run's network, size and split win over the flags
-            model_params, self.img_size = resume["model_params"], int(resume["img_size"])
+            model_params = resume["model_params"]
+            self.img_size, self.img_width = input_shape(resume)
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
+            self.img_width = self.img_size if options.img_width is None else int(options.img_width)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
         self.net = build_network(model_params)
         self.model_params = dict(self.net.params)
         multiple_px = self.model_params["pool"] ** NUM_POOLINGS
-        if self.img_size < 2 * multiple_px or self.img_size % multiple_px:
-            raise InputError(f"-p {self.img_size}: the input size must be a multiple of {multiple_px} px, "
-                             f"at least {2 * multiple_px}")
+        for flag, size_px in (("-p", self.img_size), ("--img-width", self.img_width)):
+            if size_px < 2 * multiple_px or size_px % multiple_px:
+                raise InputError(f"{flag} {size_px}: the input size must be a multiple of {multiple_px} px, "
+                                 f"at least {2 * multiple_px}")
         if options.load:
             checkpoint = read_checkpoint(options.load)
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
-            log.info("Fine-tuning from %s (trained at %d px, now %d px)", options.load, checkpoint["img_size"],
-                     self.img_size)
+            log.info("Fine-tuning from %s (trained at %d x %d px, now %d x %d px)", options.load,
+                     *input_shape(checkpoint), self.img_size, self.img_width)
         self.net.to(self.device)
         self.base_lr = float(resume.get("lr", options.lr)) if resume is not None else options.lr
         self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
@@ -247,9 +251,11 @@ class Trainer:
         self.generator = torch.Generator()
         # soft targets for the loss only: validation Dice and MSE compare with the binary masks
         self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
-                                                             names=self.train_names, soft_masks=options.soft_masks),
+                                                             names=self.train_names, soft_masks=options.soft_masks,
+                                                             img_width=self.img_width),
                                          shuffle=True)
-        self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names),
+        self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
+                                                            img_width=self.img_width),
                                         shuffle=False) if self.val_names else None)
 
     # --- set-up -------------------------------------------------------------------------------------
@@ -398,9 +404,9 @@ class Trainer:
 
     def _log_setup(self):
         params = self.model_params
-        log.info("QuickNat: %d filters, kernel %dx%d, SE %s, dropout %.2f; input %d px; device %s%s",
+        log.info("QuickNat: %d filters, kernel %dx%d, SE %s, dropout %.2f; input %d x %d px; device %s%s",
                  params["num_filters"], params["kernel_h"], params["kernel_w"], params["se_block"],
-                 params["drop_out"], self.img_size, self.device, " (bf16 autocast)" if self.use_amp else "")
+                 params["drop_out"], self.img_size, self.img_width, self.device, " (bf16 autocast)" if self.use_amp else "")
         log.info("Training on %d images of %d recordings, validating on %d images of %d recordings%s",
                  len(self.train_names), count_recordings(self.train_names), len(self.val_names),
                  count_recordings(self.val_names), "; augmented" if self.options.augment else "")
@@ -446,6 +452,7 @@ class Trainer:
         val_loss = record.get("val_loss")
         return save_checkpoint(
             path, self.net, self.model_params, self.img_size, epoch, self.optimizer.state_dict(),
+            img_width=self.img_width,
             loss=train_loss if val_loss is None else val_loss,
             dice=_or_nan(record.get("val_dice")), mse=_or_nan(record.get("val_mse")),
             best_dice=self.best_dice, best_mse=self.best_mse,

@@ -231,14 +231,14 @@ def main(argv=None):
     setup_logging(args.quiet)
     import torch
 
-    from mmode.checkpoint import load_model
+    from mmode.checkpoint import input_shape, load_model
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     net, checkpoint = load_model(args.model, device)
-    img_size = int(checkpoint["img_size"])
+    img_size = input_shape(checkpoint)
     figures = {name: run_set(name, args, net, img_size, device) for name in args.sets}
-    print(f"model {args.model} ({img_size} px, {net.params['num_filters']} filters), {args.n} recordings "
+    print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), {args.n} recordings "
           f"of {args.duration:g} s per set, batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,7 @@ def main(argv=None):
 
     import torch
 
-    from mmode.checkpoint import load_model
+    from mmode.checkpoint import input_shape, load_model
     from mmode.inference import default_tile_width, predict_probability
     from mmode.measure import lvid_px
     from preprocess.masks import traces_to_mask
@@ -78,9 +78,9 @@ def main(argv=None):
     reference_s = None
     for device in devices:
         net, checkpoint = load_model(args.model, device)
-        img_size = int(checkpoint["img_size"])
-        settings = [(default_tile_width(img_size), 8), (4 * default_tile_width(img_size), 2),
-                    (4 * default_tile_width(img_size), 8)]
+        img_size = input_shape(checkpoint)
+        default_width = default_tile_width(img_size[1])
+        settings = [(default_width, 8), (4 * default_width, 2), (4 * default_width, 8)]
         for tile_width, batch_size in settings:
             predict_probability(net, recording.image[:, :2000], img_size, device, tile_width=tile_width,
                                 batch_size=batch_size)  # warm-up
@@ -89,7 +89,7 @@ def main(argv=None):
             seconds, _ = best_of(args.repeats, predict_probability, net, recording.image, img_size, device,
                                  tile_width=tile_width, batch_size=batch_size)
             reference_s = seconds if reference_s is None else reference_s
-            label = "default" if tile_width == default_tile_width(img_size) and batch_size == 8 else ""
+            label = "default" if tile_width == default_width and batch_size == 8 else ""
             print(f"| {label} | {device} | {tile_width} | {batch_size} | {seconds / recorded_s:.3f} | "
                   f"{reference_s / seconds:.2f}x |")
     return 0

@@ -94,8 +94,9 @@ def build_parser():
     parser.add_argument("-m", "--model", type=Path, default=None, metavar="CKPT",
                         help="checkpoint to use (default: checkpoints/heart-seg-net.pt in the project)")
     parser.add_argument("-s", "--img-size", type=_input_size, default=None, metavar="PX",
-                        help="network input size: the side of test-set images, the height recordings are resized "
-                             "to; a multiple of 16 (default: the checkpoint's img_size)")
+                        help="network input rows: the height test-set images and recordings are resized to, the "
+                             "columns scaled as the checkpoint's; a multiple of 16 (default: the checkpoint's "
+                             "img_size)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
                         help="output folder, created if missing (default: results)")
     parser.add_argument("-b", "--batch-size", type=positive_int, default=8, metavar="B",
@@ -193,18 +194,20 @@ def _resolve_device(name):
 
 
 def _load_network(args, device):
-    """(net, img_size, checkpoint path) from -m and -s."""
-    from mmode.checkpoint import load_model
+    """(net, input (rows, columns), checkpoint path) from -m and -s."""
+    from mmode.checkpoint import input_shape, load_model
 
     path = args.model if args.model is not None else DEFAULT_CHECKPOINT
     if args.model is None and not path.is_file():
         raise InputError(f"{path}: the default checkpoint is not there; pass one with -m "
                          f"(run.py writes CP_best_e<N>.pt)")
     net, checkpoint = load_model(path, device)
-    img_size = args.img_size or int(checkpoint["img_size"])
-    if img_size % 16:
-        raise InputError(f"{path}: its img_size {img_size} is not a multiple of 16; pass -s")
-    return net, img_size, path
+    rows, columns = input_shape(checkpoint)
+    if args.img_size:  # -s: new rows, the columns scaled alike (to a multiple of 16)
+        rows, columns = args.img_size, max(16, int(round(args.img_size * columns / rows / 16)) * 16)
+    if rows % 16 or columns % 16:
+        raise InputError(f"{path}: its input size {rows} x {columns} px is not a multiple of 16; pass -s")
+    return net, (rows, columns), path
 
 
 def _number(value, digits):
@@ -243,7 +246,7 @@ def _save_grey_png(path, array_uint8):
 def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, threshold=0.5, progress=False,
                       n_saved=N_SAVED_TRIPLETS, names=None):
     """Dice, MSE and BCE-with-logits loss of `net` on the test set in `folder` (img/ and mask/), its
-    images and masks resized to `img_size` square; `names`: the checked PNG names (None: check here).
+    images and masks resized to `img_size` (an int: square; or (rows, columns)); `names`: the checked PNG names (None: check here).
 
     Returns (metrics dict `dice, mse, loss, n_images` (averages over images; Dice and MSE of the
     prediction thresholded at `threshold`, loss the mean per-pixel BCE with logits), per-image rows
@@ -253,9 +256,11 @@ def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, thresho
     import torch
 
     from mmode.dataset import SegmentationDataset
+    from mmode.inference import input_rows_columns
     from mmode.metrics import dice_per_image, mse_per_image
 
-    dataset = SegmentationDataset(folder, img_size, names=names)
+    rows, columns = input_rows_columns(img_size)
+    dataset = SegmentationDataset(folder, rows, names=names, img_width=columns)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     if progress:
         from tqdm import tqdm
@@ -298,7 +303,8 @@ def _run_test_set(args, folder):
     print(f"Average MSE: {metrics['mse']:.6f}")
     print(f"Measured loss: {metrics['loss']:.6f}")
     with staged:
-        _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path), img_size=img_size,
+        _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path), img_size=img_size[0],
+                                                      img_width=img_size[1],
                                                       threshold=args.threshold, data=str(folder)))
         with open(staged.path("per_image.csv"), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["index", "name", "dice", "mse", "loss"])
@@ -341,7 +347,8 @@ class RecordingAnalysis:
 
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
                       min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False):
-    """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis."""
+    """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
+    an int (square) or (rows, columns)."""
     from mmode.inference import predict_probability
 
     calibration = recording.calibration
@@ -362,7 +369,8 @@ def recording_output_names(stem):
 
 
 def summary_content(analysis, model_path, img_size, options):
-    """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings."""
+    """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings;
+    `img_size` the network input (rows, columns)."""
     calibration = analysis.recording.calibration
     summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
@@ -372,7 +380,8 @@ def summary_content(analysis, model_path, img_size, options):
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
         model=str(model_path),
-        img_size=int(img_size),
+        img_size=int(img_size[0]),
+        img_width=int(img_size[1]),
         recording=str(analysis.recording.path),
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),

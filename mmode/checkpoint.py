@@ -36,6 +36,13 @@ def save_checkpoint(path, net, model_params, img_size, epoch, optimizer, loss, d
     return path
 
 
+def input_shape(checkpoint):
+    """(rows, columns) of the network input a checkpoint was trained at: `img_size` rows by `img_width`
+    columns; checkpoints without `img_width` were trained on squares."""
+    rows = int(checkpoint["img_size"])
+    return rows, int(checkpoint.get("img_width") or rows)
+
+
 def read_checkpoint(path):
     """The checkpoint dict at `path`, checked for every documented key; InputError otherwise."""
     import torch

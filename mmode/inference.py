@@ -1,7 +1,8 @@
 """Whole-recording inference: a recording of any length through the fully convolutional network.
 
-The recording is resized so its height is the network's input size (aspect kept, the way the training
-windows were resized: PIL bilinear on the 8-bit image), cut along time into tiles of bounded width that
+The recording is resized so its height is the network's input rows and its time axis scaled as the
+training windows' was (a square window of the recording's height became `rows` x `columns`; PIL bilinear
+on the 8-bit image), cut along time into tiles of bounded width that
 overlap, and the tiles' probabilities are blended with linear ramps across each overlap, so no seam shows
 and memory stays bounded whatever the length. Probabilities are then resized back to the input's full
 resolution (bilinear, align_corners=False) before anyone thresholds them, so LVID keeps sub-network-pixel
@@ -17,21 +18,31 @@ def _round_up(value, multiple=SIZE_MULTIPLE):
     return -(-int(value) // multiple) * multiple
 
 
-def default_tile_width(img_size):
-    """Tile width (network px) used when none is given: twice the input size, a multiple of 16."""
-    return _round_up(2 * img_size)
+def default_tile_width(columns):
+    """Tile width (network px) used when none is given: twice the input's columns, a multiple of 16."""
+    return _round_up(2 * columns)
 
 
-def default_overlap(img_size):
-    """Overlap (network px) between neighbouring tiles when none is given: half the input size."""
-    return max(1, int(img_size) // 2)
+def default_overlap(columns):
+    """Overlap (network px) between neighbouring tiles when none is given: half the input's columns."""
+    return max(1, int(columns) // 2)
+
+
+def input_rows_columns(img_size):
+    """The network input as (rows, columns): `img_size` is an int (a square) or a (rows, columns) pair."""
+    if np.ndim(img_size) == 0:
+        return int(img_size), int(img_size)
+    rows, columns = img_size
+    return int(rows), int(columns)
 
 
 def resize_to_height(image_uint8, img_size):
-    """uint8 (H, W) -> float32 (img_size, round(W * img_size / H)) in [0, 1], PIL bilinear."""
+    """uint8 (H, W) -> float32 (rows, round(W * columns / H)) in [0, 1], PIL bilinear, with (rows,
+    columns) from `img_size` (an int: square, so the aspect is kept)."""
+    rows, columns = input_rows_columns(img_size)
     height, width = image_uint8.shape
-    width_px = max(1, int(round(width * img_size / height)))
-    resized = Image.fromarray(np.ascontiguousarray(image_uint8)).resize((width_px, int(img_size)),
+    width_px = max(1, int(round(width * columns / height)))
+    resized = Image.fromarray(np.ascontiguousarray(image_uint8)).resize((width_px, rows),
                                                                         Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32) / 255.0
 
@@ -81,18 +92,19 @@ def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=Non
     """Cavity probability of every pixel of a whole recording.
 
     `net`: a network in eval mode mapping (N, 1, h, w) with h, w multiples of 16 to logits (N, 1, h, w);
-    `image_uint8`: (H, W) grey recording; `img_size`: the network's input height (px); `tile_width`
-    (default 2 x img_size) and `overlap` (default img_size / 2) in network pixels, the tile width a
-    multiple of 16; `batch_size` tiles per forward pass. Returns float32 (H, W) in [0, 1].
+    `image_uint8`: (H, W) grey recording; `img_size`: the network's input, an int (square) or (rows,
+    columns) as `mmode.checkpoint.input_shape` gives it; `tile_width` (default 2 x columns) and `overlap`
+    (default columns / 2) in network pixels, the tile width a multiple of 16; `batch_size` tiles per
+    forward pass. Returns float32 (H, W) in [0, 1].
     """
     import torch
 
     image_uint8 = np.asarray(image_uint8)
     if image_uint8.ndim != 2 or image_uint8.size == 0:
         raise ValueError(f"expected a 2-D grey image, got shape {image_uint8.shape}")
-    img_size = int(img_size)
-    tile_width = default_tile_width(img_size) if tile_width is None else int(tile_width)
-    overlap = default_overlap(img_size) if overlap is None else int(overlap)
+    rows, columns = input_rows_columns(img_size)
+    tile_width = default_tile_width(columns) if tile_width is None else int(tile_width)
+    overlap = default_overlap(columns) if overlap is None else int(overlap)
     if tile_width < SIZE_MULTIPLE or tile_width % SIZE_MULTIPLE:
         raise ValueError(f"tile width {tile_width} px must be a positive multiple of {SIZE_MULTIPLE}")
     if not 0 < overlap < tile_width:
@@ -103,7 +115,7 @@ def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=Non
     # A strip narrower than a tile is one tile, padded to the network's multiple; a longer one is cut
     # into full tiles, the last aligned to its end. Padding reflects: zeros would look like (dark) cavity.
     padded_width = strip_width if strip_width >= tile_width else _round_up(strip_width)
-    padded_height = _round_up(img_size)
+    padded_height = _round_up(rows)
     strip = _reflect_pad(strip, padded_height, padded_width)
     tile_width = min(tile_width, padded_width)
     starts = tile_starts(padded_width, tile_width, overlap)
@@ -125,7 +137,7 @@ def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=Non
             for start, tile in zip(batch_starts, probabilities):
                 blended[:, start:start + tile_width] += tile * weights
                 total[start:start + tile_width] += weights
-    strip_probability = blended[:img_size, :strip_width] / total[:strip_width]
+    strip_probability = blended[:rows, :strip_width] / total[:strip_width]
     return upsample_bilinear(strip_probability, image_uint8.shape)
 
 

@@ -234,6 +234,22 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000, rel=1e-3)
 
 
+@pytest.mark.parametrize("flags, shape", [((), (256, 96)), (("-s", 128), (128, 48))])
+def test_a_rows_by_columns_checkpoint_sets_the_input_and_minus_s_scales_it(files, tmp_path, monkeypatch, flags,
+                                                                           shape):
+    monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", files["checkpoint"])
+    monkeypatch.setattr("mmode.checkpoint.load_model",
+                        lambda path, device="cpu": (DarkIsCavity(), dict(img_size=256, img_width=96)))
+    recording = files["recording"]
+    out = tmp_path / "out"
+    assert run("-d", files["clean"], "-o", out, "--mm-per-px", recording.mm_per_px, "--s-per-px",
+               recording.s_per_px, "--quiet", *flags) == 0
+    trace, _, summary = check_recording_files(out, "clean", recording.image.shape[1])
+    assert (summary["img_size"], summary["img_width"]) == shape
+    error_px = np.abs(np.array([float(row["lvid_mm"]) for row in trace]) - recording.lvid_mm) / recording.mm_per_px
+    assert error_px.mean() < (1.0 if not flags else 4.0)  # -s 128: 13 columns per network column blur systole
+
+
 def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
     out = tmp_path / "out"
     assert run("-d", files["dicom"], "-o", out, "--mm-per-px", 0.5, "--quiet") == 0

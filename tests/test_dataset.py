@@ -238,3 +238,14 @@ def test_dataset_with_augmentation(tmp_path):
         image, mask = dataset[index]
         assert image.shape == mask.shape == (1, 32, 32)
         assert set(mask.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_a_narrower_input_keeps_depth_and_compresses_time(tmp_path):
+    pytest.importorskip("torch")
+    data = make_dataset(tmp_path / "data")  # cavity rows 10..29 of 40, every column
+    image, mask = SegmentationDataset(data, 32, img_width=16)[0]
+    assert image.shape == mask.shape == (1, 32, 16)
+    # 40 rows -> 32 as in the square case (nearest neighbour keeps rows 8..23), whatever the width
+    assert (mask[0].sum(dim=0) == 16).all()
+    soft = SegmentationDataset(data, 32, img_width=16, soft_masks=True)[0][1][0]
+    assert soft.sum(dim=0).tolist() == pytest.approx([20 * 32 / 40] * 16)  # the cavity's height in rows

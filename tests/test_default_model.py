@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from mmode.analysis import analyse_recording  # noqa: E402
 from mmode.calibration import Calibration  # noqa: E402
-from mmode.checkpoint import REQUIRED_KEYS, load_model, read_checkpoint  # noqa: E402
+from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint  # noqa: E402
 from mmode.io import read_recording  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_examples_are_measured_close_to_their_truth(path):
     # the examples are drawn at the default calibration, so the quick start needs no flags
     assert (truth["mm_per_px"], truth["s_per_px"]) == (recording.calibration.mm_per_px,
                                                        recording.calibration.s_per_px)
-    analysis = analyse_recording(recording, net, checkpoint["img_size"])
+    analysis = analyse_recording(recording, net, input_shape(checkpoint))
     summary = analysis.summary
 
     truth_lvid_mm = np.asarray(truth["lvid_mm"])

@@ -114,3 +114,44 @@ def test_probabilities_are_upsampled_before_thresholding():
     strip_probability = torch.sigmoid(net(torch.from_numpy(resize_to_height(image, 64)))).numpy()
     thresholded_first = upsample_bilinear((strip_probability > 0.5).astype(np.float32), image.shape) > 0.5
     assert border_errors_px(thresholded_first, upper, lower) > 3.0
+
+
+class ShapeRecorder(DarkIsCavity):
+    """DarkIsCavity that remembers the shape of every batch it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        return super().forward(x)
+
+
+def mean_border_error_px(mask, upper, lower):
+    first = mask.argmax(axis=0)
+    last = mask.shape[0] - 1 - mask[::-1].argmax(axis=0)
+    return (np.abs((first - 0.5) - upper).mean() + np.abs((last + 0.5) - lower).mean()) / 2
+
+
+def test_a_rows_by_columns_input_compresses_time_and_sharpens_depth():
+    # The band of the test above at a 128 x 32 input: a square window of the recording's 600 rows
+    # becomes 128 rows by 32 columns, so the 700 columns become a 37-column strip (one tile, padded to
+    # 48), and the borders are found twice as closely as at a 64 x 64 input of the same pixel count.
+    height_px, width_px = 600, 700
+    columns = np.arange(width_px)
+    upper = 200.3 + 30 * np.sin(columns / 150)
+    lower = 420.6 - 40 * np.sin(columns / 150)
+    rows = np.arange(height_px)[:, None]
+    image = np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8)
+    assert resize_to_height(image, (128, 32)).shape == (128, round(700 * 32 / 600))
+    net = ShapeRecorder()
+    probability = predict_probability(net, image, (128, 32))
+    assert probability.shape == image.shape
+    assert net.shapes == [(1, 1, 128, 48)]
+    narrow = mean_border_error_px(probability > 0.5, upper, lower)
+    square = mean_border_error_px(predict_probability(DarkIsCavity(), image, 64) > 0.5, upper, lower)
+    assert narrow < 0.4 and square > 0.55  # rows
+    # away from the recording's ends (half a network column there is 9 columns of extrapolation)
+    inner = slice(20, width_px - 20)
+    assert border_errors_px((probability > 0.5)[:, inner], upper[inner], lower[inner]) < 1.0

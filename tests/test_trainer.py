@@ -9,7 +9,7 @@ from PIL import Image
 
 torch = pytest.importorskip("torch")
 
-from mmode.checkpoint import REQUIRED_KEYS, load_model, read_checkpoint, save_checkpoint  # noqa: E402
+from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint, save_checkpoint  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from trainer import Trainer, TrainingInterrupted, TrainingOptions, scheduled_lr, split_names  # noqa: E402
 
@@ -238,6 +238,24 @@ def test_fine_tuning_from_another_shape_names_the_file(data, tmp_path):
     write_tiny_checkpoint(tmp_path / "eight_filters.pt", num_filters=8)
     with pytest.raises(InputError, match=r"eight_filters\.pt: checkpoint does not fit this network"):
         Trainer(options(data, tmp_path / "out", load=tmp_path / "eight_filters.pt"))
+
+
+def test_a_rows_by_columns_input_is_trained_saved_and_resumed(data, tmp_path):
+    out = tmp_path / "out"
+    trainer = Trainer(options(data, out, epochs=1, img_size=64, img_width=32))
+    images, masks = next(iter(trainer.train_loader))
+    assert images.shape[1:] == masks.shape[1:] == (1, 64, 32)
+    trainer.fit()
+    checkpoint = read_checkpoint(out / "CP_last_e1.pt")
+    assert (checkpoint["img_size"], checkpoint["img_width"]) == (64, 32)
+    assert input_shape(checkpoint) == (64, 32)
+    resumed = Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt", img_size=32))
+    assert (resumed.img_size, resumed.img_width) == (64, 32)  # the run's shape, not the flags'
+    legacy = dict(checkpoint)
+    del legacy["img_width"]
+    assert input_shape(legacy) == (64, 64)  # checkpoints from before --img-width were square
+    with pytest.raises(InputError, match="--img-width 24"):
+        Trainer(options(data, tmp_path / "other", img_width=24))
 
 
 # --- the output folder, devices ---------------------------------------------------------------------------
