@@ -28,6 +28,11 @@ NOISE_FACTOR = 3.0
 # End-diastoles and end-systoles are timed on the curve smoothed over 1/TIMING_DIVISOR of the shortest
 # beat (about 4 ms at 900 bpm): enough to average pixel steps and noise, too little to move a peak.
 TIMING_DIVISOR = 16
+# Heart rate is timed on the ejection downstroke: the mean of the times the curve falls through these
+# fractions of the way from its end-diastolic to its end-systolic value. The downstroke is the steepest
+# part of a beat, so noise moves these times by a column or two where it moves the flat end-diastolic
+# maximum by several.
+DOWNSTROKE_LEVELS = (0.2, 0.3, 0.4, 0.5)  # fractions fallen: 80 %, 70 %, 60 % and 50 % of the swing left
 
 BEAT_COLUMNS = ("t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s_ul",
                 "ef_pct", "fs_pct", "sv_ul", "hr_bpm")
@@ -291,8 +296,9 @@ class Beats:
     """Beats found in an LVID curve, one entry per beat, in time order.
 
     `ed_index` / `es_index`: columns of end-diastole (the beat's maximum LVID) and end-systole (its
-    minimum); `lvid_d_mm` / `lvid_s_mm`: LVID there; `rr_s`: time from this end-diastole to the next
-    one, NaN for the last beat and for a beat whose successor was dropped.
+    minimum); `lvid_d_mm` / `lvid_s_mm`: LVID there; `downstroke_px`: the (fractional) column that times
+    the beat's ejection (see `detect_beats`); `rr_s`: time from this beat's downstroke to the next
+    beat's, NaN for the last beat and for a beat whose successor was dropped.
     """
 
     ed_index: np.ndarray
@@ -300,6 +306,7 @@ class Beats:
     lvid_d_mm: np.ndarray
     lvid_s_mm: np.ndarray
     rr_s: np.ndarray
+    downstroke_px: np.ndarray
 
     def __len__(self):
         return int(self.ed_index.size)
@@ -307,7 +314,7 @@ class Beats:
 
 def _no_beats():
     empty_int, empty = np.zeros(0, dtype=int), np.zeros(0)
-    return Beats(empty_int, empty_int, empty, empty, empty)
+    return Beats(empty_int, empty_int, empty, empty, empty, empty)
 
 
 def detect_beats(lvid_mm, s_per_px, max_hr_bpm=900, min_hr_bpm=250):
@@ -330,9 +337,11 @@ def detect_beats(lvid_mm, s_per_px, max_hr_bpm=900, min_hr_bpm=250):
        (end) in a phase the recording cuts, or right beside missing columns (the true extreme may lie
        outside the measured columns), and a beat holding a gap of missing columns longer than a quarter
        of the shortest beat (a gap that long could hide an ES).
-    5. RR is the time from a beat's ED to the next beat's, measured only when that next beat directly
+    5. Each beat is timed on its downstroke (`_downstroke_px`): the mean of the times the lightly
+       smoothed curve falls through `DOWNSTROKE_LEVELS` of the way from its ED to its ES value. RR is
+       the time from a beat's downstroke to the next beat's, measured only when that next beat directly
        follows and was kept (so a dropped beat never doubles an RR); NaN otherwise, as for the last
-       beat.
+       beat. (ED-to-ED would time beats on their flat maxima, whose columns noise moves by several.)
     Returns `Beats`.
     """
     lvid = np.asarray(lvid_mm, dtype=float)
@@ -396,15 +405,39 @@ def detect_beats(lvid_mm, s_per_px, max_hr_bpm=900, min_hr_bpm=250):
     high, ed_index, es_index = high[keep], ed_index[keep], es_index[keep]
 
     # RR only to the very next high phase: a dropped beat in between would double it.
+    downstroke_px = _downstroke_px(light, ed_index, es_index)
     rr_s = np.full(high.size, np.nan)
     successive = high[1:] == high[:-1] + 2
-    rr_s[:-1] = np.where(successive, (ed_index[1:] - ed_index[:-1]) * s_per_px, np.nan)
+    rr_s[:-1] = np.where(successive, (downstroke_px[1:] - downstroke_px[:-1]) * s_per_px, np.nan)
     # Values: the measured extreme within the light smoothing's reach of the timed one (a segmentation's
     # LVID curve is smooth along time already: probabilities come interpolated from the network's grid).
     radius = _odd(shortest_beat_px / TIMING_DIVISOR) // 2
     lvid_d_mm = _nearby_extreme(np.where(valid, bridged, -np.inf), ed_index, radius)
     lvid_s_mm = -_nearby_extreme(np.where(valid, -bridged, -np.inf), es_index, radius)
-    return Beats(ed_index, es_index, lvid_d_mm, lvid_s_mm, rr_s)
+    return Beats(ed_index, es_index, lvid_d_mm, lvid_s_mm, rr_s, downstroke_px)
+
+
+def _downstroke_px(curve, ed_index, es_index):
+    """Per beat, the mean of the fractional columns where `curve` first falls through each of
+    `DOWNSTROKE_LEVELS` of the way from curve[ED] to curve[ES], searched from ED to ES (linear
+    interpolation between columns). Vectorised over beats: all beats' ED..ES samples side by side."""
+    if ed_index.size == 0:
+        return np.zeros(0)
+    high, low = curve[ed_index], curve[es_index]
+    lengths = es_index - ed_index + 1
+    beat, column = _expand(ed_index, es_index + 1)
+    times = []
+    for fraction in DOWNSTROKE_LEVELS:
+        level = high - fraction * (high - low)
+        below = curve[column] <= level[beat]
+        # the first sample at or below the level in each beat (ES itself always is)
+        first = np.minimum.reduceat(np.where(below, column, np.iinfo(np.int64).max),
+                                    np.concatenate(([0], np.cumsum(lengths)[:-1])))
+        before = np.maximum(first - 1, ed_index)
+        drop = curve[before] - curve[first]
+        step = np.divide(curve[before] - level, drop, out=np.zeros_like(drop), where=drop > 0)
+        times.append(np.where(first > ed_index, before + step, first))
+    return np.mean(times, axis=0)
 
 
 def _despike(values, width, noise):

@@ -225,6 +225,42 @@ def test_beat_detector_finds_every_beat_of_noisy_curves(hr_bpm, seed):
                                                                       rel=0.01)
 
 
+def plateau_lvid(seed, hr_bpm=500, duration_s=3.0, noise_mm=0.03):
+    """An LVID curve whose beats eject over a fixed 30 ms and refill within 40 ms, then hold a flat,
+    noisy end-diastolic plateau to the next beat: (lvid_mm, beat start times s, each beat's RR s: the
+    time to the next beat's start)."""
+    rng = np.random.default_rng(seed)
+    time_s = np.arange(int(duration_s / S_PER_PX)) * S_PER_PX
+    rr_s = 60.0 / rng.uniform(hr_bpm - 40, hr_bpm + 40, 40)
+    start_s = np.cumsum(rr_s) - rr_s[0] * rng.uniform(0.5, 1.0)
+    beat = np.clip(np.searchsorted(start_s, time_s, side="right") - 1, 0, None)
+    since_s = time_s - start_s[beat]
+    ejecting = 3.6 - 1.4 * (1 - np.cos(np.pi * np.clip(since_s / 0.03, 0, 1))) / 2
+    lvid = np.where(since_s < 0.03, ejecting, 2.2 + 1.4 * np.clip((since_s - 0.03) / 0.04, 0, 1))
+    lvid = lvid + rng.normal(0, noise_mm, time_s.size)
+    return lvid, start_s, np.diff(start_s)
+
+
+def test_heart_rate_is_timed_on_the_steep_downstroke_not_the_flat_maximum():
+    # Beats eject over a fixed time, so the downstroke of each follows its start by the same delay, and
+    # RR between downstrokes is the true RR; the end-diastolic maxima are flat and noisy.
+    errors_pct, ed_errors_pct = [], []
+    for seed in range(4):
+        lvid, start_s, rr_s = plateau_lvid(seed)
+        beats = detect_beats(lvid, S_PER_PX)
+        table = beat_parameters(beats, S_PER_PX)
+        measured = np.isfinite(table["hr_bpm"])
+        truth = np.searchsorted(start_s, beats.downstroke_px[measured] * S_PER_PX) - 1
+        assert measured.sum() >= 20
+        true_hr = 60.0 / rr_s[truth]
+        errors_pct.append(100 * np.abs(table["hr_bpm"][measured] / true_hr - 1))
+        ed_hr = 60.0 / (np.diff(beats.ed_index) * S_PER_PX)
+        ed_errors_pct.append(100 * np.abs(ed_hr[measured[:-1]] / true_hr - 1))
+    errors_pct, ed_errors_pct = np.concatenate(errors_pct), np.concatenate(ed_errors_pct)
+    assert errors_pct.mean() < 0.3 and errors_pct.max() < 1.0
+    assert ed_errors_pct.mean() > 5.0  # what the end-diastolic maxima would have given
+
+
 def test_a_long_gap_drops_the_beats_it_touches_and_never_doubles_rr():
     lvid, ed_s, _ = synthetic_lvid(600, seed=4)
     gap = slice(1200, 1500)  # 0.25 s without cavity, about 2.5 beats
@@ -253,7 +289,9 @@ def test_beat_parameters_and_summary_follow_the_formulas():
     table = beat_parameters(beats, S_PER_PX)
     assert tuple(table) == BEAT_COLUMNS
     np.testing.assert_allclose(table["t_ed_s"], beats.ed_index * S_PER_PX)
-    np.testing.assert_allclose(table["hr_bpm"][:-1], 60.0 / (np.diff(beats.ed_index) * S_PER_PX))
+    np.testing.assert_allclose(table["hr_bpm"][:-1], 60.0 / (np.diff(beats.downstroke_px) * S_PER_PX))
+    # the downstroke lies between the beat's end-diastole and end-systole
+    assert ((beats.downstroke_px > beats.ed_index) & (beats.downstroke_px < beats.es_index)).all()
     assert np.isnan(table["hr_bpm"][-1])  # the last beat has no next end-diastole
     summary = summarise(table)
     assert set(SUMMARY_KEYS) | {"n_beats"} == set(summary)
