@@ -179,6 +179,7 @@ def run_set(name, args, net, img_size, device):
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
         lvid_column_mae_mm=float(np.abs(columns).mean()),
+        lvid_column_median_mm=float(np.median(np.abs(columns))),
         lvid_column_bias_mm=float(columns.mean()),
         lvid_column_p95_mm=float(np.percentile(np.abs(columns), 95)),
         missed_columns_pct=100.0 * sum(r["missed_columns"] for r in results) / sum(r["visible_columns"]
@@ -198,6 +199,7 @@ def run_set(name, args, net, img_size, device):
 
 ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "{:.5f}"),
         ("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+        ("LVID per column median absolute error (mm)", "lvid_column_median_mm", "{:.4f}"),
         ("LVID per column mean signed error (mm)", "lvid_column_bias_mm", "{:+.4f}"),
         ("LVID per column 95th pct error (mm)", "lvid_column_p95_mm", "{:.4f}"),
         ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
