@@ -97,17 +97,22 @@ def border_errors_px(mask, upper, lower):
     return max(np.abs((first - 0.5) - upper).max(), np.abs((last + 0.5) - lower).max())
 
 
+def moving_band(height_px=600, width_px=700):
+    """A dark band between two smoothly moving borders: (uint8 image, upper border, lower border), the
+    borders in rows per column."""
+    columns = np.arange(width_px)
+    upper = 200.3 + 30 * np.sin(columns / 150)
+    lower = 420.6 - 40 * np.sin(columns / 150)
+    rows = np.arange(height_px)[:, None]
+    return np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8), upper, lower
+
+
 def test_probabilities_are_upsampled_before_thresholding():
     # A dark band between two smoothly moving borders on a 600-row image, analysed at a 64-px input: one
     # network pixel is 9.4 rows, yet the full-resolution map thresholded after upsampling finds each
     # border within 2 rows; thresholding at the network's resolution first is off by up to half a
     # network pixel (4.7 rows).
-    height_px, width_px = 600, 700
-    columns = np.arange(width_px)
-    upper = 200.3 + 30 * np.sin(columns / 150)
-    lower = 420.6 - 40 * np.sin(columns / 150)
-    rows = np.arange(height_px)[:, None]
-    image = np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8)
+    image, upper, lower = moving_band()
     net = DarkIsCavity()
     probability = predict_probability(net, image, 64)
     assert border_errors_px(probability > 0.5, upper, lower) < 2.0
@@ -138,12 +143,7 @@ def test_a_rows_by_columns_input_compresses_time_and_sharpens_depth():
     # The band of the test above at a 128 x 32 input: a square window of the recording's 600 rows
     # becomes 128 rows by 32 columns, so the 700 columns become a 37-column strip (one tile, padded to
     # 48), and the borders are found twice as closely as at a 64 x 64 input of the same pixel count.
-    height_px, width_px = 600, 700
-    columns = np.arange(width_px)
-    upper = 200.3 + 30 * np.sin(columns / 150)
-    lower = 420.6 - 40 * np.sin(columns / 150)
-    rows = np.arange(height_px)[:, None]
-    image = np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8)
+    image, upper, lower = moving_band()
     assert resize_to_height(image, (128, 32)).shape == (128, round(700 * 32 / 600))
     net = ShapeRecorder()
     probability = predict_probability(net, image, (128, 32))
@@ -153,5 +153,5 @@ def test_a_rows_by_columns_input_compresses_time_and_sharpens_depth():
     square = mean_border_error_px(predict_probability(DarkIsCavity(), image, 64) > 0.5, upper, lower)
     assert narrow < 0.4 and square > 0.55  # rows
     # away from the recording's ends (half a network column there is 9 columns of extrapolation)
-    inner = slice(20, width_px - 20)
+    inner = slice(20, image.shape[1] - 20)
     assert border_errors_px((probability > 0.5)[:, inner], upper[inner], lower[inner]) < 1.0
