@@ -43,4 +43,13 @@ def test_examples_are_measured_close_to_their_truth(path):
     assert summary["lvid_d_mm"] == pytest.approx(np.median([b["lvid_d_mm"] for b in beats]), abs=0.15)
     assert summary["lvid_s_mm"] == pytest.approx(np.median([b["lvid_s_mm"] for b in beats]), abs=0.15)
     assert summary["hr_bpm"] == pytest.approx(np.median([60 / b["rr_s"] for b in beats]), rel=0.02)
-    assert abs(summary["n_beats"] - len(beats)) <= 1
+    # Every truth beat is found (end-diastoles within a quarter RR); the truth lists whole cycles only, so
+    # the detector may add a beat whose cycle the recording cuts, but only within one RR of either end.
+    rr_s = np.median([b["rr_s"] for b in beats])
+    found_ed_s = np.asarray(analysis.parameters["t_ed_s"])
+    distance_s = np.abs(found_ed_s[None, :] - np.array([b["t_ed_s"] for b in beats])[:, None])
+    assert (distance_s.min(axis=1) < 0.25 * rr_s).all()
+    extra_ed_s = found_ed_s[distance_s.min(axis=0) >= 0.25 * rr_s]
+    duration_s = recording.image.shape[1] * recording.calibration.s_per_px
+    assert ((extra_ed_s < rr_s) | (extra_ed_s > duration_s - rr_s)).all()
+    assert extra_ed_s.size <= 2
