@@ -150,7 +150,8 @@ def options_from_args(args):
                         se_block=args.se_block, drop_out=args.dropout)
     output_dir = args.output or (args.resume.parent if args.resume else DEFAULT_OUTPUT)
     return TrainingOptions(data_dir=args.data, output_dir=output_dir, epochs=args.epochs,
-                           batch_size=args.batch_size, img_size=args.img_size, img_width=args.img_width, lr=args.lr, val_pct=args.val,
+                           batch_size=args.batch_size, img_size=args.img_size, img_width=args.img_width,
+                           lr=args.lr, val_pct=args.val,
                            model_params=model_params, load=args.load, resume=args.resume, augment=args.augment,
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,

@@ -406,7 +406,8 @@ class Trainer:
         params = self.model_params
         log.info("QuickNat: %d filters, kernel %dx%d, SE %s, dropout %.2f; input %d x %d px; device %s%s",
                  params["num_filters"], params["kernel_h"], params["kernel_w"], params["se_block"],
-                 params["drop_out"], self.img_size, self.img_width, self.device, " (bf16 autocast)" if self.use_amp else "")
+                 params["drop_out"], self.img_size, self.img_width, self.device,
+                 " (bf16 autocast)" if self.use_amp else "")
         log.info("Training on %d images of %d recordings, validating on %d images of %d recordings%s",
                  len(self.train_names), count_recordings(self.train_names), len(self.val_names),
                  count_recordings(self.val_names), "; augmented" if self.options.augment else "")

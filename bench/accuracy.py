@@ -240,8 +240,8 @@ def main(argv=None):
     net, checkpoint = load_model(args.model, device)
     img_size = input_shape(checkpoint)
     figures = {name: run_set(name, args, net, img_size, device) for name in args.sets}
-    print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), {args.n} recordings "
-          f"of {args.duration:g} s per set, batch seed {args.seed}, device {device}")
+    print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
+          f"{args.n} recordings of {args.duration:g} s per set, batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(dict(model=str(args.model), seed=args.seed, n=args.n, duration_s=args.duration,

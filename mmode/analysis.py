@@ -246,7 +246,8 @@ def _save_grey_png(path, array_uint8):
 def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, threshold=0.5, progress=False,
                       n_saved=N_SAVED_TRIPLETS, names=None):
     """Dice, MSE and BCE-with-logits loss of `net` on the test set in `folder` (img/ and mask/), its
-    images and masks resized to `img_size` (an int: square; or (rows, columns)); `names`: the checked PNG names (None: check here).
+    images and masks resized to `img_size` (an int: square; or (rows, columns)); `names`: the checked
+    PNG names (None: check here).
 
     Returns (metrics dict `dice, mse, loss, n_images` (averages over images; Dice and MSE of the
     prediction thresholded at `threshold`, loss the mean per-pixel BCE with logits), per-image rows

@@ -103,8 +103,8 @@ class SegmentationDataset:
     A narrower width than height compresses time: the same pixel count then resolves depth (where
     LVID is measured) more finely.
 
-    Item i -> (image, mask): float32 torch tensors (1, img_size, img_width); the image grey in [0, 1] (resized
-    bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
+    Item i -> (image, mask): float32 torch tensors (1, img_size, img_width); the image grey in [0, 1]
+    (resized bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
     the mask is area-averaged instead: each value is the fraction of that pixel inside the cavity, so
     a border's sub-pixel position survives the resizing (for training targets; metrics want 0/1).
     """
@@ -126,8 +126,8 @@ class SegmentationDataset:
         return len(self.names)
 
     def read_pair(self, index):
-        """Pair `index` as numpy float32 (img_size, img_width): image in [0, 1], mask 0/1 (or fractions with
-        `soft_masks`), before augmentation."""
+        """Pair `index` as numpy float32 (img_size, img_width): image in [0, 1], mask 0/1 (or fractions
+        with `soft_masks`), before augmentation."""
         name = self.names[index]
         size = (self.img_width, self.img_size)  # PIL sizes are (width, height)
         image = Image.fromarray(read_image(self.folder / "img" / name)).resize(size, Image.Resampling.BILINEAR)
