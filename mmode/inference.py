@@ -4,9 +4,8 @@ The recording is resized so its height is the network's input rows and its time 
 training windows' was (a square window of the recording's height became `rows` x `columns`; PIL bilinear
 on the 8-bit image), cut along time into tiles of bounded width that overlap, and the tiles' probabilities
 are blended with linear ramps across each overlap, so no seam shows and memory stays bounded whatever the
-length. Probabilities are then resized back to the input's full
-resolution (bilinear, align_corners=False) before anyone thresholds them, so LVID keeps sub-network-pixel
-precision.
+length. Probabilities are then resized back to the input's full resolution (bilinear,
+align_corners=False) before anyone thresholds them, so LVID keeps sub-network-pixel precision.
 """
 import numpy as np
 from PIL import Image
