@@ -91,10 +91,15 @@ class DarkIsCavity(torch.nn.Module):
         return 4.0 * (107.5 / 255 - x)
 
 
-def border_errors_px(mask, upper, lower):
+def border_deviations_px(mask, upper, lower):
+    """Per column, how far the mask's first and last cavity rows (as pixel edges) lie from the borders."""
     first = mask.argmax(axis=0)
     last = mask.shape[0] - 1 - mask[::-1].argmax(axis=0)
-    return max(np.abs((first - 0.5) - upper).max(), np.abs((last + 0.5) - lower).max())
+    return np.abs((first - 0.5) - upper), np.abs((last + 0.5) - lower)
+
+
+def border_errors_px(mask, upper, lower):
+    return max(deviation.max() for deviation in border_deviations_px(mask, upper, lower))
 
 
 def moving_band(height_px=600, width_px=700):
@@ -134,9 +139,7 @@ class ShapeRecorder(DarkIsCavity):
 
 
 def mean_border_error_px(mask, upper, lower):
-    first = mask.argmax(axis=0)
-    last = mask.shape[0] - 1 - mask[::-1].argmax(axis=0)
-    return (np.abs((first - 0.5) - upper).mean() + np.abs((last + 0.5) - lower).mean()) / 2
+    return np.mean(border_deviations_px(mask, upper, lower))
 
 
 def test_a_rows_by_columns_input_compresses_time_and_sharpens_depth():
