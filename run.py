@@ -86,6 +86,10 @@ def build_parser():
                       help="columns (time) the square windows are resized to; fewer than -p compresses time, so the "
                            "same pixel count resolves depth, where LVID is measured, more finely; a multiple of "
                            "16, at least 32 (default: -p, square)")
+    data.add_argument("--train-crop", type=img_size, default=None, metavar="PX",
+                      help="train on a random stretch of PX columns of each resized window (validation and "
+                           "analysis use all of them): --img-width sets the time scale, --train-crop the cost "
+                           "per image; a multiple of 16, at most --img-width (default: the whole window)")
     data.add_argument("-l", "--lr", type=positive_float, default=0.001, metavar="LR",
                       help="Adam learning rate (default: 0.001)")
     data.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
@@ -155,7 +159,8 @@ def options_from_args(args):
                            model_params=model_params, load=args.load, resume=args.resume, augment=args.augment,
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,
-                           lr_schedule=args.lr_schedule, soft_masks=args.soft_masks)
+                           lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
+                           train_crop=args.train_crop)
 
 
 def main(argv=None):

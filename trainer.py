@@ -75,6 +75,7 @@ class TrainingOptions:
     overwrite: bool = False
     lr_schedule: str = "constant"
     soft_masks: bool = False
+    train_crop: int | None = None  # columns of a random stretch of each training window; None: all
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -212,20 +213,28 @@ class Trainer:
             # the interrupted run's network, size and split win over the flags
             model_params = resume["model_params"]
             self.img_size, self.img_width = input_shape(resume)
+            self.train_crop = resume.get("train_crop")
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
             self.img_width = self.img_size if options.img_width is None else int(options.img_width)
+            self.train_crop = None if options.train_crop is None else int(options.train_crop)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
         self.net = build_network(model_params)
         self.model_params = dict(self.net.params)
         multiple_px = self.model_params["pool"] ** NUM_POOLINGS
-        for flag, size_px in (("-p", self.img_size), ("--img-width", self.img_width)):
+        sizes = [("-p", self.img_size), ("--img-width", self.img_width)]
+        if self.train_crop is not None:
+            sizes.append(("--train-crop", self.train_crop))
+        for flag, size_px in sizes:
             if size_px < 2 * multiple_px or size_px % multiple_px:
                 raise InputError(f"{flag} {size_px}: the input size must be a multiple of {multiple_px} px, "
                                  f"at least {2 * multiple_px}")
+        if self.train_crop is not None and self.train_crop > self.img_width:
+            raise InputError(f"--train-crop {self.train_crop}: wider than the input's {self.img_width} columns "
+                             "(--img-width)")
         if options.load:
             checkpoint = read_checkpoint(options.load)
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
@@ -252,7 +261,7 @@ class Trainer:
         # soft targets for the loss only: validation Dice and MSE compare with the binary masks
         self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
                                                              names=self.train_names, soft_masks=options.soft_masks,
-                                                             img_width=self.img_width),
+                                                             img_width=self.img_width, crop_width=self.train_crop),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
@@ -461,7 +470,7 @@ class Trainer:
             history=[dict(entry) for entry in self.history], seed=self.options.seed,
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
-            soft_masks=bool(self.options.soft_masks),
+            soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop,
             epochs=self.options.epochs,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),

@@ -103,16 +103,23 @@ class SegmentationDataset:
     A narrower width than height compresses time: the same pixel count then resolves depth (where
     LVID is measured) more finely.
 
-    Item i -> (image, mask): float32 torch tensors (1, img_size, img_width); the image grey in [0, 1]
+    `crop_width`: columns of a random stretch of each (augmented) pair to return instead of all
+    `img_width` (training at a finer time scale for the cost of `crop_width` columns); None: all.
+
+    Item i -> (image, mask): float32 torch tensors (1, img_size, img_width or crop_width); the image grey in [0, 1]
     (resized bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
     the mask is area-averaged instead: each value is the fraction of that pixel inside the cavity, so
     a border's sub-pixel position survives the resizing (for training targets; metrics want 0/1).
     """
 
-    def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False, img_width=None):
+    def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False, img_width=None,
+                 crop_width=None):
         self.folder = Path(folder)
         self.img_size = int(img_size)
         self.img_width = self.img_size if img_width is None else int(img_width)
+        self.crop_width = None if crop_width is None or int(crop_width) >= self.img_width else int(crop_width)
+        if self.crop_width is not None and self.crop_width < 1:
+            raise ValueError(f"crop width {crop_width} px must be positive")
         self.soft_masks = bool(soft_masks)
         self.names = list(check_dataset(self.folder) if names is None else names)
         if augment:
@@ -144,4 +151,7 @@ class SegmentationDataset:
         image, mask = (torch.from_numpy(array).unsqueeze(0) for array in self.read_pair(index))
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask)
+        if self.crop_width is not None:
+            start = int(torch.randint(self.img_width - self.crop_width + 1, ()))
+            image, mask = (array[..., start:start + self.crop_width] for array in (image, mask))
         return image, mask

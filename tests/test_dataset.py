@@ -249,3 +249,29 @@ def test_a_narrower_input_keeps_depth_and_compresses_time(tmp_path):
     assert (mask[0].sum(dim=0) == 16).all()
     soft = SegmentationDataset(data, 32, img_width=16, soft_masks=True)[0][1][0]
     assert soft.sum(dim=0).tolist() == pytest.approx([20 * 32 / 40] * 16)  # the cavity's height in rows
+
+
+def test_a_training_crop_is_a_random_stretch_of_the_whole_pair(tmp_path):
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "data"
+    for sub_dir in ("img", "mask"):
+        (folder / sub_dir).mkdir(parents=True)
+    ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # 64 x 64, every column its own grey
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, :] = 255
+    mask[:, ::3] = 0  # columns the mask tells apart too
+    Image.fromarray(ramp).save(folder / "img" / "rec_a_win0.png")
+    Image.fromarray(mask).save(folder / "mask" / "rec_a_win0.png")
+    whole_image, whole_mask = SegmentationDataset(folder, 64)[0]
+    cropped = SegmentationDataset(folder, 64, crop_width=16)
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(20):
+        image, mask_crop = cropped[0]
+        assert image.shape == mask_crop.shape == (1, 64, 16)
+        start = int(torch.nonzero(whole_image[0, 0] == image[0, 0, 0])[0])
+        assert torch.equal(image, whole_image[..., start:start + 16])
+        assert torch.equal(mask_crop, whole_mask[..., start:start + 16])
+        starts.add(start)
+    assert len(starts) > 5 and min(starts) >= 0 and max(starts) <= 48
+    assert SegmentationDataset(folder, 64, crop_width=64)[0][0].shape == (1, 64, 64)  # as wide: no crop

@@ -64,7 +64,7 @@ def test_bad_flags_are_argument_errors(tmp_path):
     data = make_dataset(tmp_path / "data")
     for args, message in ((["-p", "40"], "multiple of 16"), (["-v", "100"], "percentage"),
                           (["--kernel", "4"], "odd"), (["--device", "gpu"], "cuda"),
-                          (["--img-width", "24"], "multiple of 16")):
+                          (["--img-width", "24"], "multiple of 16"), (["--train-crop", "8"], "at least 32")):
         with pytest.raises(SystemExit) as exit_info:
             main(["-d", str(data), *args])
         assert exit_info.value.code == 2, args
@@ -76,7 +76,9 @@ def test_defaults_are_the_seeds():
     args = build_parser().parse_args(["-d", "."])
     assert (args.epochs, args.batch_size, args.img_size, args.lr, args.val) == (1, 1, 256, 0.001, 20.0)
     options = options_from_args(args)
-    assert options.img_width is None  # square, as the seed
+    assert options.img_width is None and options.train_crop is None  # square and whole, as the seed
+    options = options_from_args(build_parser().parse_args(["-d", ".", "--img-width", "192", "--train-crop", "96"]))
+    assert (options.img_width, options.train_crop) == (192, 96)
     assert options.output_dir == Path("checkpoints")
     assert options.model_params == dict(num_filters=64, kernel_h=5, kernel_w=5, se_block="NONE", drop_out=0.2)
 

@@ -258,6 +258,22 @@ def test_a_rows_by_columns_input_is_trained_saved_and_resumed(data, tmp_path):
         Trainer(options(data, tmp_path / "other", img_width=24))
 
 
+def test_a_training_crop_trains_narrow_and_validates_on_the_whole_input(data, tmp_path):
+    out = tmp_path / "out"
+    trainer = Trainer(options(data, out, epochs=1, img_size=64, img_width=64, train_crop=32))
+    images, masks = next(iter(trainer.train_loader))
+    assert images.shape[1:] == masks.shape[1:] == (1, 64, 32)
+    assert next(iter(trainer.val_loader))[0].shape[1:] == (1, 64, 64)
+    trainer.fit()
+    checkpoint = read_checkpoint(out / "CP_last_e1.pt")
+    assert input_shape(checkpoint) == (64, 64) and checkpoint["train_crop"] == 32
+    resumed = Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt", train_crop=None))
+    assert resumed.train_crop == 32 and next(iter(resumed.train_loader))[0].shape[-1] == 32
+    for crop, message in ((24, "--train-crop 24: the input size must be a multiple"), (96, "wider than")):
+        with pytest.raises(InputError, match=message):
+            Trainer(options(data, tmp_path / "other", img_size=64, train_crop=crop))
+
+
 # --- the output folder, devices ---------------------------------------------------------------------------
 
 def test_an_earlier_run_is_kept_unless_overwrite(data, tmp_path):
