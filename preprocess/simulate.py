@@ -18,15 +18,19 @@ import numpy as np
 
 from mmode.errors import InputError
 from mmode.io import write_png
+from preprocess.masks import interpolate_trace
 from preprocess.sim_motion import CONDITIONS, anatomy, beat_phase, beat_schedule, draw_parameters
 from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render
 
-SIMULATOR_VERSION = "1.1"
+SIMULATOR_VERSION = "1.2"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
-# Annotator model: clicks at every end-diastole and end-systole, 1-3 between, and never further apart
-# than this many columns, so interpolation through the clicks stays within a pixel of the true border.
+# Annotator model: clicks at every end-diastole and end-systole, 1-3 between, never further apart than
+# CLICK_SPACING_PX columns, and more wherever the curve drawn through the clicks strays more than
+# CLICK_TOLERANCE_PX from the border (the cusps of ejection and of the atrial kick), as an annotator adds
+# points until the drawn trace follows the wall; each click lands within CLICK_JITTER_PX of the border.
 CLICK_SPACING_PX = 12
+CLICK_TOLERANCE_PX = 1.0
 CLICK_JITTER_PX = 0.5
 
 log = logging.getLogger(__name__)
@@ -174,11 +178,38 @@ def annotated_span(lost_contact):
     return int(starts[longest]), int(stops[longest])
 
 
-def annotation_clicks(recording, rng, spacing_px=CLICK_SPACING_PX, jitter_px=CLICK_JITTER_PX):
+def refine_clicks(click_px, click_y_px, trace_px, place_px, tolerance_px=CLICK_TOLERANCE_PX, max_rounds=30):
+    """Clicks with more added until the PCHIP curve through them (what `preprocess build` draws) stays
+    within `tolerance_px` of `trace_px` (the border's row at every column) from the first click to the last.
+
+    `click_px` sorted int columns, `click_y_px` their rows; `place_px(columns)` gives the rows where added
+    clicks land (the border plus the annotator's jitter, which must stay under `tolerance_px`). Each round
+    clicks the worst column of every interval that strays further. Returns (columns, rows), sorted.
+    """
+    columns = np.arange(click_px[0], click_px[-1] + 1)
+    for _ in range(max_rounds):
+        drawn_px = interpolate_trace(click_px, click_y_px, trace_px.size)[columns]
+        error_px = np.abs(drawn_px - trace_px[columns])
+        interval = np.searchsorted(click_px, columns, side="right") - 1
+        order = np.lexsort((error_px, interval))
+        worst = order[np.r_[interval[order][1:] != interval[order][:-1], True]]
+        worst = worst[error_px[worst] > tolerance_px]
+        if worst.size == 0:
+            break
+        added = columns[worst]
+        click_px, click_y_px = np.concatenate([click_px, added]), np.concatenate([click_y_px, place_px(added)])
+        order = np.argsort(click_px, kind="stable")
+        click_px, click_y_px = click_px[order], click_y_px[order]
+    return click_px, click_y_px
+
+
+def annotation_clicks(recording, rng, spacing_px=CLICK_SPACING_PX, jitter_px=CLICK_JITTER_PX,
+                      tolerance_px=CLICK_TOLERANCE_PX):
     """Clicks an annotator would make along both traces: {trace: (x int array, y float array)}.
 
     Inside the longest stretch without lost contact: both ends, every end-diastole and end-systole
-    (extrema of the LVID curve), 1-3 clicks between each pair and none more than `spacing_px` apart;
+    (extrema of the LVID curve), 1-3 clicks between each pair and none more than `spacing_px` apart,
+    then more wherever the interpolated trace strays over `tolerance_px` from the border (`refine_clicks`);
     y gets +-`jitter_px` uniform click jitter.
     """
     start, stop = annotated_span(recording.lost_contact)
@@ -204,8 +235,8 @@ def annotation_clicks(recording, rng, spacing_px=CLICK_SPACING_PX, jitter_px=CLI
             xs.append(np.round(spots).astype(int))
         x = np.unique(np.concatenate(xs))
         x = x[(x >= start) & (x < stop)]
-        y = values[x] + rng.uniform(-jitter_px, jitter_px, x.size)
-        clicks[trace] = (x, np.round(y, 2))
+        place_px = lambda cols, values=values: np.round(values[cols] + rng.uniform(-jitter_px, jitter_px, cols.size), 2)
+        clicks[trace] = refine_clicks(x, place_px(x), values, place_px, tolerance_px)
     return clicks
 
 

@@ -10,7 +10,8 @@ from mmode.io import read_image
 from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
 from preprocess.sim_motion import CONDITIONS, teichholz_volume_ul
-from preprocess.simulate import SIMULATOR_VERSION, simulate_recording, write_simulations
+from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, refine_clicks, simulate_recording,
+                                 write_simulations)
 
 TRUTH_KEYS = {"upper_px", "lower_px", "lvid_mm", "beats", "hr_bpm", "mm_per_px", "s_per_px", "artefact_columns",
               "condition", "simulator_version", "seed", "lost_contact_columns", "annotated_columns", "name"}
@@ -76,6 +77,23 @@ def test_mask_from_annotations_matches_truth(written):
             annotated = traces_to_mask(upper, lower, height)[:, start:stop]
             exact = traces_to_mask(truth["upper_px"], truth["lower_px"], height)[:, start:stop]
             assert dice(annotated, exact) > 0.99
+            # The annotator clicks until the drawn traces follow the walls, cusps included.
+            for drawn, true in ((upper, truth["upper_px"]), (lower, truth["lower_px"])):
+                assert np.abs(drawn[start:stop] - np.asarray(true)[start:stop]).max() <= CLICK_TOLERANCE_PX + 1e-9
+
+
+def test_refined_clicks_follow_a_cusp_that_sparse_clicks_round_off():
+    columns = np.arange(101)
+    trace_px = 100 + 6.0 * np.abs(columns - 50)  # a V: the end-systolic cusp, 6 rows per column either side
+    sparse = np.array([0, 40, 50, 60, 100])
+    rounded = interpolate_trace(sparse, trace_px[sparse], columns.size)
+    assert np.abs(rounded - trace_px).max() > 5 * CLICK_TOLERANCE_PX  # PCHIP flattens the cusp (8.8 px here)
+    click_px, click_y_px = refine_clicks(sparse, trace_px[sparse], trace_px, lambda cols: trace_px[cols])
+    assert set(sparse) <= set(click_px) and np.all(np.diff(click_px) > 0)
+    assert np.array_equal(click_y_px, trace_px[click_px])
+    drawn = interpolate_trace(click_px, click_y_px, columns.size)
+    assert np.abs(drawn - trace_px).max() <= CLICK_TOLERANCE_PX
+    assert click_px.size < 40  # clicks where the curve bends, not at every column
 
 
 def test_clicks_include_every_end_diastole_and_end_systole(written):
