@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Train candidate default models on one GPU machine in a fixed time budget, then run the CUDA checks.
+#
+#   1. simulate fresh recordings (seeds 1000 + 100 * job + k, never used elsewhere) on every core for SIM_S
+#      seconds and build their windows; meanwhile run tests/test_cuda.py;
+#   2. train two networks side by side on them for at most TRAIN_S seconds (Ctrl-C at the limit saves
+#      INTERRUPTED.pt): A fine-tunes the shipped 16-filter model, B trains 32 filters from scratch;
+#   3. bench/speed.py (CPU and CUDA rows) on the shipped model and on B.
+#
+# Everything small lands in OUT (checkpoints, histories, one log). Run from the repository root:
+#   OUT=gpu_out SIM_S=130 TRAIN_S=330 bash bench/gpu_train.sh
+set -uo pipefail
+OUT=${OUT:-bench/out/gpu}
+WORK=${WORK:-/tmp/gpu_train}
+SIM_S=${SIM_S:-130}
+TRAIN_S=${TRAIN_S:-330}
+JOBS=${JOBS:-$(nproc)}
+# epochs that fit TRAIN_S at an assumed (cautious) IMAGES_PER_S per run; the data loaders set the pace
+IMAGES_PER_S=${IMAGES_PER_S:-300}
+LOADERS=${LOADERS:-$(( (JOBS - 2) / 2 > 0 ? (JOBS - 2) / 2 : 0 ))}
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+mkdir -p "$OUT" "$WORK/sims" "$WORK/data" "$WORK/all/img" "$WORK/all/mask"
+LOG="$OUT/log.txt"
+stamp() { echo "[$(( $(date +%s) - START ))s] $*" | tee -a "$LOG"; }
+START=$(date +%s)
+
+nvidia-smi -L 2>&1 | tee -a "$LOG"
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())" 2>&1 | tee -a "$LOG"
+
+simulate_until_deadline() {
+  local job=$1 chunk=0 seed
+  while [ $(( $(date +%s) - START )) -lt "$SIM_S" ]; do
+    seed=$(( 1000 + 100 * job + chunk ))
+    python3 -m preprocess simulate --out "$WORK/sims/$seed" --n 4 --seed "$seed" --duration 2.5 --artefacts 0.3 \
+      --quiet && python3 -m preprocess build --images "$WORK/sims/$seed" \
+      --annotations "$WORK/sims/$seed/annotations.csv" --out "$WORK/data/$seed" --quiet
+    chunk=$(( chunk + 1 ))
+  done
+}
+stamp "simulating on $JOBS cores for ${SIM_S}s"
+for job in $(seq 0 $(( JOBS - 1 ))); do simulate_until_deadline "$job" & done
+python3 -m pytest -q tests/test_cuda.py >>"$LOG" 2>&1
+wait
+for dir in "$WORK"/data/*/; do
+  find "$dir/img" -name '*.png' -exec mv -t "$WORK/all/img" {} +
+  find "$dir/mask" -name '*.png' -exec mv -t "$WORK/all/mask" {} +
+done
+WINDOWS=$(ls "$WORK/all/img" | wc -l)
+EPOCHS=$(( TRAIN_S * IMAGES_PER_S * 10 / 9 / (WINDOWS + 1) ))
+EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 40 ? 40 : EPOCHS) ))
+stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; $EPOCHS epochs"
+
+COMMON=(-d "$WORK/all" -b 32 -p 256 --img-width 192 --train-crop 96 --lr-schedule cosine --augment --soft-masks
+        -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite)
+timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 16 \
+  -f checkpoints/heart-seg-net.pt -o "$WORK/A" >"$WORK/A.log" 2>&1 &
+RUN_A=$!
+timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.001 --num-filters 32 \
+  -o "$WORK/B" >"$WORK/B.log" 2>&1 &
+RUN_B=$!
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 60 >>"$LOG" 2>&1 &
+MONITOR=$!
+wait "$RUN_A" "$RUN_B"
+kill "$MONITOR" 2>/dev/null
+for run in A B; do
+  stamp "run $run:"; tail -n 5 "$WORK/$run.log" >>"$LOG"; cp "$WORK/$run/history.csv" "$OUT/$run.csv" 2>>"$LOG"
+  best=$(ls -t "$WORK/$run"/CP_best_e*.pt 2>/dev/null | head -n 1)
+  last=$(ls -t "$WORK/$run"/CP_last_e*.pt "$WORK/$run"/INTERRUPTED.pt 2>/dev/null | head -n 1)
+  [ -n "$best" ] && cp "$best" "$OUT/${run}_best.pt" && echo "$run best: $best" >>"$LOG"
+  [ -n "$last" ] && cp "$last" "$OUT/${run}_last.pt" && echo "$run last: $last" >>"$LOG"
+done
+
+stamp "speed"
+timeout 45 python3 bench/speed.py --duration 10 --repeats 2 >>"$LOG" 2>&1
+[ -f "$OUT/B_last.pt" ] && timeout 45 python3 bench/speed.py -m "$OUT/B_last.pt" --duration 10 --repeats 2 >>"$LOG" 2>&1
+stamp "done"
