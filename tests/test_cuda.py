@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -21,24 +20,9 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 @pytest.fixture(scope="module")
-def band_data(tmp_path_factory):
+def band_data(tmp_path_factory, write_band_pairs):
     """16 pairs from 8 recordings: a bright noisy image with a dark cavity band, the band as 0/255 mask."""
-    folder = tmp_path_factory.mktemp("band_data")
-    (folder / "img").mkdir()
-    (folder / "mask").mkdir()
-    rng = np.random.default_rng(1)
-    for recording in range(8):
-        for window in range(2):
-            top_px, bottom_px = rng.integers(8, 24), rng.integers(36, 56)
-            image = np.full((SIZE_PX, SIZE_PX), 180.0)
-            image[top_px:bottom_px] = 50
-            image = np.clip(image + rng.normal(0, 15, image.shape), 0, 255).astype(np.uint8)
-            mask = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
-            mask[top_px:bottom_px] = 255
-            name = f"rec{recording}_win{window}.png"
-            Image.fromarray(image).save(folder / "img" / name)
-            Image.fromarray(mask).save(folder / "mask" / name)
-    return folder
+    return write_band_pairs(tmp_path_factory.mktemp("band_data"), 8, 2, SIZE_PX, (8, 24), (36, 56), 1, "rec")
 
 
 def train(data, output_dir, **changes):

@@ -3,9 +3,7 @@ import csv
 import logging
 import math
 
-import numpy as np
 import pytest
-from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -24,24 +22,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, write_band_pairs):
     """8 pairs from 4 recordings: a bright image with a dark cavity band, the band as 0/255 mask."""
-    folder = tmp_path_factory.mktemp("data")
-    (folder / "img").mkdir()
-    (folder / "mask").mkdir()
-    rng = np.random.default_rng(0)
-    for recording in range(4):
-        for window in range(2):
-            top_px, bottom_px = rng.integers(6, 14), rng.integers(24, 34)
-            image = np.full((SIZE_PX, SIZE_PX), 190.0)
-            image[top_px:bottom_px] = 40
-            image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
-            mask = np.zeros((SIZE_PX, SIZE_PX), np.uint8)
-            mask[top_px:bottom_px] = 255
-            name = f"mouse{recording}_win{window}.png"
-            Image.fromarray(image).save(folder / "img" / name)
-            Image.fromarray(mask).save(folder / "mask" / name)
-    return folder
+    return write_band_pairs(tmp_path_factory.mktemp("data"), 4, 2, SIZE_PX, (6, 14), (24, 34), 0, "mouse")
 
 
 def options(data, output_dir, **changes):
