@@ -20,6 +20,7 @@ plus `train_loss`, `best_epoch`, `best_loss`, `history`, `seed`, `val_pct`, `dat
 that `--resume` keeps it).
 """
 import csv
+import json
 import logging
 import math
 import random
@@ -207,6 +208,7 @@ class Trainer:
         self.device = resolve_device(options.device)
         self.use_amp = self._check_amp(options.amp)
         names = check_dataset(options.data_dir)
+        self.task = data_task(options.data_dir)
 
         resume = read_checkpoint(options.resume) if options.resume else None
         if resume is not None:
@@ -471,10 +473,24 @@ class Trainer:
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop,
-            epochs=self.options.epochs,
+            epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )
+
+
+def data_task(data_dir):
+    """What the data set trains: "border-strips" when the `summary.json` that `python -m preprocess build`
+    wrote beside it (in DATA, or in its parent for a --split part) says so, else "segmentation"."""
+    for folder in (Path(data_dir), Path(data_dir).parent):
+        summary = folder / "summary.json"
+        if summary.is_file():
+            try:
+                kind = json.loads(summary.read_text()).get("kind")
+            except (OSError, ValueError, AttributeError):
+                return "segmentation"
+            return "border-strips" if kind == "border-strips" else "segmentation"
+    return "segmentation"
 
 
 def _or_nan(value):

@@ -15,6 +15,10 @@ Run twice by default: on clean recordings and on recordings with artefacts (prob
 reverberation). Prints a table and writes the figures as JSON.
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --n 20 --seed 9000
+
+The default border refiner (checkpoints/heart-seg-refine.pt) is used as `test.py` uses it; `--refiner`
+names another, `--no-refine` measures the segmentation's own borders. Window Dice is the segmentation
+network's alone (the refiner reads borders, not windows).
 """
 import argparse
 import json
@@ -42,6 +46,9 @@ def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"),
                         help="checkpoint to measure (default: checkpoints/heart-seg-net.pt)")
+    parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"),
+                        help="border refiner (default: checkpoints/heart-seg-refine.pt)")
+    parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
     parser.add_argument("--n", type=int, default=20, help="recordings per set (default: 20)")
     parser.add_argument("--seed", type=int, default=9000,
                         help="batch seed of the simulated recordings; keep it away from training seeds "
@@ -146,7 +153,7 @@ def pooled(results, key, field):
     return values[np.isfinite(values)]
 
 
-def run_set(name, args, net, img_size, device):
+def run_set(name, args, net, img_size, device, refiner=None):
     """Simulate, analyse and compare one set -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
     from preprocess.simulate import recording_seed, simulate_recording
@@ -164,7 +171,7 @@ def run_set(name, args, net, img_size, device):
             recording = Recording(image=simulated.image, path=Path(f"{simulated.name}.png"),
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
-            analysis = analyse_recording(recording, net, img_size, device)
+            analysis = analyse_recording(recording, net, img_size, device, refiner=refiner)
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
@@ -234,17 +241,25 @@ def main(argv=None):
     import torch
 
     from mmode.checkpoint import input_shape, load_model
+    from mmode.refine import check_refiner
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     net, checkpoint = load_model(args.model, device)
     img_size = input_shape(checkpoint)
-    figures = {name: run_set(name, args, net, img_size, device) for name in args.sets}
+    refiner = None
+    if not args.no_refine:
+        refiner_net, refiner_checkpoint = load_model(args.refiner, device)
+        refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
+    figures = {name: run_set(name, args, net, img_size, device, refiner) for name in args.sets}
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
-          f"{args.n} recordings of {args.duration:g} s per set, batch seed {args.seed}, device {device}")
+          f"refiner {'none' if refiner is None else args.refiner}, {args.n} recordings of {args.duration:g} s "
+          f"per set, batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(model=str(args.model), seed=args.seed, n=args.n, duration_s=args.duration,
+    refiner_name = None if refiner is None else str(args.refiner)
+    args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, seed=args.seed, n=args.n,
+                                        duration_s=args.duration,
                                         device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)
     return 0

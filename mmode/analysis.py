@@ -32,6 +32,7 @@ from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_par
 log = logging.getLogger("test")
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "heart-seg-net.pt"
+DEFAULT_REFINER = Path(__file__).resolve().parents[1] / "checkpoints" / "heart-seg-refine.pt"
 DEFAULT_OUTPUT = Path("results")
 N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
@@ -117,6 +118,11 @@ def build_parser():
     measure.add_argument("--volume-formula", choices=sorted(VOLUME_FORMULAS), default="mouse",
                          help="Teichholz convention: mouse (D in mm -> µL, the small-animal scanners') or "
                               "clinical (D in cm -> mL); volumes are written in µL either way (default: mouse)")
+    measure.add_argument("--refiner", type=Path, default=None, metavar="CKPT",
+                         help="border refiner: a second network that re-reads each border at the recording's "
+                              "full resolution (default: checkpoints/heart-seg-refine.pt in the project)")
+    measure.add_argument("--no-refine", action="store_true",
+                         help="borders straight from the segmentation network, without the refiner")
     measure.add_argument("--tile-width", type=_input_size, default=None, metavar="PX",
                          help="tile width in network pixels, a multiple of 16 (default: twice the input size)")
     measure.add_argument("--show", action="store_true",
@@ -208,6 +214,23 @@ def _load_network(args, device):
     if rows % 16 or columns % 16:
         raise InputError(f"{path}: its input size {rows} x {columns} px is not a multiple of 16; pass -s")
     return net, (rows, columns), path
+
+
+def _load_refiner(args, device):
+    """((refiner net, strip rows), checkpoint path) from --refiner / --no-refine; (None, None) without one."""
+    from mmode.checkpoint import load_model
+    from mmode.refine import check_refiner
+
+    if args.no_refine:
+        if args.refiner is not None:
+            raise InputError("--refiner and --no-refine exclude each other")
+        return None, None
+    path = args.refiner if args.refiner is not None else DEFAULT_REFINER
+    if args.refiner is None and not path.is_file():
+        log.warning("%s: the default border refiner is not there; borders come from the segmentation alone", path)
+        return None, None
+    net, checkpoint = load_model(path, device)
+    return (net, check_refiner(checkpoint, path)), path
 
 
 def _number(value, digits):
@@ -326,9 +349,10 @@ def _run_test_set(args, folder):
 class RecordingAnalysis:
     """Everything measured on one recording.
 
-    `mask` uint8 (H, W) 0/1 thresholded prediction; `upper_px`, `lower_px` (W,) cavity borders (rows,
-    NaN where no cavity); `lvid_mm`, `volume_ul` (W,); `beats` (measure.Beats); `parameters` per-beat
-    dict of arrays (measure.BEAT_COLUMNS); `summary` medians and counts (measure.summarise).
+    `mask` uint8 (H, W) 0/1: the thresholded prediction, or with a refiner the rows strictly between the
+    refined borders; `upper_px`, `lower_px` (W,) cavity borders (rows, NaN where no cavity); `lvid_mm`,
+    `volume_ul` (W,); `beats` (measure.Beats); `parameters` per-beat dict of arrays (measure.BEAT_COLUMNS);
+    `summary` medians and counts (measure.summarise).
     """
 
     recording: object
@@ -347,9 +371,10 @@ class RecordingAnalysis:
 
 
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
-                      min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False):
+                      min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
-    an int (square) or (rows, columns)."""
+    an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
+    borders are then re-read at full resolution (`mmode.refine`)."""
     from mmode.inference import predict_probability
 
     calibration = recording.calibration
@@ -357,6 +382,16 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
                                       batch_size=batch_size, progress=progress)
     mask = (probability > threshold).astype(np.uint8)
     upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
+    if refiner is not None:
+        from mmode.refine import refine_borders
+
+        refiner_net, strip_rows = refiner
+        upper_px, lower_px = refine_borders(refiner_net, recording.image, upper_px, lower_px, strip_rows, device,
+                                            batch_size)
+        with np.errstate(invalid="ignore"):
+            crossed = ~(lower_px > upper_px)
+        upper_px[crossed], lower_px[crossed] = np.nan, np.nan
+        mask = mask_between(upper_px, lower_px, mask.shape[0])
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
@@ -364,14 +399,22 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
                              beats, parameters, summarise(parameters))
 
 
+def mask_between(upper_px, lower_px, height):
+    """uint8 (height, W) mask: 1 at rows r with upper < r < lower (DESIGN.md's mask rule), 0 elsewhere and
+    in columns whose borders are NaN."""
+    rows = np.arange(height, dtype=np.float64)[:, np.newaxis]
+    with np.errstate(invalid="ignore"):
+        return ((rows > upper_px[np.newaxis, :]) & (rows < lower_px[np.newaxis, :])).astype(np.uint8)
+
+
 def recording_output_names(stem):
     """The files written for a recording with file stem `stem`."""
     return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS]
 
 
-def summary_content(analysis, model_path, img_size, options):
+def summary_content(analysis, model_path, img_size, options, refiner_path=None):
     """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings;
-    `img_size` the network input (rows, columns)."""
+    `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any."""
     calibration = analysis.recording.calibration
     summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
@@ -383,6 +426,7 @@ def summary_content(analysis, model_path, img_size, options):
         model=str(model_path),
         img_size=int(img_size[0]),
         img_width=int(img_size[1]),
+        refiner=None if refiner_path is None else str(refiner_path),
         recording=str(analysis.recording.path),
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),
@@ -396,7 +440,7 @@ def summary_content(analysis, model_path, img_size, options):
     return summary
 
 
-def write_recording_outputs(analysis, stem, staged, model_path, img_size, options):
+def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None):
     """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`."""
     from mmode.plots import plot_lvid, plot_volume, save_overlay
 
@@ -411,7 +455,8 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
     _write_csv_columns(staged.path(f"{stem}_beats.csv"),
                        {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS})
-    _write_json(staged.path(f"{stem}_summary.json"), summary_content(analysis, model_path, img_size, options))
+    _write_json(staged.path(f"{stem}_summary.json"),
+                summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
               analysis.beats.es_index, title=f"{name}: LVID")
@@ -458,10 +503,11 @@ def _run_recording(args, path):
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path = _load_network(args, device)
+    refiner, refiner_path = _load_refiner(args, device)
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
-                                 progress=not args.quiet, **options)
+                                 progress=not args.quiet, refiner=refiner, **options)
     with staged:
-        write_recording_outputs(analysis, stem, staged, model_path, img_size, options)
+        write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path)
         staged.commit()
     _log_summary(analysis)
     log.info("wrote %s to %s", ", ".join(recording_output_names(stem)), args.output)
@@ -518,6 +564,7 @@ def _run_study(args, folder):
     calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
     device = _resolve_device(args.device)
     net, img_size, model_path = _load_network(args, device)
+    refiner, refiner_path = _load_refiner(args, device)
     rows = []
     progress = files
     if not args.quiet:
@@ -530,12 +577,12 @@ def _run_study(args, folder):
                 recording = read_recording(path, calibration)
                 _note_ignored_calibration(args, recording)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
-                                             tile_width=args.tile_width, **options)
+                                             tile_width=args.tile_width, refiner=refiner, **options)
             except InputError as error:
                 log.warning("skipped: %s", error)
                 rows.append(_study_row(path, error=str(error)))
                 continue
-            write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options)
+            write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options, refiner_path)
             rows.append(_study_row(path, analysis))
             _log_summary(analysis)
         if all(row["status"] == "error" for row in rows):

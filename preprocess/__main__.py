@@ -31,7 +31,12 @@ def add_build_arguments(parser):
                         help="columns between window starts (default: half the window side)")
     parser.add_argument("--split", type=float_between(0, 100), metavar="PCT",
                         help="put PCT %% of the recordings (not windows) in OUT/test/, the rest in OUT/train/")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --split draw (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the --split draw and of the --strips guides (default 0)")
+    parser.add_argument("--strips", action="store_true",
+                        help="write the border refiner's training strips (96 x 128 px along each annotated "
+                             "border, tissue above, cavity below) instead of square windows; --stride defaults "
+                             "to 128")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -58,7 +63,7 @@ def run_build(args):
     from preprocess.build import build_dataset
 
     build_dataset(args.images, args.annotations, args.out, stride=args.stride, split_pct=args.split,
-                  seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
+                  seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`python -m preprocess build`: every annotated recording in a folder -> masks -> square windows.
+"""`python -m preprocess build`: every annotated recording in a folder -> masks -> square windows, or with
+`--strips` the border strips that train the refiner (`preprocess/strips.py`).
 
 The run is all-or-nothing: every annotation is checked against its recording before anything is written;
 the data set is written into a hidden temporary folder beside DATASET and renamed to DATASET at the end,
@@ -17,7 +18,8 @@ from tqdm import tqdm
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
 from preprocess.annotations import check_traces, read_annotations
-from preprocess.masks import annotation_mask
+from preprocess.masks import annotation_mask, annotation_traces
+from preprocess.strips import STRIP_COLUMNS, STRIP_ROWS, cut_strips, recording_rng, strip_count
 from preprocess.windows import cut_windows, default_stride, window_name, window_side, window_starts
 
 log = logging.getLogger(__name__)
@@ -55,13 +57,15 @@ def split_recordings(names, test_pct, seed):
 
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
-                  overwrite=False, progress=True):
+                  overwrite=False, progress=True, strips=False):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
     the same under `out_dir/train/` and `out_dir/test/` (that percentage of recordings to test), plus
-    `out_dir/summary.json`. `stride` (px) defaults to half the window side. Returns the summary dict:
-    recordings, windows, columns_covered, skipped {name: reason}, per_recording details.
+    `out_dir/summary.json`. `stride` (px) defaults to half the window side. With `strips`, the files are
+    the refiner's border strips instead (`preprocess/strips.py`; `stride` defaults to the strip width and
+    `seed` also draws the guides), and the summary says `"kind": "border-strips"` and the strip rows.
+    Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
     _check_out_dir(out_dir, images_dir, annotations_path, overwrite)
@@ -75,12 +79,12 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
         recording = read_recording(recordings[name])
-        entry = _plan_recording(recording, annotations[name], annotations_path, stride)
+        entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips)
         if entry["windows"]:
             plan[name] = entry
         else:
             skipped[name] = (f"annotated span {entry['span'][1] - entry['span'][0]} columns is narrower "
-                             f"than the {entry['side_px']} px window")
+                             f"than the {entry['side_px']} px {'strip' if strips else 'window'}")
     if not plan:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(skipped.items()))
         raise InputError(f"{images_dir}: no recording gives a window ({reasons})")
@@ -94,19 +98,22 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         entry["part"] = parts[name] or None
 
     summary = {
+        "kind": "border-strips" if strips else "windows",
+        "strip_rows": STRIP_ROWS if strips else None,
         "recordings": len(plan),
         "windows": sum(entry["windows"] for entry in plan.values()),
         "columns_covered": sum(entry["span"][1] - entry["span"][0] for entry in plan.values()),
         "skipped": skipped,
         "stride_px": stride,
         "split_pct": split_pct,
-        "seed": seed if split_pct is not None else None,
+        "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
         "per_recording": plan,
     }
-    _write_atomically(out_dir, lambda folder: _write_windows(folder, plan, recordings, annotations, stride,
-                                                             summary, progress))
+    write = _write_strips if strips else _write_windows
+    _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
+                                                    progress))
     _log_summary(out_dir, summary)
     return summary
 
@@ -136,15 +143,20 @@ def _checked_annotations(annotations_path, recordings, images_dir):
     return annotations
 
 
-def _plan_recording(recording, traces, annotations_path, stride):
+def _plan_recording(recording, traces, annotations_path, stride, strips=False):
     """Check one recording's annotation against its image -> the summary entry (span, side, window count)."""
     height, width = recording.image.shape
     try:
-        _, span = annotation_mask(recording.name, traces, (height, width))
+        _, _, span = annotation_traces(recording.name, traces, (height, width))
     except InputError as error:
         raise InputError(f"{annotations_path}: {error}") from error
-    side = window_side(height, width)
-    step = default_stride(side) if stride is None else int(stride)
+    if strips:
+        side, step = STRIP_COLUMNS, STRIP_COLUMNS if stride is None else int(stride)
+        count = strip_count(span, step)
+    else:
+        side = window_side(height, width)
+        step = default_stride(side) if stride is None else int(stride)
+        count = len(window_starts(span, side, step))
     return {
         "file": recording.path.name,
         "height_px": height,
@@ -152,7 +164,7 @@ def _plan_recording(recording, traces, annotations_path, stride):
         "span": [span[0], span[1]],
         "side_px": side,
         "stride_px": step,
-        "windows": len(window_starts(span, side, step)),
+        "windows": count,
         "mm_per_px": recording.calibration.mm_per_px,
         "s_per_px": recording.calibration.s_per_px,
         "calibration_source": recording.calibration.source,
@@ -167,6 +179,19 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
         for window in cut_windows(recording.image, mask, span, stride):
             write_png(part / "img" / window_name(name, window.index), window.image)
             write_png(part / "mask" / window_name(name, window.index), window.mask * np.uint8(255))
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress):
+    for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
+        recording = read_recording(recordings[name])
+        upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
+        part = folder / plan[name]["part"] if plan[name]["part"] else folder
+        rng = recording_rng(summary["seed"], name)
+        for index, (strip, mask) in enumerate(cut_strips(rng, recording.image, upper_px, lower_px, span,
+                                                         plan[name]["stride_px"])):
+            write_png(part / "img" / window_name(name, index), strip)
+            write_png(part / "mask" / window_name(name, index), mask * np.uint8(255))
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 

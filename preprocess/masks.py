@@ -86,13 +86,14 @@ def covered_span(upper_px, lower_px):
     return int(covered[0]), int(covered[-1]) + 1
 
 
-def annotation_mask(name, traces, shape):
-    """One recording's annotated traces -> (uint8 0/1 mask of `shape` = (height, width), covered span).
+def annotation_traces(name, traces, shape):
+    """One recording's annotated traces -> (upper_px, lower_px, span): both interpolated at every column
+    (NaN outside their clicks) and the covered span [start, stop).
 
-    Checks the traces (`check_traces`), interpolates both, and refuses a lower trace above the upper one
-    or traces that share no column, with an InputError naming the recording `name`.
+    Checks the traces (`check_traces`) and refuses a lower trace above the upper one or traces that share
+    no column, with an InputError naming the recording `name`.
     """
-    height, width = shape
+    width = shape[1]
     checked = check_traces(name, traces, shape)
     upper_px = interpolate_trace(*checked["upper"], width)
     lower_px = interpolate_trace(*checked["lower"], width)
@@ -105,4 +106,11 @@ def annotation_mask(name, traces, shape):
     if crossed.size:
         raise InputError(f"recording {name}: the lower trace lies above the upper trace at {crossed.size} "
                          f"column(s), first at x={crossed[0]}")
-    return traces_to_mask(upper_px, lower_px, height), span
+    return upper_px, lower_px, span
+
+
+def annotation_mask(name, traces, shape):
+    """One recording's annotated traces -> (uint8 0/1 mask of `shape` = (height, width), covered span),
+    checked as `annotation_traces` does."""
+    upper_px, lower_px, span = annotation_traces(name, traces, shape)
+    return traces_to_mask(upper_px, lower_px, shape[0]), span

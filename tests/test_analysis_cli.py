@@ -24,7 +24,13 @@ IMG_SIZE_PX = 32
 CAVITY_GREY, TISSUE_GREY = 25, 190
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "no_default_refiner")
+
+
+@pytest.fixture
+def no_default_refiner(monkeypatch, tmp_path):
+    """The tests below choose their refiner; the shipped one would otherwise re-read every border."""
+    monkeypatch.setattr(analysis, "DEFAULT_REFINER", tmp_path / "absent" / "heart-seg-refine.pt")
 
 
 class DarkIsCavity(torch.nn.Module):
@@ -330,3 +336,50 @@ def test_a_missing_default_checkpoint_says_to_pass_one(files, tmp_path, capsys, 
     error = capsys.readouterr().err
     assert "heart-seg-net.pt" in error and "-m" in error
     assert file_names(tmp_path / "out") == []
+
+
+# --------------------------------------------------------------------------- border refiner
+
+def dark_refiner(monkeypatch, refiner_path):
+    """DarkIsCavity as the segmentation network (input 64 rows: coarse) and as the refiner at `refiner_path`."""
+    def load_model(path, device="cpu"):
+        if Path(path) == refiner_path:
+            return DarkIsCavity(), dict(img_size=32, task="border-strips")
+        return DarkIsCavity(), dict(img_size=64)
+
+    monkeypatch.setattr("mmode.checkpoint.load_model", load_model)
+
+
+def test_the_refiner_reads_the_borders_at_full_resolution(files, tmp_path, monkeypatch):
+    recording = files["recording"]
+    refiner_path = tmp_path / "refiner.pt"
+    dark_refiner(monkeypatch, refiner_path)
+    errors_px = {}
+    for name, flags in (("coarse", ["--no-refine"]), ("refined", ["--refiner", refiner_path])):
+        out = tmp_path / name
+        assert run("-d", files["clean"], "-m", files["checkpoint"], "-o", out, "--mm-per-px", recording.mm_per_px,
+                   "--s-per-px", recording.s_per_px, "--quiet", *flags) == 0
+        trace, _, summary = check_recording_files(out, "clean", recording.image.shape[1])
+        lvid_mm = np.array([float(row["lvid_mm"]) for row in trace])
+        errors_px[name] = np.abs(lvid_mm - recording.lvid_mm) / recording.mm_per_px
+        assert summary["refiner"] == (None if name == "coarse" else str(refiner_path))
+        mask = np.asarray(Image.open(out / "clean_mask.png")) > 0
+        np.testing.assert_allclose(mask.sum(axis=0), np.round(lvid_mm / recording.mm_per_px), atol=1)
+    # 64 network rows for a ~650-row image: the segmentation alone is several rows off where the walls move
+    assert errors_px["coarse"].mean() > 2.0
+    assert errors_px["refined"].mean() < 0.8 and errors_px["refined"].max() < 3.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--refiner", "MODEL"], "not a border refiner"),
+    (["--refiner", "MISSING"], "checkpoint not found"),
+    (["--refiner", "MODEL", "--no-refine"], "exclude each other"),
+])
+def test_a_bad_refiner_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys, flags, message):
+    paths = dict(MODEL=files["checkpoint"], MISSING=tmp_path / "none.pt")
+    flags = [paths.get(flag, flag) for flag in flags]
+    out = tmp_path / "out"
+    assert run("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--quiet", *flags) == 2
+    error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1 and message in error_lines[0]
+    assert file_names(out) == []

@@ -1,4 +1,5 @@
 """`python -m preprocess build` end to end in a subprocess: success, bad input, no leftovers."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,30 @@ def test_build_writes_windows_and_masks(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "data" / "img" / "mouse1_win3.png")),
                                   image[:, 42:62])
     assert "1 recordings, 4 windows, 60 columns covered" in result.stderr
+
+
+def test_build_strips_writes_border_strips_that_hold_the_annotated_borders(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = np.arange(300)[:, None]  # a cavity wider than a strip plus the largest guide offset
+    image = np.where((rows > 80.5) & (rows < 200.5), 10, 200).astype(np.uint8) * np.ones((1, 300), np.uint8)
+    Image.fromarray(image).save(folder / "mouse2.png")
+    csv = folder / "clicks.csv"
+    csv.write_text("image,trace,x,y\nmouse2,upper,0,80.5\nmouse2,upper,299,80.5\n"
+                   "mouse2,lower,0,200.5\nmouse2,lower,299,200.5\n")
+    result = preprocess("build", "--strips", "--images", folder, "--annotations", csv, "--out", tmp_path / "strips",
+                        "--seed", 4, "--quiet")
+    assert result.returncode == 0, result.stderr
+    # span 0..299, strips 128 wide every 128 columns: 2 per border, the upper border's first
+    names = [f"mouse2_win{k}.png" for k in range(4)]
+    assert sorted(p.name for p in (tmp_path / "strips" / "img").iterdir()) == names
+    summary = json.loads((tmp_path / "strips" / "summary.json").read_text())
+    assert summary["kind"] == "border-strips" and summary["strip_rows"] == 96 and summary["windows"] == 4
+    for name in names:
+        strip = np.asarray(Image.open(tmp_path / "strips" / "img" / name))
+        mask = np.asarray(Image.open(tmp_path / "strips" / "mask" / name))
+        assert strip.shape == (96, 128)
+        np.testing.assert_array_equal(mask, np.where(strip < 100, 255, 0))  # tissue above, cavity below
 
 
 def test_bad_annotation_exits_2_with_one_error_line_and_no_output(tmp_path):

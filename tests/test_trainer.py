@@ -139,6 +139,19 @@ class NoCavityNet(torch.nn.Module):
         return torch.full_like(images, -10.0)
 
 
+def test_a_refiner_is_marked_by_the_strips_summary_of_its_data(data, tmp_path):
+    strips = tmp_path / "strips"
+    for sub in ("img", "mask"):
+        (strips / sub).mkdir(parents=True)
+        for path in (data / sub).iterdir():
+            (strips / sub / path.name).symlink_to(path)
+    (strips / "summary.json").write_text('{"kind": "border-strips", "strip_rows": 96}')
+    for folder, task in ((data, "segmentation"), (strips, "border-strips")):
+        trainer = Trainer(options(folder, tmp_path / f"run_{task}", epochs=1))
+        trainer.fit()
+        assert read_checkpoint(tmp_path / f"run_{task}" / "CP_best_e1.pt")["task"] == task
+
+
 def test_validation_loss_dice_and_mse_of_a_known_prediction(data, tmp_path):
     trainer = Trainer(options(data, tmp_path / "out"))
     trainer.net = NoCavityNet()

@@ -1,0 +1,128 @@
+"""Border refinement at the recording's own resolution: a second network reads narrow strips along each border.
+
+The segmentation network sees a recording resized to its input height (256 rows for a 700-row image: 2.7
+image rows per network row, and as many columns per network column), so a border it finds is good to
+about one network pixel. The refiner works on *strips*: for each column, the `strip_rows` image rows
+centred on a guide border (the segmentation's), stacked side by side at full resolution, so the border
+runs roughly along the strip's middle whatever the wall's motion. Strips of the lower (posterior) border
+are flipped upside down, so every strip has tissue above and cavity below and one network serves both.
+The refiner, a QuickNat trained on such strips (`python -m preprocess build --strips`, then `run.py`),
+gives each strip pixel a cavity probability; the border is read off each column as the best single
+tissue-to-cavity step, placed to a fraction of a pixel by the tissue probability summed around it.
+
+Strip geometry: strip row r of column c is image row base[c] + (r - half) for the upper border and
+base[c] - (r - half) for the lower one, base = the guide rounded to whole rows (clamped to the image).
+"""
+import numpy as np
+
+SIDES = ("upper", "lower")
+TASK = "border-strips"  # checkpoint["task"] of a refiner (the trainer copies it from the data set's summary)
+SUBPIXEL_HALF_WINDOW = 6  # rows each side of the best step whose tissue probability places the border
+
+
+def strip_image_rows(guide_px, side, strip_rows, height):
+    """Image row of every strip pixel, int (strip_rows, W) clamped to [0, height), and base (W,) int.
+
+    `guide_px` (W,) float rows, finite; `side` "upper" or "lower"; `strip_rows` even.
+    """
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    half = strip_rows // 2
+    base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
+    offset = np.arange(strip_rows)[:, np.newaxis] - half
+    rows = base[np.newaxis, :] + (offset if side == "upper" else -offset)
+    return np.clip(rows, 0, height - 1), base
+
+
+def straighten(image, guide_px, side, strip_rows):
+    """The strip of uint8 `image` (H, W) along `guide_px` (W,): uint8 (strip_rows, W), and base (W,)."""
+    rows, base = strip_image_rows(guide_px, side, strip_rows, image.shape[0])
+    return image[rows, np.arange(image.shape[1])[np.newaxis, :]], base
+
+
+def strip_mask(guide_px, side, border_px, strip_rows):
+    """0/1 uint8 (strip_rows, W) cavity mask of a strip: pixels whose centre lies on the cavity side of
+    `border_px` (W,) (below an upper border, above a lower one), as the recording's mask rule has it."""
+    half = strip_rows // 2
+    base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
+    offset = np.arange(strip_rows)[:, np.newaxis] - half
+    border = np.asarray(border_px, dtype=np.float64)[np.newaxis, :]
+    if side == "upper":
+        return (base[np.newaxis, :] + offset > border).astype(np.uint8)
+    return (base[np.newaxis, :] - offset < border).astype(np.uint8)
+
+
+def strip_border(probability):
+    """Border position in strip coordinates (W,), from the cavity probability (strip_rows, W).
+
+    The best single step (rows above it tissue, from it on cavity) is where the probability mass on the
+    wrong side is smallest; within SUBPIXEL_HALF_WINDOW rows of it the tissue probability is summed, so
+    the border moves by fractions of a row as the probability does. Returned as the pixel edge: a step
+    between rows k - 1 and k gives k - 0.5.
+    """
+    probability = np.asarray(probability, dtype=np.float64)
+    n_rows, width = probability.shape
+    zero = np.zeros((1, width))
+    cavity_above = np.concatenate([zero, np.cumsum(probability, axis=0)])
+    tissue_above = np.concatenate([zero, np.cumsum(1.0 - probability, axis=0)])
+    wrong_side = cavity_above + (tissue_above[-1:] - tissue_above)  # for a step at each row 0..n_rows
+    step = np.argmin(wrong_side, axis=0)
+    columns = np.arange(width)
+    low = np.clip(step - SUBPIXEL_HALF_WINDOW, 0, n_rows)
+    high = np.clip(step + SUBPIXEL_HALF_WINDOW, 0, n_rows)
+    return low + (tissue_above[high, columns] - tissue_above[low, columns]) - 0.5
+
+
+def image_border(strip_border_px, base, side, strip_rows):
+    """Strip coordinates (W,) back to image rows (W,) for the strip built on `base` (W,)."""
+    half = strip_rows // 2
+    if side == "upper":
+        return base - half + strip_border_px
+    return base + half - strip_border_px
+
+
+def fill_gaps(trace_px):
+    """`trace_px` (W,) with its NaN columns filled by linear interpolation (held at the ends); None when all
+    are NaN."""
+    trace_px = np.asarray(trace_px, dtype=np.float64)
+    finite = np.flatnonzero(np.isfinite(trace_px))
+    if finite.size == 0:
+        return None
+    return np.interp(np.arange(trace_px.size), finite, trace_px[finite])
+
+
+def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu", batch_size=8):
+    """Refined (upper_px, lower_px), float (W,) image rows, NaN where the guide borders are NaN.
+
+    `net`: the refiner in eval mode; `image_uint8` (H, W); `upper_px`, `lower_px` (W,) the guide borders
+    (the segmentation's); `strip_rows` the refiner's input rows. Each strip runs through the network at
+    full resolution in overlapping tiles (`mmode.inference.predict_probability` with a square input of
+    `strip_rows`, so one strip column is one image column).
+    """
+    from mmode.inference import predict_probability
+
+    image_uint8 = np.asarray(image_uint8)
+    refined = []
+    for side, guide_px in zip(SIDES, (upper_px, lower_px)):
+        filled = fill_gaps(guide_px)
+        if filled is None:
+            refined.append(np.full(image_uint8.shape[1], np.nan))
+            continue
+        strip, base = straighten(image_uint8, filled, side, strip_rows)
+        probability = predict_probability(net, strip, strip_rows, device, batch_size=batch_size)
+        border_px = image_border(strip_border(probability), base, side, strip_rows)
+        refined.append(np.where(np.isfinite(guide_px), border_px, np.nan))
+    return tuple(refined)
+
+
+def check_refiner(checkpoint, path):
+    """The refiner's strip rows from its checkpoint; InputError when `path` holds no border refiner."""
+    from mmode.errors import InputError
+
+    if checkpoint.get("task") != TASK:
+        raise InputError(f"{path}: not a border refiner (it was not trained on strips from "
+                         f"`python -m preprocess build --strips`); pass a refiner with --refiner or use --no-refine")
+    strip_rows = int(checkpoint["img_size"])
+    if strip_rows % 16:
+        raise InputError(f"{path}: its strips of {strip_rows} rows are not a multiple of 16")
+    return strip_rows

@@ -1,0 +1,86 @@
+"""Border refinement: strip geometry, the border read off a strip's probability, and the training strips."""
+import numpy as np
+import pytest
+
+from mmode.refine import fill_gaps, image_border, straighten, strip_border, strip_image_rows, strip_mask
+from preprocess.strips import MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_strips, recording_rng, strip_count
+
+STRIP_ROWS = 32
+
+
+def walls_image(upper_px, lower_px, height):
+    """uint8 image: tissue (200) outside the cavity, cavity (10) at rows strictly between the borders."""
+    rows = np.arange(height)[:, None]
+    cavity = (rows > upper_px[None, :]) & (rows < lower_px[None, :])
+    return np.where(cavity, 10, 200).astype(np.uint8)
+
+
+def moving_borders(width, rng):
+    columns = np.arange(width)
+    upper_px = 60 + 12 * np.sin(columns / 9.0) + rng.uniform(-0.5, 0.5, width)
+    lower_px = 140 - 15 * np.sin(columns / 9.0) + rng.uniform(-0.5, 0.5, width)
+    return upper_px, lower_px
+
+
+@pytest.mark.parametrize("side", ["upper", "lower"])
+def test_a_strip_has_tissue_above_and_cavity_below_the_true_border(side):
+    rng = np.random.default_rng(0)
+    upper_px, lower_px = moving_borders(90, rng)
+    image = walls_image(upper_px, lower_px, 200)
+    border_px = upper_px if side == "upper" else lower_px
+    guide_px = border_px + rng.uniform(-6, 6, border_px.size)  # a guide off by up to 6 rows
+    strip, base = straighten(image, guide_px, side, STRIP_ROWS)
+    mask = strip_mask(guide_px, side, border_px, STRIP_ROWS)
+    # the mask is exactly the strip's dark pixels, and each column is tissue then cavity (one step)
+    np.testing.assert_array_equal(mask, (strip < 100).astype(np.uint8))
+    assert np.all(np.diff(mask.astype(int), axis=0) >= 0)
+    # reading the border off the (perfect) mask gives the true border to within half a row
+    read_px = image_border(strip_border(mask.astype(float)), base, side, STRIP_ROWS)
+    assert np.max(np.abs(read_px - border_px)) <= 0.5 + 1e-9
+
+
+def test_strip_rows_are_clamped_to_the_image():
+    rows, base = strip_image_rows(np.array([2.2, 197.6]), "upper", STRIP_ROWS, 200)
+    assert rows.min() == 0 and rows.max() == 199
+    np.testing.assert_array_equal(base, [2, 198])
+
+
+def test_the_border_moves_with_the_probability_by_fractions_of_a_row():
+    probability = np.zeros((STRIP_ROWS, 3))
+    probability[16:] = 1.0
+    probability[15] = [0.0, 0.5, 0.9]  # the row above the step, more and more cavity
+    np.testing.assert_allclose(strip_border(probability), [15.5, 15.0, 14.6])
+
+
+def test_the_border_ignores_a_speck_of_cavity_far_from_the_step():
+    probability = np.zeros((STRIP_ROWS, 1))
+    probability[20:] = 1.0
+    probability[2:4] = 1.0  # a dark patch in the wall, 17 rows above the border
+    assert strip_border(probability)[0] == pytest.approx(19.5)
+
+
+def test_fill_gaps_interpolates_and_gives_none_for_no_border():
+    np.testing.assert_allclose(fill_gaps(np.array([np.nan, 2.0, np.nan, 4.0, np.nan])), [2, 2, 3, 4, 4])
+    assert fill_gaps(np.full(3, np.nan)) is None
+
+
+def test_training_strips_hold_the_annotated_border_and_repeat_with_the_seed():
+    rng = np.random.default_rng(1)
+    upper_px, lower_px = moving_borders(600, rng)
+    image = walls_image(upper_px, lower_px, 220)
+    span = (20, 580)
+    strips = cut_strips(recording_rng(5, "rec"), image, upper_px, lower_px, span, stride=100, strip_rows=96)
+    assert len(strips) == strip_count(span, 100) == 2 * 5
+    for strip, mask in strips:
+        assert strip.shape == mask.shape == (96, STRIP_COLUMNS)
+        np.testing.assert_array_equal(mask, (strip < 100).astype(np.uint8))  # the border the walls drew
+        # perturbed guides move the border off the middle row, never out of the strip
+        border_rows = mask.shape[0] - mask.sum(axis=0, dtype=int)
+        max_slope_px = 15 / 9.0  # rows per column of the faster (lower) wall
+        assert np.all(np.abs(border_rows - 48) <= MAX_OFFSET_PX + MAX_TIME_SHIFT_PX * max_slope_px + 1)
+    offsets = [np.mean(mask.shape[0] - mask.sum(axis=0, dtype=int)) - 48 for _, mask in strips]
+    assert np.std(offsets) > 1.0  # guides are perturbed
+    again = cut_strips(recording_rng(5, "rec"), image, upper_px, lower_px, span, stride=100, strip_rows=96)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(strips, again))
+    other = cut_strips(recording_rng(6, "rec"), image, upper_px, lower_px, span, stride=100, strip_rows=96)
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(strips, other))
