@@ -5,8 +5,9 @@
 2. Whole-recording inference with the default model: tile widths (network px) and batch sizes, on the
    CPU and, where present, on CUDA; seconds of compute per second of recording, and ratios to the
    default setting.
+3. The whole analysis of `test.py` (segmentation, borders, beats), without and with the border refiner.
 
-    python bench/speed.py -m checkpoints/heart-seg-net.pt --duration 10
+    python bench/speed.py -m checkpoints/heart-seg-net.pt --refiner checkpoints/heart-seg-refine.pt --duration 10
 """
 import argparse
 import sys
@@ -46,6 +47,7 @@ def best_of(repeats, function, *args, **kwargs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"))
+    parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of simulated recording (default 10)")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--repeats", type=int, default=3)
@@ -53,7 +55,11 @@ def main(argv=None):
 
     import torch
 
+    from mmode.analysis import analyse_recording
+    from mmode.calibration import Calibration
     from mmode.checkpoint import input_shape, load_model
+    from mmode.io import Recording
+    from mmode.refine import check_refiner
     from mmode.inference import default_tile_width, predict_probability
     from mmode.measure import lvid_px
     from preprocess.masks import traces_to_mask
@@ -92,6 +98,21 @@ def main(argv=None):
             label = "default" if tile_width == default_width and batch_size == 8 else ""
             print(f"| {label} | {device} | {tile_width} | {batch_size} | {seconds / recorded_s:.3f} | "
                   f"{reference_s / seconds:.2f}x |")
+
+    print("\n| analysis (test.py) | device | s per recorded s | ratio to segmentation alone |")
+    print("| --- | --- | --- | --- |")
+    as_recording = Recording(image=recording.image, path=Path("speed.png"),
+                             calibration=Calibration(recording.mm_per_px, recording.s_per_px, "user"))
+    for device in devices:
+        net, checkpoint = load_model(args.model, device)
+        refiner_net, refiner_checkpoint = load_model(args.refiner, device)
+        refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
+        alone_s = None
+        for label, chosen in (("segmentation alone (--no-refine)", None), ("with the border refiner", refiner)):
+            seconds, _ = best_of(args.repeats, analyse_recording, as_recording, net, input_shape(checkpoint), device,
+                                 refiner=chosen)
+            alone_s = seconds if alone_s is None else alone_s
+            print(f"| {label} | {device} | {seconds / recorded_s:.3f} | {seconds / alone_s:.2f}x |")
     return 0
 
 

@@ -387,7 +387,7 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
 
         refiner_net, strip_rows = refiner
         upper_px, lower_px = refine_borders(refiner_net, recording.image, upper_px, lower_px, strip_rows, device,
-                                            batch_size)
+                                            batch_size, calibration.mm_per_px)
         with np.errstate(invalid="ignore"):
             crossed = ~(lower_px > upper_px)
         upper_px[crossed], lower_px[crossed] = np.nan, np.nan

@@ -10,18 +10,37 @@ The refiner, a QuickNat trained on such strips (`python -m preprocess build --st
 gives each strip pixel a cavity probability; the border is read off each column as the best single
 tissue-to-cavity step, placed to a fraction of a pixel by the tissue probability summed around it.
 
-Strip geometry: strip row r of column c is image row base[c] + (r - half) for the upper border and
-base[c] - (r - half) for the lower one, base = the guide rounded to whole rows (clamped to the image).
+Strip geometry: strip row r of column c is image row base[c] + (r - half) / zoom for the upper border and
+base[c] - (r - half) / zoom for the lower one, base = the guide rounded to whole rows, clamped to the
+image. `zoom` is 1 for recordings whose depth calibration lies in the range the refiner was trained on
+(TRAINED_MM_PER_PX, the simulator's); a coarser (finer) recording is resampled, linearly, to the nearest
+end of that range, so the walls are as many rows thick as the refiner has seen.
 """
 import numpy as np
 
 SIDES = ("upper", "lower")
 TASK = "border-strips"  # checkpoint["task"] of a refiner (the trainer copies it from the data set's summary)
 SUBPIXEL_HALF_WINDOW = 6  # rows each side of the best step whose tissue probability places the border
+# The step is looked for within this many rows of the guide: on simulated recordings the refined border
+# stays within 8 rows of the segmentation's anyway, and the limit keeps the refiner from jumping to
+# another bright line (the pericardium) where it is unsure, as it did on the real reference strip.
+SEARCH_HALF_ROWS = 12
+# Depth calibrations of the refiner's training recordings (simulator: 0.011526 mm/px +- 30 %; measured
+# 0.00807-0.01495 over the 800 training recordings).
+TRAINED_MM_PER_PX = (0.0081, 0.0150)
 
 
-def strip_image_rows(guide_px, side, strip_rows, height):
-    """Image row of every strip pixel, int (strip_rows, W) clamped to [0, height), and base (W,) int.
+def strip_zoom(mm_per_px):
+    """Strip rows per image row for a recording of `mm_per_px` (None: 1): 1 inside TRAINED_MM_PER_PX,
+    else the factor that brings the recording to the nearest end of that range."""
+    if mm_per_px is None:
+        return 1.0
+    return float(mm_per_px) / float(np.clip(mm_per_px, *TRAINED_MM_PER_PX))
+
+
+def strip_image_rows(guide_px, side, strip_rows, height, zoom=1.0):
+    """Image row of every strip pixel, (strip_rows, W) clamped to [0, height - 1] (int for zoom 1, else
+    float), and base (W,) int.
 
     `guide_px` (W,) float rows, finite; `side` "upper" or "lower"; `strip_rows` even.
     """
@@ -30,14 +49,24 @@ def strip_image_rows(guide_px, side, strip_rows, height):
     half = strip_rows // 2
     base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
     offset = np.arange(strip_rows)[:, np.newaxis] - half
+    if zoom != 1.0:
+        offset = offset / zoom
     rows = base[np.newaxis, :] + (offset if side == "upper" else -offset)
     return np.clip(rows, 0, height - 1), base
 
 
-def straighten(image, guide_px, side, strip_rows):
-    """The strip of uint8 `image` (H, W) along `guide_px` (W,): uint8 (strip_rows, W), and base (W,)."""
-    rows, base = strip_image_rows(guide_px, side, strip_rows, image.shape[0])
-    return image[rows, np.arange(image.shape[1])[np.newaxis, :]], base
+def straighten(image, guide_px, side, strip_rows, zoom=1.0):
+    """The strip of uint8 `image` (H, W) along `guide_px` (W,): uint8 (strip_rows, W), and base (W,);
+    with `zoom` other than 1 the image is interpolated linearly between rows."""
+    rows, base = strip_image_rows(guide_px, side, strip_rows, image.shape[0], zoom)
+    columns = np.arange(image.shape[1])[np.newaxis, :]
+    if zoom == 1.0:
+        return image[rows, columns], base
+    low = np.floor(rows).astype(np.int64)
+    high = np.minimum(low + 1, image.shape[0] - 1)
+    fraction = rows - low
+    strip = image[low, columns] * (1.0 - fraction) + image[high, columns] * fraction
+    return np.round(strip).astype(np.uint8), base
 
 
 def strip_mask(guide_px, side, border_px, strip_rows):
@@ -52,13 +81,14 @@ def strip_mask(guide_px, side, border_px, strip_rows):
     return (base[np.newaxis, :] - offset < border).astype(np.uint8)
 
 
-def strip_border(probability):
+def strip_border(probability, search_half_rows=SEARCH_HALF_ROWS):
     """Border position in strip coordinates (W,), from the cavity probability (strip_rows, W).
 
     The best single step (rows above it tissue, from it on cavity) is where the probability mass on the
-    wrong side is smallest; within SUBPIXEL_HALF_WINDOW rows of it the tissue probability is summed, so
-    the border moves by fractions of a row as the probability does. Returned as the pixel edge: a step
-    between rows k - 1 and k gives k - 0.5.
+    wrong side is smallest, looked for within `search_half_rows` of the middle row (None: anywhere);
+    within SUBPIXEL_HALF_WINDOW rows of it the tissue probability is summed, so the border moves by
+    fractions of a row as the probability does. Returned as the pixel edge: a step between rows k - 1
+    and k gives k - 0.5.
     """
     probability = np.asarray(probability, dtype=np.float64)
     n_rows, width = probability.shape
@@ -66,19 +96,21 @@ def strip_border(probability):
     cavity_above = np.concatenate([zero, np.cumsum(probability, axis=0)])
     tissue_above = np.concatenate([zero, np.cumsum(1.0 - probability, axis=0)])
     wrong_side = cavity_above + (tissue_above[-1:] - tissue_above)  # for a step at each row 0..n_rows
-    step = np.argmin(wrong_side, axis=0)
+    if search_half_rows is not None:
+        lowest, highest = max(0, n_rows // 2 - search_half_rows), min(n_rows, n_rows // 2 + search_half_rows)
+        step = lowest + np.argmin(wrong_side[lowest:highest + 1], axis=0)
+    else:
+        step = np.argmin(wrong_side, axis=0)
     columns = np.arange(width)
     low = np.clip(step - SUBPIXEL_HALF_WINDOW, 0, n_rows)
     high = np.clip(step + SUBPIXEL_HALF_WINDOW, 0, n_rows)
     return low + (tissue_above[high, columns] - tissue_above[low, columns]) - 0.5
 
 
-def image_border(strip_border_px, base, side, strip_rows):
-    """Strip coordinates (W,) back to image rows (W,) for the strip built on `base` (W,)."""
-    half = strip_rows // 2
-    if side == "upper":
-        return base - half + strip_border_px
-    return base + half - strip_border_px
+def image_border(strip_border_px, base, side, strip_rows, zoom=1.0):
+    """Strip coordinates (W,) back to image rows (W,) for the strip built on `base` (W,) at `zoom`."""
+    offset = (np.asarray(strip_border_px) - strip_rows // 2) / zoom
+    return base + offset if side == "upper" else base - offset
 
 
 def fill_gaps(trace_px):
@@ -91,26 +123,28 @@ def fill_gaps(trace_px):
     return np.interp(np.arange(trace_px.size), finite, trace_px[finite])
 
 
-def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu", batch_size=8):
+def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu", batch_size=8, mm_per_px=None):
     """Refined (upper_px, lower_px), float (W,) image rows, NaN where the guide borders are NaN.
 
     `net`: the refiner in eval mode; `image_uint8` (H, W); `upper_px`, `lower_px` (W,) the guide borders
-    (the segmentation's); `strip_rows` the refiner's input rows. Each strip runs through the network at
-    full resolution in overlapping tiles (`mmode.inference.predict_probability` with a square input of
+    (the segmentation's); `strip_rows` the refiner's input rows; `mm_per_px` the recording's depth
+    calibration (sets the strip zoom, `strip_zoom`). Each strip runs through the network at full
+    resolution in overlapping tiles (`mmode.inference.predict_probability` with a square input of
     `strip_rows`, so one strip column is one image column).
     """
     from mmode.inference import predict_probability
 
     image_uint8 = np.asarray(image_uint8)
+    zoom = strip_zoom(mm_per_px)
     refined = []
     for side, guide_px in zip(SIDES, (upper_px, lower_px)):
         filled = fill_gaps(guide_px)
         if filled is None:
             refined.append(np.full(image_uint8.shape[1], np.nan))
             continue
-        strip, base = straighten(image_uint8, filled, side, strip_rows)
+        strip, base = straighten(image_uint8, filled, side, strip_rows, zoom)
         probability = predict_probability(net, strip, strip_rows, device, batch_size=batch_size)
-        border_px = image_border(strip_border(probability), base, side, strip_rows)
+        border_px = image_border(strip_border(probability), base, side, strip_rows, zoom)
         refined.append(np.where(np.isfinite(guide_px), border_px, np.nan))
     return tuple(refined)
 

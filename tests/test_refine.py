@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mmode.refine import fill_gaps, image_border, straighten, strip_border, strip_image_rows, strip_mask
+from mmode.refine import (TRAINED_MM_PER_PX, fill_gaps, image_border, straighten, strip_border, strip_image_rows,
+                          strip_mask, strip_zoom)
 from preprocess.strips import MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_strips, recording_rng, strip_count
 
 STRIP_ROWS = 32
@@ -37,6 +38,25 @@ def test_a_strip_has_tissue_above_and_cavity_below_the_true_border(side):
     # reading the border off the (perfect) mask gives the true border to within half a row
     read_px = image_border(strip_border(mask.astype(float)), base, side, STRIP_ROWS)
     assert np.max(np.abs(read_px - border_px)) <= 0.5 + 1e-9
+
+
+@pytest.mark.parametrize("side", ["upper", "lower"])
+def test_a_coarse_recording_is_zoomed_to_the_trained_scale_and_its_border_read_back(side):
+    zoom = strip_zoom(0.0332)  # the real reference strip's calibration, 2.2x the coarsest trained
+    assert zoom == pytest.approx(0.0332 / TRAINED_MM_PER_PX[1])
+    assert strip_zoom(0.0115) == 1.0 and strip_zoom(None) == 1.0
+    rng = np.random.default_rng(2)
+    upper_px, lower_px = moving_borders(90, rng)
+    image = walls_image(upper_px, lower_px, 200)
+    border_px = upper_px if side == "upper" else lower_px
+    guide_px = border_px + rng.uniform(-3, 3, border_px.size)
+    strip, base = straighten(image, guide_px, side, STRIP_ROWS, zoom)
+    dark = (strip < 105).astype(float)  # the interpolated edge row counts where it is mostly cavity
+    read_px = image_border(strip_border(dark), base, side, STRIP_ROWS, zoom)
+    # the image itself puts the border on a pixel edge; strip rows, 1 / zoom image rows apart, find that
+    # edge to within half a strip row
+    edge_px = np.floor(border_px) + 0.5 if side == "upper" else np.ceil(border_px) - 0.5
+    assert np.max(np.abs(read_px - edge_px)) <= 0.5 / zoom + 1e-9
 
 
 def test_strip_rows_are_clamped_to_the_image():
