@@ -25,6 +25,10 @@ SUBPIXEL_HALF_WINDOW = 6  # rows each side of the best step whose tissue probabi
 # stays within 8 rows of the segmentation's anyway, and the limit keeps the refiner from jumping to
 # another bright line (the pericardium) where it is unsure, as it did on the real reference strip.
 SEARCH_HALF_ROWS = 12
+# Strips run in tiles of this many columns (overlapping by a quarter of the strip rows), `batch_size` // 4
+# per forward pass: the pixels per pass of `batch_size` tiles twice the strip rows wide, with less
+# overlap to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
+TILE_COLUMNS = 768
 # Depth calibrations of the refiner's training recordings (simulator: 0.011526 mm/px +- 30 %; measured
 # 0.00807-0.01495 over the 800 training recordings).
 TRAINED_MM_PER_PX = (0.0081, 0.0150)
@@ -129,8 +133,8 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
     `net`: the refiner in eval mode; `image_uint8` (H, W); `upper_px`, `lower_px` (W,) the guide borders
     (the segmentation's); `strip_rows` the refiner's input rows; `mm_per_px` the recording's depth
     calibration (sets the strip zoom, `strip_zoom`). Each strip runs through the network at full
-    resolution in overlapping tiles (`mmode.inference.predict_probability` with a square input of
-    `strip_rows`, so one strip column is one image column).
+    resolution in overlapping tiles of TILE_COLUMNS (`mmode.inference.predict_probability` with a square
+    input of `strip_rows`, so one strip column is one image column).
     """
     from mmode.inference import predict_probability
 
@@ -143,7 +147,8 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
             refined.append(np.full(image_uint8.shape[1], np.nan))
             continue
         strip, base = straighten(image_uint8, filled, side, strip_rows, zoom)
-        probability = predict_probability(net, strip, strip_rows, device, batch_size=batch_size)
+        probability = predict_probability(net, strip, strip_rows, device, tile_width=TILE_COLUMNS,
+                                          overlap=strip_rows // 4, batch_size=max(1, batch_size // 4))
         border_px = image_border(strip_border(probability), base, side, strip_rows, zoom)
         refined.append(np.where(np.isfinite(guide_px), border_px, np.nan))
     return tuple(refined)

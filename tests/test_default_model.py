@@ -11,9 +11,11 @@ from mmode.analysis import analyse_recording  # noqa: E402
 from mmode.calibration import Calibration  # noqa: E402
 from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint  # noqa: E402
 from mmode.io import read_recording  # noqa: E402
+from mmode.refine import TASK, check_refiner  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "checkpoints" / "heart-seg-net.pt"
+REFINER = ROOT / "checkpoints" / "heart-seg-refine.pt"
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -26,15 +28,27 @@ def test_the_default_model_is_a_complete_small_checkpoint():
     assert checkpoint["img_size"] % 16 == 0
 
 
+def test_the_default_refiner_is_a_complete_small_border_refiner():
+    checkpoint = read_checkpoint(REFINER)
+    assert set(REQUIRED_KEYS) <= set(checkpoint)
+    assert REFINER.stat().st_size < 20 * 2 ** 20
+    assert checkpoint["task"] == TASK and check_refiner(checkpoint, REFINER) == 96
+
+
+@pytest.mark.parametrize("refine", [True, False], ids=["refined", "no-refine"])
 @pytest.mark.parametrize("path", EXAMPLES, ids=[path.stem for path in EXAMPLES])
-def test_examples_are_measured_close_to_their_truth(path):
+def test_examples_are_measured_close_to_their_truth(path, refine):
     truth = json.loads((ROOT / "examples" / "truth" / f"{path.stem}.json").read_text())
     net, checkpoint = load_model(MODEL)
     recording = read_recording(path, Calibration())
     # the examples are drawn at the default calibration, so the quick start needs no flags
     assert (truth["mm_per_px"], truth["s_per_px"]) == (recording.calibration.mm_per_px,
                                                        recording.calibration.s_per_px)
-    analysis = analyse_recording(recording, net, input_shape(checkpoint))
+    refiner = None
+    if refine:  # as test.py runs by default
+        refiner_net, refiner_checkpoint = load_model(REFINER)
+        refiner = refiner_net, check_refiner(refiner_checkpoint, REFINER)
+    analysis = analyse_recording(recording, net, input_shape(checkpoint), refiner=refiner)
     summary = analysis.summary
 
     truth_lvid_mm = np.asarray(truth["lvid_mm"])
