@@ -27,7 +27,7 @@ from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_f
 from mmode.cli import float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_parameters, cavity_borders_px,
-                           detect_beats, summarise, volume_ul)
+                           detect_beats, summarise, traces_to_mask, volume_ul)
 
 log = logging.getLogger("test")
 
@@ -391,20 +391,12 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
         with np.errstate(invalid="ignore"):
             crossed = ~(lower_px > upper_px)
         upper_px[crossed], lower_px[crossed] = np.nan, np.nan
-        mask = mask_between(upper_px, lower_px, mask.shape[0])
+        mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
     return RecordingAnalysis(recording, mask, upper_px, lower_px, lvid_mm, volume_ul(lvid_mm, volume_formula),
                              beats, parameters, summarise(parameters))
-
-
-def mask_between(upper_px, lower_px, height):
-    """uint8 (height, W) mask: 1 at rows r with upper < r < lower (DESIGN.md's mask rule), 0 elsewhere and
-    in columns whose borders are NaN."""
-    rows = np.arange(height, dtype=np.float64)[:, np.newaxis]
-    with np.errstate(invalid="ignore"):
-        return ((rows > upper_px[np.newaxis, :]) & (rows < lower_px[np.newaxis, :])).astype(np.uint8)
 
 
 def recording_output_names(stem):

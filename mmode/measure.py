@@ -111,6 +111,16 @@ def _merge_runs(col, start, stop, keep):
     return col[first], start[first], merged_stop
 
 
+def traces_to_mask(upper_px, lower_px, height):
+    """uint8 (height, width) mask: 1 at rows r with upper < r < lower (DESIGN.md's mask rule), 0 elsewhere
+    and where a trace is NaN."""
+    rows = np.arange(height, dtype=np.float64)[:, np.newaxis]
+    upper_px = np.asarray(upper_px, dtype=np.float64)[np.newaxis, :]
+    lower_px = np.asarray(lower_px, dtype=np.float64)[np.newaxis, :]
+    with np.errstate(invalid="ignore"):
+        return ((rows > upper_px) & (rows < lower_px)).astype(np.uint8)
+
+
 def cavity_borders_px(mask, probability=None, threshold=0.5):
     """Upper and lower cavity border of every column of a mask, in row coordinates.
 

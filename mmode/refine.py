@@ -42,20 +42,24 @@ def strip_zoom(mm_per_px):
     return float(mm_per_px) / float(np.clip(mm_per_px, *TRAINED_MM_PER_PX))
 
 
+def _strip_positions(guide_px, side, strip_rows, zoom=1.0):
+    """Image row (unclamped) of every strip pixel's centre, (strip_rows, W), and base (W,) int."""
+    if side not in SIDES:
+        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+    base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
+    offset = np.arange(strip_rows)[:, np.newaxis] - strip_rows // 2
+    if zoom != 1.0:
+        offset = offset / zoom
+    return base[np.newaxis, :] + (offset if side == "upper" else -offset), base
+
+
 def strip_image_rows(guide_px, side, strip_rows, height, zoom=1.0):
     """Image row of every strip pixel, (strip_rows, W) clamped to [0, height - 1] (int for zoom 1, else
     float), and base (W,) int.
 
     `guide_px` (W,) float rows, finite; `side` "upper" or "lower"; `strip_rows` even.
     """
-    if side not in SIDES:
-        raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-    half = strip_rows // 2
-    base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
-    offset = np.arange(strip_rows)[:, np.newaxis] - half
-    if zoom != 1.0:
-        offset = offset / zoom
-    rows = base[np.newaxis, :] + (offset if side == "upper" else -offset)
+    rows, base = _strip_positions(guide_px, side, strip_rows, zoom)
     return np.clip(rows, 0, height - 1), base
 
 
@@ -76,13 +80,9 @@ def straighten(image, guide_px, side, strip_rows, zoom=1.0):
 def strip_mask(guide_px, side, border_px, strip_rows):
     """0/1 uint8 (strip_rows, W) cavity mask of a strip: pixels whose centre lies on the cavity side of
     `border_px` (W,) (below an upper border, above a lower one), as the recording's mask rule has it."""
-    half = strip_rows // 2
-    base = np.round(np.asarray(guide_px, dtype=np.float64)).astype(np.int64)
-    offset = np.arange(strip_rows)[:, np.newaxis] - half
+    rows, _ = _strip_positions(guide_px, side, strip_rows)
     border = np.asarray(border_px, dtype=np.float64)[np.newaxis, :]
-    if side == "upper":
-        return (base[np.newaxis, :] + offset > border).astype(np.uint8)
-    return (base[np.newaxis, :] - offset < border).astype(np.uint8)
+    return (rows > border if side == "upper" else rows < border).astype(np.uint8)
 
 
 def strip_border(probability, search_half_rows=SEARCH_HALF_ROWS):

@@ -12,6 +12,7 @@ preservation with Fritsch-Butland slopes, the same rule as scipy's PchipInterpol
 import numpy as np
 
 from mmode.errors import InputError
+from mmode.measure import traces_to_mask  # noqa: F401 (the mask rule lives with its inverse, cavity_borders_px)
 from preprocess.annotations import check_traces
 
 
@@ -67,15 +68,6 @@ def interpolate_trace(xs, ys, width):
     trace_px[inside] = ((2 * t3 - 3 * t2 + 1) * ys[interval] + (t3 - 2 * t2 + t) * step * slopes[interval]
                         + (-2 * t3 + 3 * t2) * ys[interval + 1] + (t3 - t2) * step * slopes[interval + 1])
     return trace_px
-
-
-def traces_to_mask(upper_px, lower_px, height):
-    """uint8 (height, width) mask: 1 at rows r with upper < r < lower, 0 elsewhere and where a trace is NaN."""
-    rows = np.arange(height, dtype=np.float64)[:, np.newaxis]
-    upper_px = np.asarray(upper_px, dtype=np.float64)[np.newaxis, :]
-    lower_px = np.asarray(lower_px, dtype=np.float64)[np.newaxis, :]
-    with np.errstate(invalid="ignore"):
-        return ((rows > upper_px) & (rows < lower_px)).astype(np.uint8)
 
 
 def covered_span(upper_px, lower_px):
