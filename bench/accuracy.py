@@ -12,7 +12,12 @@ training never used), analyses each with `test.py`'s code, and compares with the
 - Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric).
 
 Run twice by default: on clean recordings and on recordings with artefacts (probe motion, lost contact,
-reverberation). Prints a table and writes the figures as JSON.
+reverberation). Prints a table and writes the figures as JSON, with each recording's own errors.
+
+`--generator alt` takes the recordings from `bench/altsim.py` instead, a second generator written
+independently of the training simulator (other motion, geometry, texture and papillary muscles; its
+artefacts are reverberation bands and gain drift): how the model fares on recordings that do not come
+from the simulator it learnt from.
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --n 20 --seed 9000
 
@@ -54,6 +59,10 @@ def build_parser():
                         help="batch seed of the simulated recordings; keep it away from training seeds "
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
+    parser.add_argument("--generator", choices=("simulator", "alt"), default="simulator",
+                        help="simulator: the training simulator (preprocess.simulate) with unseen seeds; alt: "
+                             "bench/altsim.py, an independent generator the networks never saw (default: "
+                             "simulator)")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
                         help="which sets to run (default: both)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -153,12 +162,22 @@ def pooled(results, key, field):
     return values[np.isfinite(values)]
 
 
+def generate(generator, batch_seed, index, duration_s, artefacts, name):
+    """Recording `index` of a batch from `generator` ("simulator" or "alt"), with or without artefacts."""
+    from preprocess.simulate import recording_seed, simulate_recording
+
+    seed = recording_seed(batch_seed, index)
+    if generator == "alt":
+        from bench.altsim import altsim_recording
+
+        return altsim_recording(seed, duration_s, artefacts=artefacts, name=name)
+    return simulate_recording(seed, duration_s=duration_s, artefacts=1.0 if artefacts else None, name=name)
+
+
 def run_set(name, args, net, img_size, device, refiner=None):
     """Simulate, analyse and compare one set -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
-    from preprocess.simulate import recording_seed, simulate_recording
 
-    artefacts = 1.0 if name == "artefacts" else None
     batch_seed = args.seed + (1 if name == "artefacts" else 0)
     results, analysis_s, recorded_s = [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
@@ -166,8 +185,8 @@ def run_set(name, args, net, img_size, device, refiner=None):
         (windows / "img").mkdir()
         (windows / "mask").mkdir()
         for i in range(args.n):
-            simulated = simulate_recording(recording_seed(batch_seed, i), duration_s=args.duration,
-                                           artefacts=artefacts, name=f"bench_{name}_{i:03d}")
+            simulated = generate(args.generator, batch_seed, i, args.duration, name == "artefacts",
+                                 f"bench_{name}_{i:03d}")
             recording = Recording(image=simulated.image, path=Path(f"{simulated.name}.png"),
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
@@ -175,9 +194,11 @@ def run_set(name, args, net, img_size, device, refiner=None):
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
+            results[-1].update(name=simulated.name, condition=simulated.condition)
             write_truth_windows(simulated, windows)
-            log.info("%s %d/%d: %s, %d of %d beats found", name, i + 1, args.n, simulated.condition,
-                     results[-1]["n_matched"], results[-1]["n_truth_beats"])
+            log.info("%s %d/%d: %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1, args.n,
+                     simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
+                     np.abs(results[-1]["column_error_mm"]).mean())
         window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
@@ -195,6 +216,11 @@ def run_set(name, args, net, img_size, device, refiner=None):
                                                                                   for r in results)),
         extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
+        per_recording=[dict(name=r["name"], condition=r["condition"],
+                            lvid_column_mae_mm=float(np.abs(r["column_error_mm"]).mean()),
+                            **{f"{key}_error": r["recording_errors"].get(key) for key in ("lvid_d_mm", "lvid_s_mm",
+                                                                                          "ef_pct", "hr_pct")})
+                       for r in results],
     )
     for field in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct"):
         per_beat = pooled(results, "beat_errors", field)
@@ -254,11 +280,12 @@ def main(argv=None):
     figures = {name: run_set(name, args, net, img_size, device, refiner) for name in args.sets}
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"refiner {'none' if refiner is None else args.refiner}, {args.n} recordings of {args.duration:g} s "
-          f"per set, batch seed {args.seed}, device {device}")
+          f"per set from the {args.generator} generator, batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
-    args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, seed=args.seed, n=args.n,
+    args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, generator=args.generator,
+                                        seed=args.seed, n=args.n,
                                         duration_s=args.duration,
                                         device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)
