@@ -29,11 +29,6 @@ SEARCH_HALF_ROWS = 12
 # per forward pass: the pixels per pass of `batch_size` tiles twice the strip rows wide, with less
 # overlap to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
 TILE_COLUMNS = 768
-# The guide is a moving average of the segmentation's border over this many columns: its column-to-column
-# jitter would otherwise be straightened into the strip as a ragged border (selection recordings: per-column
-# LVID 0.0314 / 0.0298 -> 0.0309 / 0.0293 mm on the simulator's, 0.0338 / 0.0504 -> 0.0330 / 0.0486 on
-# bench/altsim.py's; 25 columns was worse on the simulator's, 0.0322 / 0.0299).
-GUIDE_SMOOTH_COLUMNS = 9
 # Depth calibrations of the refiner's training recordings (simulator: 0.011526 mm/px +- 30 %; measured
 # 0.00807-0.01495 over the 800 training recordings).
 TRAINED_MM_PER_PX = (0.0081, 0.0150)
@@ -122,16 +117,6 @@ def image_border(strip_border_px, base, side, strip_rows, zoom=1.0):
     return base + offset if side == "upper" else base - offset
 
 
-def smooth_guide(trace_px, columns=GUIDE_SMOOTH_COLUMNS):
-    """Moving average of a finite trace (W,) over `columns` (odd) columns, the ends held."""
-    trace_px = np.asarray(trace_px, dtype=np.float64)
-    if columns <= 1:
-        return trace_px
-    half = columns // 2
-    padded = np.pad(trace_px, half, mode="edge")
-    return np.convolve(padded, np.full(columns, 1.0 / columns), mode="valid")
-
-
 def fill_gaps(trace_px):
     """`trace_px` (W,) with its NaN columns filled by linear interpolation (held at the ends); None when all
     are NaN."""
@@ -146,8 +131,7 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
     """Refined (upper_px, lower_px), float (W,) image rows, NaN where the guide borders are NaN.
 
     `net`: the refiner in eval mode; `image_uint8` (H, W); `upper_px`, `lower_px` (W,) the guide borders
-    (the segmentation's; the strips follow their moving average, `smooth_guide`); `strip_rows` the
-    refiner's input rows; `mm_per_px` the recording's depth
+    (the segmentation's); `strip_rows` the refiner's input rows; `mm_per_px` the recording's depth
     calibration (sets the strip zoom, `strip_zoom`). Each strip runs through the network at full
     resolution in overlapping tiles of TILE_COLUMNS (`mmode.inference.predict_probability` with a square
     input of `strip_rows`, so one strip column is one image column).
@@ -162,7 +146,7 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
         if filled is None:
             refined.append(np.full(image_uint8.shape[1], np.nan))
             continue
-        strip, base = straighten(image_uint8, smooth_guide(filled), side, strip_rows, zoom)
+        strip, base = straighten(image_uint8, filled, side, strip_rows, zoom)
         probability = predict_probability(net, strip, strip_rows, device, tile_width=TILE_COLUMNS,
                                           overlap=strip_rows // 4, batch_size=max(1, batch_size // 4))
         border_px = image_border(strip_border(probability), base, side, strip_rows, zoom)

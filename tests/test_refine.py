@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mmode.refine import (TRAINED_MM_PER_PX, fill_gaps, image_border, straighten, strip_border, strip_image_rows,
-                          smooth_guide, strip_mask, strip_zoom)
+                          strip_mask, strip_zoom)
 from preprocess.strips import MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_strips, recording_rng, strip_count
 
 STRIP_ROWS = 32
@@ -77,17 +77,6 @@ def test_the_border_ignores_a_speck_of_cavity_far_from_the_step():
     probability[20:] = 1.0
     probability[2:4] = 1.0  # a dark patch in the wall, 17 rows above the border
     assert strip_border(probability)[0] == pytest.approx(19.5)
-
-
-def test_smooth_guide_keeps_a_moving_wall_and_removes_column_jitter():
-    columns = np.arange(200)
-    ramp_px = 100 + 0.8 * columns
-    jitter_px = np.where(columns % 2 == 0, 1.5, -1.5)
-    smoothed = smooth_guide(ramp_px + jitter_px, 9)
-    assert smoothed.shape == ramp_px.shape
-    inner = slice(4, -4)  # the ends are held, not extrapolated
-    np.testing.assert_allclose(smoothed[inner], ramp_px[inner], atol=1.5 / 9 + 1e-9)
-    np.testing.assert_array_equal(smooth_guide(ramp_px, 1), ramp_px)
 
 
 def test_fill_gaps_interpolates_and_gives_none_for_no_border():
