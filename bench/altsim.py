@@ -8,8 +8,8 @@ shares no code with the training simulator and makes different choices on purpos
   no condition classes), a fixed share of the diameter change taken by the septum, respiration moving
   the whole heart up and down, walls thickening by a drawn fraction;
 - geometry: the image height is drawn first and the depth calibration follows from the heart's depth
-  (0.008-0.02 mm/px, wider than the training range), and the pericardium is a thin bright layer
-  with lung reverberation bands below it;
+  (about 0.010-0.027 mm/px, coarser than most training recordings); the pericardium is a thin bright
+  layer with lung reverberation bands below it;
 - rendering: tissue texture read from one random profile per layer along the layer's own depth (so it
   follows the walls), slowly mixed with a second one over time, times per-pixel Rayleigh speckle;
   blurred in amplitude, then log-compressed with the walls' median at a drawn grey, a drawn dynamic
