@@ -2,7 +2,7 @@
 
 `preprocess.simulate` made every recording the networks learnt from, so figures measured on it flatter
 them: a generator with other geometry, motion and rendering shows what survives the change. This one
-shares no code with the training simulator and makes different choices on purpose:
+shares no generation code with the training simulator and makes different choices on purpose:
 
 - motion: a fixed cosine-shaped ejection and relaxation per beat, then slow filling (no atrial kick,
   no condition classes), a fixed share of the diameter change taken by the septum, respiration moving
@@ -18,38 +18,21 @@ shares no code with the training simulator and makes different choices on purpos
   as a fraction of the wall, which the truth (the wall) excludes;
 - artefacts (optional): static reverberation bands crossing the cavity and a slow gain drift.
 
-`altsim_recording(seed, duration_s, artefacts)` returns an `AltRecording` with the fields
-`bench/accuracy.py` compares against: `image`, `upper_px`, `lower_px`, `lvid_mm`, `mm_per_px`,
+`altsim_recording(seed, duration_s, artefacts)` returns the training simulator's record type,
+`preprocess.simulate.SimulatedRecording` (the only thing shared), with the fields `bench/accuracy.py`
+compares against: `image`, `upper_px`, `lower_px`, `lvid_mm`, `mm_per_px`,
 `s_per_px`, `beats` (t_ed_s, t_es_s, lvid_d_mm, lvid_s_mm, rr_s), `lost_contact`, `name` and `condition`
 ("papillary muscle" or "no papillary muscle").
 """
-from dataclasses import dataclass, field
-
 import numpy as np
+
+from preprocess.simulate import SimulatedRecording
 
 HEIGHT_PX = (450, 900)
 S_PER_PX = (0.0006, 0.0012)
 HR_BPM = (330, 720)
 LVID_D_MM = (2.6, 4.6)
 FS_PCT = (22, 55)
-
-
-@dataclass
-class AltRecording:
-    """One generated recording and its exact truth (rows of the septal and posterior endocardium)."""
-    image: np.ndarray
-    upper_px: np.ndarray
-    lower_px: np.ndarray
-    mm_per_px: float
-    s_per_px: float
-    beats: list
-    name: str
-    condition: str = "no papillary muscle"
-    lost_contact: np.ndarray = field(default=None)
-
-    @property
-    def lvid_mm(self):
-        return (self.lower_px - self.upper_px) * self.mm_per_px
 
 
 def _blur(array, sigma, axis):
@@ -202,10 +185,12 @@ def altsim_recording(seed, duration_s=3.0, artefacts=False, name=None):
         if onset_s >= 0 and onset_s + length_s < duration_s:
             beats.append(dict(t_ed_s=float(onset_s), t_es_s=float(onset_s + eject * length_s),
                               lvid_d_mm=float(lvid_d_mm), lvid_s_mm=float(lvid_s_mm), rr_s=float(length_s)))
-    return AltRecording(image=image, upper_px=upper_px, lower_px=lower_px, mm_per_px=float(mm_per_px),
-                        s_per_px=float(s_per_px), beats=beats, name=name or f"alt_{seed}",
-                        lost_contact=np.zeros(width, dtype=bool),
-                        condition="papillary muscle" if papillary else "no papillary muscle")
+    hr_bpm = 60.0 / np.mean([beat["rr_s"] for beat in beats]) if beats else hr_bpm
+    return SimulatedRecording(
+        image=image, upper_px=upper_px, lower_px=lower_px, mm_per_px=float(mm_per_px), s_per_px=float(s_per_px),
+        beats=beats, hr_bpm=float(hr_bpm), artefact_columns=[], name=name or f"alt_{seed}",
+        condition="papillary muscle" if papillary else "no papillary muscle", seed=int(seed),
+        lost_contact=np.zeros(width, dtype=bool))
 
 
 def _add_papillary(rng, reflectivity, rows, lower_px, stroke, wall, mm_per_px):
