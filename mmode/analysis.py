@@ -202,12 +202,14 @@ def _resolve_device(name):
 def _load_network(args, device):
     """(net, input (rows, columns), checkpoint path) from -m and -s."""
     from mmode.checkpoint import input_shape, load_model
+    from mmode.refine import check_segmentation
 
     path = args.model if args.model is not None else DEFAULT_CHECKPOINT
     if args.model is None and not path.is_file():
         raise InputError(f"{path}: the default checkpoint is not there; pass one with -m "
                          f"(run.py writes CP_best_e<N>.pt)")
     net, checkpoint = load_model(path, device)
+    check_segmentation(checkpoint, path)
     rows, columns = input_shape(checkpoint)
     if args.img_size:  # -s: new rows, the columns scaled alike (to a multiple of 16)
         rows, columns = args.img_size, max(16, int(round(args.img_size * columns / rows / 16)) * 16)
@@ -370,18 +372,28 @@ class RecordingAnalysis:
         return np.arange(self.lvid_mm.size) * self.recording.calibration.s_per_px
 
 
+def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=8, threshold=0.5, tile_width=None,
+                    progress=False):
+    """The segmentation network's reading of a recording (H, W): (uint8 0/1 mask, upper_px, lower_px), the
+    borders (W,) in rows, NaN where no cavity; the guides the refiner and `preprocess build --guide-model`
+    straighten strips along."""
+    from mmode.inference import predict_probability
+
+    probability = predict_probability(net, image_uint8, img_size, device, tile_width=tile_width,
+                                      batch_size=batch_size, progress=progress)
+    mask = (probability > threshold).astype(np.uint8)
+    upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
+    return mask, upper_px, lower_px
+
+
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
                       min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
     an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
     borders are then re-read at full resolution (`mmode.refine`)."""
-    from mmode.inference import predict_probability
-
     calibration = recording.calibration
-    probability = predict_probability(net, recording.image, img_size, device, tile_width=tile_width,
-                                      batch_size=batch_size, progress=progress)
-    mask = (probability > threshold).astype(np.uint8)
-    upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
+    mask, upper_px, lower_px = segment_borders(net, recording.image, img_size, device, batch_size, threshold,
+                                               tile_width, progress)
     if refiner is not None:
         from mmode.refine import refine_borders
 

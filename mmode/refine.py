@@ -165,3 +165,12 @@ def check_refiner(checkpoint, path):
     if strip_rows % 16:
         raise InputError(f"{path}: its strips of {strip_rows} rows are not a multiple of 16")
     return strip_rows
+
+
+def check_segmentation(checkpoint, path):
+    """InputError when the checkpoint at `path` is a border refiner, where a segmentation network is wanted."""
+    from mmode.errors import InputError
+
+    if checkpoint.get("task") == TASK:
+        raise InputError(f"{path}: a border refiner (trained on strips), not a segmentation network; "
+                         f"pass the segmentation checkpoint (checkpoints/heart-seg-net.pt or run.py's CP_best_e<N>.pt)")

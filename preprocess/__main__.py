@@ -4,6 +4,7 @@ Only argparse is imported up front, so `--help` answers at once; the work is imp
 """
 import argparse
 import sys
+from pathlib import Path
 
 from mmode.cli import float_between, positive_int, run_main, setup_logging
 from preprocess import simulate  # numpy only: --help stays instant
@@ -37,6 +38,12 @@ def add_build_arguments(parser):
                         help="write the border refiner's training strips (96 x 128 px along each annotated "
                              "border, tissue above, cavity below) instead of square windows; --stride defaults "
                              "to 128")
+    parser.add_argument("--guide-model", type=Path, metavar="CKPT",
+                        help="with --strips: also cut strips along the borders this segmentation checkpoint finds "
+                             "(e.g. checkpoints/heart-seg-net.pt), labelled with the annotations; kept where its "
+                             "border strays over 5 rows from the annotation, and one in five of the others")
+    parser.add_argument("--guide-stride", type=positive_int, metavar="PX",
+                        help="columns between the --guide-model strips (default 96)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -63,7 +70,8 @@ def run_build(args):
     from preprocess.build import build_dataset
 
     build_dataset(args.images, args.annotations, args.out, stride=args.stride, split_pct=args.split,
-                  seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips)
+                  seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips,
+                  guide_model=args.guide_model, guide_stride=args.guide_stride)
     return 0
 
 

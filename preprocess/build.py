@@ -1,10 +1,12 @@
 """`python -m preprocess build`: every annotated recording in a folder -> masks -> square windows, or with
-`--strips` the border strips that train the refiner (`preprocess/strips.py`).
+`--strips` the border strips that train the refiner (`preprocess/strips.py`), with `--guide-model` also
+strips along a segmentation network's own borders.
 
 The run is all-or-nothing: every annotation is checked against its recording before anything is written;
 the data set is written into a hidden temporary folder beside DATASET and renamed to DATASET at the end,
 so a failure (or Ctrl-C) leaves no half-written data set and an existing DATASET untouched.
 """
+import functools
 import json
 import logging
 import os
@@ -19,7 +21,8 @@ from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
 from preprocess.annotations import check_traces, read_annotations
 from preprocess.masks import annotation_mask, annotation_traces
-from preprocess.strips import STRIP_COLUMNS, STRIP_ROWS, cut_strips, recording_rng, strip_count
+from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
+                               cut_guide_strips, cut_strips, recording_rng, strip_count)
 from preprocess.windows import cut_windows, default_stride, window_name, window_side, window_starts
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ def split_recordings(names, test_pct, seed):
 
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
-                  overwrite=False, progress=True, strips=False):
+                  overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
@@ -65,12 +68,20 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     `out_dir/summary.json`. `stride` (px) defaults to half the window side. With `strips`, the files are
     the refiner's border strips instead (`preprocess/strips.py`; `stride` defaults to the strip width and
     `seed` also draws the guides), and the summary says `"kind": "border-strips"` and the strip rows.
+    `guide_model` (a segmentation checkpoint; strips only) adds strips along that network's borders every
+    `guide_stride` columns (default GUIDE_STRIDE_PX), numbered after the perturbed ones; the summary counts
+    them (`guide_strips`, `hard_strips`, also per recording) and `windows` includes them.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
     _check_out_dir(out_dir, images_dir, annotations_path, overwrite)
     if stride is not None and int(stride) < 1:
         raise InputError(f"--stride must be a positive number of columns, got {stride}")
+    if (guide_model is not None or guide_stride is not None) and not strips:
+        raise InputError("--guide-model and --guide-stride go with --strips (they cut the refiner's strips)")
+    if guide_stride is not None and int(guide_stride) < 1:
+        raise InputError(f"--guide-stride must be a positive number of columns, got {guide_stride}")
+    guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
 
@@ -109,9 +120,10 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
+        **(_guide_summary(guide_model, guide_stride) if guide else {}),
         "per_recording": plan,
     }
-    write = _write_strips if strips else _write_windows
+    write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
     _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
                                                     progress))
     _log_summary(out_dir, summary)
@@ -182,17 +194,52 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _write_strips(folder, plan, recordings, annotations, stride, summary, progress):
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, guide=None):
+    """Perturbed strips of every recording, then with `guide` = (net, input size) the strips along the
+    network's borders; the guide counts go into `summary` before it is written."""
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
         recording = read_recording(recordings[name])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)
-        for index, (strip, mask) in enumerate(cut_strips(rng, recording.image, upper_px, lower_px, span,
-                                                         plan[name]["stride_px"])):
+        strips = cut_strips(rng, recording.image, upper_px, lower_px, span, plan[name]["stride_px"])
+        if guide is not None:
+            from mmode.analysis import segment_borders
+
+            net, img_size = guide
+            _, *guides_px = segment_borders(net, recording.image, img_size)
+            along = cut_guide_strips(recording_rng(summary["seed"], name, stream=1), recording.image, guides_px,
+                                     upper_px, lower_px, span, summary["guide_stride_px"])
+            plan[name].update(guide_strips=len(along), hard_strips=sum(hard for *_, hard in along))
+            plan[name]["windows"] += len(along)
+            strips += [(strip, mask) for strip, mask, _ in along]
+        for index, (strip, mask) in enumerate(strips):
             write_png(part / "img" / window_name(name, index), strip)
             write_png(part / "mask" / window_name(name, index), mask * np.uint8(255))
+    if guide is not None:
+        for key in ("guide_strips", "hard_strips"):
+            summary[key] = sum(entry[key] for entry in plan.values())
+        summary["windows"] = sum(entry["windows"] for entry in plan.values())
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def load_guide_model(path):
+    """(net, input (rows, columns)) of the segmentation checkpoint at `path` whose borders guide strips;
+    InputError for a missing or foreign file, a border refiner, or an input size not a multiple of 16."""
+    from mmode.checkpoint import input_shape, load_model
+    from mmode.refine import check_segmentation
+
+    net, checkpoint = load_model(path)
+    check_segmentation(checkpoint, path)
+    rows, columns = input_shape(checkpoint)
+    if rows % 16 or columns % 16:
+        raise InputError(f"{path}: its input size {rows} x {columns} px is not a multiple of 16")
+    return net, (rows, columns)
+
+
+def _guide_summary(guide_model, guide_stride):
+    return {"guide_model": str(guide_model), "guide_stride_px": int(guide_stride or GUIDE_STRIDE_PX),
+            "guide_hard_error_px": HARD_ERROR_PX, "guide_easy_fraction": EASY_FRACTION}
 
 
 def _write_atomically(out_dir, write):
@@ -223,5 +270,9 @@ def _log_summary(out_dir, summary):
         for part in ("train", "test"):
             entries = [entry for entry in summary["per_recording"].values() if entry["part"] == part]
             log.info("  %s: %d recordings, %d windows", part, len(entries), sum(e["windows"] for e in entries))
+    if "guide_strips" in summary:
+        log.info("  %d of the strips along %s's borders, %d of them where it strays over %g rows",
+                 summary["guide_strips"], summary["guide_model"], summary["hard_strips"],
+                 summary["guide_hard_error_px"])
     for name, reason in sorted(summary["skipped"].items()):
         log.info("  skipped %s: %s", name, reason)

@@ -40,15 +40,16 @@ class DarkIsCavity(torch.nn.Module):
         return 4.0 * ((CAVITY_GREY + TISSUE_GREY) / 2 / 255 - x)
 
 
-def tiny_checkpoint(path, num_filters=4, claimed_filters=None):
-    """A QuickNat checkpoint with random weights; `claimed_filters` stores other model_params than the weights'."""
+def tiny_checkpoint(path, num_filters=4, claimed_filters=None, **extra):
+    """A QuickNat checkpoint with random weights; `claimed_filters` stores other model_params than the weights';
+    `extra` keys (a refiner's `task`) are stored too."""
     from quicknat import QuickNat
 
     torch.manual_seed(0)
     net = QuickNat(dict(num_filters=num_filters))
     params = dict(net.params, num_filters=claimed_filters or num_filters)
     save_checkpoint(path, net, params, IMG_SIZE_PX, epoch=1, optimizer=None, loss=0.5, dice=0.5, mse=0.1,
-                    best_dice=0.5, best_mse=0.1)
+                    best_dice=0.5, best_mse=0.1, **extra)
     return path
 
 
@@ -120,7 +121,8 @@ def files(tmp_path_factory):
     return dict(folder=folder, recording=recording, clean=folder / "clean.png", sim=folder / "sim.png",
                 dicom=folder / "scan.dcm", study=study, broken=folder / "broken.png", text=folder / "trace.txt",
                 test_set=test_set, checkpoint=tiny_checkpoint(folder / "tiny.pt"),
-                foreign=tiny_checkpoint(folder / "foreign.pt", num_filters=8, claimed_filters=4))
+                foreign=tiny_checkpoint(folder / "foreign.pt", num_filters=8, claimed_filters=4),
+                refiner=tiny_checkpoint(folder / "refiner.pt", task="border-strips"))
 
 
 @pytest.fixture
@@ -300,6 +302,7 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("unreadable", "broken.png"),
     ("unknown extension", "trace.txt"),
     ("other architecture", "foreign.pt"),
+    ("a refiner as the model", "refiner.pt: a border refiner"),
     ("missing path", "nowhere.png"),
     ("mm-per-px zero", "--mm-per-px"),
     ("s-per-px negative", "--s-per-px"),
@@ -314,6 +317,8 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         data = files["text"]
     elif case == "other architecture":
         model = files["foreign"]
+    elif case == "a refiner as the model":
+        model = files["refiner"]
     elif case == "missing path":
         data = files["folder"] / "nowhere.png"
     elif case == "test set without a mask":

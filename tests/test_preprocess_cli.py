@@ -5,7 +5,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
+
+from preprocess import build
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,6 +70,76 @@ def test_build_strips_writes_border_strips_that_hold_the_annotated_borders(tmp_p
         mask = np.asarray(Image.open(tmp_path / "strips" / "mask" / name))
         assert strip.shape == (96, 128)
         np.testing.assert_array_equal(mask, np.where(strip < 100, 255, 0))  # tissue above, cavity below
+
+
+def band_recording(folder, width, annotated_upper_px):
+    """`mouse3.png`, 320 rows: cavity (grey 10) at rows 81..200, tissue (200) around it; its annotation CSV with
+    the lower border where the image has it (200.5) and the upper one at `annotated_upper_px` [(x, y), ...]."""
+    folder.mkdir()
+    rows = np.arange(320)[:, None]
+    image = np.where((rows > 80.5) & (rows < 200.5), 10, 200).astype(np.uint8) * np.ones((1, width), np.uint8)
+    Image.fromarray(image).save(folder / "mouse3.png")
+    csv = folder / "clicks.csv"
+    csv.write_text("image,trace,x,y\n" + "".join(f"mouse3,upper,{x},{y}\n" for x, y in annotated_upper_px)
+                   + f"mouse3,lower,0,200.5\nmouse3,lower,{width - 1},200.5\n")
+    return csv
+
+
+def test_guide_model_strips_follow_the_networks_border_and_hold_the_annotated_one(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    class DarkIsCavity(torch.nn.Module):  # finds the image's edges: the upper one at row 80.5
+        def forward(self, x):
+            return 8.0 * (105 / 255 - x)
+
+    # the annotator put the upper border 6 rows deeper (a blurred septum) over columns 0-149
+    csv = band_recording(tmp_path / "in", 400, [(0, 86.5), (149, 86.5), (150, 80.5), (399, 80.5)])
+    monkeypatch.setattr(build, "load_guide_model", lambda path: (DarkIsCavity().eval(), (320, 320)))
+    monkeypatch.setattr("preprocess.strips.EASY_FRACTION", 1.0)
+    out = tmp_path / "strips"
+    summary = build.build_dataset(tmp_path / "in", csv, out, strips=True, seed=4, progress=False,
+                                  guide_model=tmp_path / "net.pt")
+    # perturbed strips every 128 columns: 3 per border; guide strips at 0, 96 and 192: 3 per border, the
+    # upper ones at 0 and 96 hard (their guide 6 rows off the annotation)
+    assert summary["guide_strips"] == 6 and summary["hard_strips"] == 2 and summary["windows"] == 12
+    assert summary["per_recording"]["mouse3"]["windows"] == 12 and summary["guide_model"] == str(tmp_path / "net.pt")
+    assert json.loads((out / "summary.json").read_text())["windows"] == 12
+    names = [f"mouse3_win{k}.png" for k in range(12)]
+    assert sorted(p.name for p in (out / "img").iterdir()) == sorted(names)
+    first_guide_strip = np.asarray(Image.open(out / "img" / "mouse3_win6.png"))
+    first_guide_mask = np.asarray(Image.open(out / "mask" / "mouse3_win6.png")) > 0
+    image_edge = np.argmax(first_guide_strip < 100, axis=0)  # the strip runs along the network's border ...
+    label_edge = np.argmax(first_guide_mask, axis=0)  # ... and its mask starts at the annotated one
+    assert np.all(np.abs(image_edge - 48) <= 4)  # the guide's 1-row SD jitter
+    np.testing.assert_array_equal(label_edge[:128] - image_edge[:128], 6)
+
+
+@pytest.mark.parametrize("guide, with_strips, message", [
+    ("refiner", True, "a border refiner"),
+    ("missing", True, "checkpoint not found"),
+    ("refiner", False, "go with --strips"),
+])
+def test_a_bad_guide_model_exits_2_naming_it_and_writes_nothing(tmp_path, guide, with_strips, message):
+    torch = pytest.importorskip("torch")
+    from mmode.checkpoint import save_checkpoint
+    from quicknat import QuickNat
+
+    csv = band_recording(tmp_path / "in", 300, [(0, 80.5), (299, 80.5)])
+    path = tmp_path / f"{guide}.pt"
+    if guide == "refiner":
+        torch.manual_seed(0)
+        net = QuickNat(dict(num_filters=4))
+        save_checkpoint(path, net, net.params, 96, epoch=1, optimizer=None, loss=0.5, dice=0.5, mse=0.1,
+                        best_dice=0.5, best_mse=0.1, task="border-strips")
+    strips = ["--strips"] if with_strips else []
+    result = preprocess("build", *strips, "--guide-model", path, "--images", tmp_path / "in", "--annotations", csv,
+                        "--out", tmp_path / "data", "--quiet")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    if with_strips:
+        assert str(path) in errors[0]
+    assert not (tmp_path / "data").exists()
 
 
 def test_bad_annotation_exits_2_with_one_error_line_and_no_output(tmp_path):

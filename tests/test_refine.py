@@ -4,7 +4,9 @@ import pytest
 
 from mmode.refine import (TRAINED_MM_PER_PX, fill_gaps, image_border, straighten, strip_border, strip_image_rows,
                           strip_mask, strip_zoom)
-from preprocess.strips import MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_strips, recording_rng, strip_count
+from preprocess import strips as strips_module
+from preprocess.strips import (MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_guide_strips, cut_strips,
+                               recording_rng, strip_count)
 
 STRIP_ROWS = 32
 
@@ -104,3 +106,46 @@ def test_training_strips_hold_the_annotated_border_and_repeat_with_the_seed():
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(strips, again))
     other = cut_strips(recording_rng(6, "rec"), image, upper_px, lower_px, span, stride=100, strip_rows=96)
     assert not all(np.array_equal(a[0], b[0]) for a, b in zip(strips, other))
+
+
+def network_guides(upper_px, lower_px):
+    """A segmentation's borders: the upper 10 rows too high at columns 100-149 (hard), 60 rows off at
+    400-449 (too far to keep), the lower exact but for two columns without cavity (NaN)."""
+    guide_upper, guide_lower = upper_px.copy(), lower_px.copy()
+    guide_upper[100:150] -= 10
+    guide_upper[400:450] += 60
+    guide_lower[[7, 300]] = np.nan
+    return guide_upper, guide_lower
+
+
+# upper strips first: those at columns 0 and 96 hold the 10-row error (hard), 192 is exact, 288 and 384 hold
+# the 60-row error (dropped); the lower five are exact
+@pytest.mark.parametrize("easy_fraction, expected_hard", [(0.0, [True, True]), (1.0, [True, True] + [False] * 6)])
+def test_strips_along_a_networks_borders_keep_where_it_strays_and_are_labelled_with_the_annotation(
+        monkeypatch, easy_fraction, expected_hard):
+    monkeypatch.setattr(strips_module, "EASY_FRACTION", easy_fraction)
+    upper_px, lower_px = moving_borders(600, np.random.default_rng(2))
+    image = walls_image(upper_px, lower_px, 220)
+    guides = network_guides(upper_px, lower_px)
+    strips = cut_guide_strips(recording_rng(3, "rec", stream=1), image, guides, upper_px, lower_px, (0, 600),
+                              stride=96, strip_rows=96)
+    assert [hard for *_, hard in strips] == expected_hard
+    for strip, mask, _ in strips:
+        assert strip.shape == mask.shape == (96, STRIP_COLUMNS)
+        np.testing.assert_array_equal(mask, (strip < 100).astype(np.uint8))  # the annotated (drawn) border
+    # the first strip follows the guide: its border lies 10 rows deeper where the guide was 10 rows high
+    mask = strips[0][1]
+    border_rows = mask.shape[0] - mask.sum(axis=0, dtype=int)
+    assert abs(border_rows[100:128].mean() - border_rows[:90].mean() - 10) < 1.0
+    again = cut_guide_strips(recording_rng(3, "rec", stream=1), image, guides, upper_px, lower_px, (0, 600),
+                             stride=96, strip_rows=96)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(strips, again))
+
+
+def test_a_border_the_network_never_found_gives_no_guide_strips():
+    upper_px, lower_px = moving_borders(300, np.random.default_rng(4))
+    image = walls_image(upper_px, lower_px, 220)
+    no_cavity = np.full(300, np.nan)
+    strips = cut_guide_strips(np.random.default_rng(0), image, (no_cavity, lower_px + 8), upper_px, lower_px,
+                              (0, 300), stride=96, strip_rows=96)
+    assert len(strips) == 2 and all(hard for *_, hard in strips)  # lower strips at 0 and 96, 8 rows off
