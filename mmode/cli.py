@@ -48,17 +48,19 @@ def positive_float(text):
     return value
 
 
-def float_between(low, high, include_low=False):
-    """argparse type factory: a number in (low, high), or [low, high) with `include_low`."""
-    opening = "[" if include_low else "("
+def float_between(low, high, include_low=False, include_high=False):
+    """argparse type factory: a number in (low, high); `include_low`, `include_high` close either end."""
+    opening, closing = "[" if include_low else "(", "]" if include_high else ")"
 
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-        if not ((low <= value) if include_low else (low < value)) or not value < high:
-            raise argparse.ArgumentTypeError(f"must lie in {opening}{low:g}, {high:g}), got {text}")
+        above = low <= value if include_low else low < value
+        below = value <= high if include_high else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must lie in {opening}{low:g}, {high:g}{closing}, got {text}")
         return value
 
     return parse

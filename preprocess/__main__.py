@@ -44,6 +44,10 @@ def add_build_arguments(parser):
                              "border strays over 5 rows from the annotation, and one in five of the others")
     parser.add_argument("--guide-stride", type=positive_int, metavar="PX",
                         help="columns between the --guide-model strips (default 96)")
+    parser.add_argument("--guide-easy-fraction", metavar="F",
+                        type=float_between(0, 1, include_low=True, include_high=True),
+                        help="share of the --guide-model strips whose border stays within 5 rows of the annotation "
+                             "that are kept too (default 0.2; 1 keeps every strip)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -71,7 +75,8 @@ def run_build(args):
 
     build_dataset(args.images, args.annotations, args.out, stride=args.stride, split_pct=args.split,
                   seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips,
-                  guide_model=args.guide_model, guide_stride=args.guide_stride)
+                  guide_model=args.guide_model, guide_stride=args.guide_stride,
+                  guide_easy_fraction=args.guide_easy_fraction)
     return 0
 
 

@@ -60,7 +60,8 @@ def split_recordings(names, test_pct, seed):
 
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
-                  overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None):
+                  overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None,
+                  guide_easy_fraction=None):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
@@ -69,7 +70,8 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     the refiner's border strips instead (`preprocess/strips.py`; `stride` defaults to the strip width and
     `seed` also draws the guides), and the summary says `"kind": "border-strips"` and the strip rows.
     `guide_model` (a segmentation checkpoint; strips only) adds strips along that network's borders every
-    `guide_stride` columns (default GUIDE_STRIDE_PX), numbered after the perturbed ones; the summary counts
+    `guide_stride` columns (default GUIDE_STRIDE_PX), keeping `guide_easy_fraction` (default EASY_FRACTION)
+    of those whose guide stays within HARD_ERROR_PX rows, numbered after the perturbed ones; the summary counts
     them (`guide_strips`, `hard_strips`, also per recording) and `windows` includes them.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
@@ -77,8 +79,12 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     _check_out_dir(out_dir, images_dir, annotations_path, overwrite)
     if stride is not None and int(stride) < 1:
         raise InputError(f"--stride must be a positive number of columns, got {stride}")
-    if (guide_model is not None or guide_stride is not None) and not strips:
-        raise InputError("--guide-model and --guide-stride go with --strips (they cut the refiner's strips)")
+    guide_options = (guide_model, guide_stride, guide_easy_fraction)
+    if any(option is not None for option in guide_options) and not strips:
+        raise InputError("--guide-model, --guide-stride and --guide-easy-fraction go with --strips "
+                         "(they cut the refiner's strips)")
+    if guide_model is None and any(option is not None for option in guide_options[1:]):
+        raise InputError("--guide-stride and --guide-easy-fraction need --guide-model")
     if guide_stride is not None and int(guide_stride) < 1:
         raise InputError(f"--guide-stride must be a positive number of columns, got {guide_stride}")
     guide = None if guide_model is None else load_guide_model(guide_model)
@@ -120,7 +126,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
-        **(_guide_summary(guide_model, guide_stride) if guide else {}),
+        **(_guide_summary(guide_model, guide_stride, guide_easy_fraction) if guide else {}),
         "per_recording": plan,
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
@@ -209,7 +215,8 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
             net, img_size = guide
             _, *guides_px = segment_borders(net, recording.image, img_size)
             along = cut_guide_strips(recording_rng(summary["seed"], name, stream=1), recording.image, guides_px,
-                                     upper_px, lower_px, span, summary["guide_stride_px"])
+                                     upper_px, lower_px, span, summary["guide_stride_px"],
+                                     easy_fraction=summary["guide_easy_fraction"])
             plan[name].update(guide_strips=len(along), hard_strips=sum(hard for *_, hard in along))
             plan[name]["windows"] += len(along)
             strips += [(strip, mask) for strip, mask, _ in along]
@@ -237,9 +244,10 @@ def load_guide_model(path):
     return net, (rows, columns)
 
 
-def _guide_summary(guide_model, guide_stride):
+def _guide_summary(guide_model, guide_stride, guide_easy_fraction):
+    easy_fraction = EASY_FRACTION if guide_easy_fraction is None else float(guide_easy_fraction)
     return {"guide_model": str(guide_model), "guide_stride_px": int(guide_stride or GUIDE_STRIDE_PX),
-            "guide_hard_error_px": HARD_ERROR_PX, "guide_easy_fraction": EASY_FRACTION}
+            "guide_hard_error_px": HARD_ERROR_PX, "guide_easy_fraction": easy_fraction}
 
 
 def _write_atomically(out_dir, write):

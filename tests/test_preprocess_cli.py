@@ -95,12 +95,11 @@ def test_guide_model_strips_follow_the_networks_border_and_hold_the_annotated_on
     # the annotator put the upper border 6 rows deeper (a blurred septum) over columns 0-149
     csv = band_recording(tmp_path / "in", 400, [(0, 86.5), (149, 86.5), (150, 80.5), (399, 80.5)])
     monkeypatch.setattr(build, "load_guide_model", lambda path: (DarkIsCavity().eval(), (320, 320)))
-    monkeypatch.setattr("preprocess.strips.EASY_FRACTION", 1.0)
     out = tmp_path / "strips"
     summary = build.build_dataset(tmp_path / "in", csv, out, strips=True, seed=4, progress=False,
-                                  guide_model=tmp_path / "net.pt")
-    # perturbed strips every 128 columns: 3 per border; guide strips at 0, 96 and 192: 3 per border, the
-    # upper ones at 0 and 96 hard (their guide 6 rows off the annotation)
+                                  guide_model=tmp_path / "net.pt", guide_easy_fraction=1.0)
+    # perturbed strips every 128 columns: 3 per border; guide strips at 0, 96 and 192: 3 per border (all kept),
+    # the upper ones at 0 and 96 hard (their guide 6 rows off the annotation)
     assert summary["guide_strips"] == 6 and summary["hard_strips"] == 2 and summary["windows"] == 12
     assert summary["per_recording"]["mouse3"]["windows"] == 12 and summary["guide_model"] == str(tmp_path / "net.pt")
     assert json.loads((out / "summary.json").read_text())["windows"] == 12
@@ -118,6 +117,7 @@ def test_guide_model_strips_follow_the_networks_border_and_hold_the_annotated_on
     ("refiner", True, "a border refiner"),
     ("missing", True, "checkpoint not found"),
     ("refiner", False, "go with --strips"),
+    (None, True, "need --guide-model"),
 ])
 def test_a_bad_guide_model_exits_2_naming_it_and_writes_nothing(tmp_path, guide, with_strips, message):
     torch = pytest.importorskip("torch")
@@ -132,12 +132,13 @@ def test_a_bad_guide_model_exits_2_naming_it_and_writes_nothing(tmp_path, guide,
         save_checkpoint(path, net, net.params, 96, epoch=1, optimizer=None, loss=0.5, dice=0.5, mse=0.1,
                         best_dice=0.5, best_mse=0.1, task="border-strips")
     strips = ["--strips"] if with_strips else []
-    result = preprocess("build", *strips, "--guide-model", path, "--images", tmp_path / "in", "--annotations", csv,
+    guide_flags = ["--guide-model", path] if guide else ["--guide-easy-fraction", 1]
+    result = preprocess("build", *strips, *guide_flags, "--images", tmp_path / "in", "--annotations", csv,
                         "--out", tmp_path / "data", "--quiet")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
-    if with_strips:
+    if guide and with_strips:
         assert str(path) in errors[0]
     assert not (tmp_path / "data").exists()
 

@@ -4,7 +4,6 @@ import pytest
 
 from mmode.refine import (TRAINED_MM_PER_PX, fill_gaps, image_border, straighten, strip_border, strip_image_rows,
                           strip_mask, strip_zoom)
-from preprocess import strips as strips_module
 from preprocess.strips import (MAX_OFFSET_PX, MAX_TIME_SHIFT_PX, STRIP_COLUMNS, cut_guide_strips, cut_strips,
                                recording_rng, strip_count)
 
@@ -122,13 +121,12 @@ def network_guides(upper_px, lower_px):
 # the 60-row error (dropped); the lower five are exact
 @pytest.mark.parametrize("easy_fraction, expected_hard", [(0.0, [True, True]), (1.0, [True, True] + [False] * 6)])
 def test_strips_along_a_networks_borders_keep_where_it_strays_and_are_labelled_with_the_annotation(
-        monkeypatch, easy_fraction, expected_hard):
-    monkeypatch.setattr(strips_module, "EASY_FRACTION", easy_fraction)
+        easy_fraction, expected_hard):
     upper_px, lower_px = moving_borders(600, np.random.default_rng(2))
     image = walls_image(upper_px, lower_px, 220)
     guides = network_guides(upper_px, lower_px)
     strips = cut_guide_strips(recording_rng(3, "rec", stream=1), image, guides, upper_px, lower_px, (0, 600),
-                              stride=96, strip_rows=96)
+                              stride=96, strip_rows=96, easy_fraction=easy_fraction)
     assert [hard for *_, hard in strips] == expected_hard
     for strip, mask, _ in strips:
         assert strip.shape == mask.shape == (96, STRIP_COLUMNS)
@@ -138,7 +136,7 @@ def test_strips_along_a_networks_borders_keep_where_it_strays_and_are_labelled_w
     border_rows = mask.shape[0] - mask.sum(axis=0, dtype=int)
     assert abs(border_rows[100:128].mean() - border_rows[:90].mean() - 10) < 1.0
     again = cut_guide_strips(recording_rng(3, "rec", stream=1), image, guides, upper_px, lower_px, (0, 600),
-                             stride=96, strip_rows=96)
+                             stride=96, strip_rows=96, easy_fraction=easy_fraction)
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(strips, again))
 
 
