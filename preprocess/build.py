@@ -203,6 +203,10 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
 def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, guide=None):
     """Perturbed strips of every recording, then with `guide` = (net, input size) the strips along the
     network's borders; the guide counts go into `summary` before it is written."""
+    if guide is not None:
+        from mmode.analysis import segment_borders  # torch: only when a guide model is used
+
+        net, img_size = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
         recording = read_recording(recordings[name])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
@@ -210,9 +214,6 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
         rng = recording_rng(summary["seed"], name)
         strips = cut_strips(rng, recording.image, upper_px, lower_px, span, plan[name]["stride_px"])
         if guide is not None:
-            from mmode.analysis import segment_borders
-
-            net, img_size = guide
             _, *guides_px = segment_borders(net, recording.image, img_size)
             along = cut_guide_strips(recording_rng(summary["seed"], name, stream=1), recording.image, guides_px,
                                      upper_px, lower_px, span, summary["guide_stride_px"],
