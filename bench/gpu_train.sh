@@ -3,21 +3,24 @@
 #
 #   1. simulate fresh recordings (seeds 1000 + 100 * job + k, never used elsewhere) on every core for SIM_S
 #      seconds and build their windows; meanwhile run tests/test_cuda.py;
-#   2. train two networks side by side on them for at most TRAIN_S seconds (Ctrl-C at the limit saves
+#   2. time the data loaders for a few seconds and size the epochs so that the cosine schedule ends inside
+#      TRAIN_S (the loaders, not the GPU, set the pace: PNG decoding and augmentation on the CPU);
+#   3. train the networks named in RUNS side by side for at most TRAIN_S seconds (Ctrl-C at the limit saves
 #      INTERRUPTED.pt): A fine-tunes the shipped 16-filter model, B trains 32 filters from scratch;
-#   3. bench/speed.py (CPU and CUDA rows) on the shipped model and on B.
+#   4. bench/speed.py (CPU and CUDA rows) on the shipped model and on B.
 #
 # Everything small lands in OUT (checkpoints, histories, one log). Run from the repository root:
 #   OUT=gpu_out SIM_S=130 TRAIN_S=330 bash bench/gpu_train.sh
+#   RUNS=A OUT=gpu_out bash bench/gpu_train.sh       # one run with all the loaders
 set -uo pipefail
 OUT=${OUT:-bench/out/gpu}
 WORK=${WORK:-/tmp/gpu_train}
 SIM_S=${SIM_S:-130}
 TRAIN_S=${TRAIN_S:-330}
 JOBS=${JOBS:-$(nproc)}
-# epochs that fit TRAIN_S at an assumed (cautious) IMAGES_PER_S per run; the data loaders set the pace
-IMAGES_PER_S=${IMAGES_PER_S:-300}
-LOADERS=${LOADERS:-$(( (JOBS - 2) / 2 > 0 ? (JOBS - 2) / 2 : 0 ))}
+RUNS=${RUNS:-A B}
+N_RUNS=$(echo $RUNS | wc -w)
+LOADERS=${LOADERS:-$(( (JOBS - 2) / N_RUNS > 0 ? (JOBS - 2) / N_RUNS : 0 ))}
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 mkdir -p "$OUT" "$WORK/sims" "$WORK/data" "$WORK/all/img" "$WORK/all/mask"
 LOG="$OUT/log.txt"
@@ -31,7 +34,7 @@ simulate_until_deadline() {
   local job=$1 chunk=0 seed
   while [ $(( $(date +%s) - START )) -lt "$SIM_S" ]; do
     seed=$(( 1000 + 100 * job + chunk ))
-    python3 -m preprocess simulate --out "$WORK/sims/$seed" --n 4 --seed "$seed" --duration 2.5 --artefacts 0.3 \
+    python3 -m preprocess simulate --out "$WORK/sims/$seed" --n 8 --seed "$seed" --duration 2.5 --artefacts 0.3 \
       --quiet && python3 -m preprocess build --images "$WORK/sims/$seed" \
       --annotations "$WORK/sims/$seed/annotations.csv" --out "$WORK/data/$seed" --quiet
     chunk=$(( chunk + 1 ))
@@ -46,23 +49,47 @@ for dir in "$WORK"/data/*/; do
   find "$dir/mask" -name '*.png' -exec mv -t "$WORK/all/mask" {} +
 done
 WINDOWS=$(ls "$WORK/all/img" | wc -l)
-EPOCHS=$(( TRAIN_S * IMAGES_PER_S * 10 / 9 / (WINDOWS + 1) ))
-EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 40 ? 40 : EPOCHS) ))
-stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; $EPOCHS epochs"
+# training images per second through one run's loaders (augmented 96-column stretches of 256 x 192 windows)
+IMAGES_PER_S=$(python3 - "$WORK/all" "$LOADERS" <<'EOF'
+import sys, time
+import torch
+from mmode.dataset import SegmentationDataset
+data = SegmentationDataset(sys.argv[1], 256, augment=True, soft_masks=True, img_width=192, crop_width=96)
+loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True, num_workers=int(sys.argv[2]))
+count, start = 0, None
+for batch, (image, _) in enumerate(loader):
+    if batch == 4:
+        start = time.time()
+    elif start is not None:
+        count += len(image)
+        if time.time() - start > 8:
+            break
+print(int(count / (time.time() - start)))
+EOF
+)
+# 0.8: validation passes, start-up and the loaders' slower moments; at least 4 epochs, at most 60
+EPOCHS=$(( (TRAIN_S - 30) * ${IMAGES_PER_S:-300} * 8 / 10 / (WINDOWS + 1) ))
+EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 60 ? 60 : EPOCHS) ))
+stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; ${IMAGES_PER_S} images/s per run; $EPOCHS epochs"
 
 COMMON=(-d "$WORK/all" -b 32 -p 256 --img-width 192 --train-crop 96 --lr-schedule cosine --augment --soft-masks
         -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite)
-timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 16 \
-  -f checkpoints/heart-seg-net.pt -o "$WORK/A" >"$WORK/A.log" 2>&1 &
-RUN_A=$!
-timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.001 --num-filters 32 \
-  -o "$WORK/B" >"$WORK/B.log" 2>&1 &
-RUN_B=$!
+PIDS=()
+if [[ " $RUNS " == *" A "* ]]; then
+  timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 16 \
+    -f checkpoints/heart-seg-net.pt -o "$WORK/A" >"$WORK/A.log" 2>&1 &
+  PIDS+=($!)
+fi
+if [[ " $RUNS " == *" B "* ]]; then
+  timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.001 --num-filters 32 \
+    -o "$WORK/B" >"$WORK/B.log" 2>&1 &
+  PIDS+=($!)
+fi
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 60 >>"$LOG" 2>&1 &
 MONITOR=$!
-wait "$RUN_A" "$RUN_B"
+wait "${PIDS[@]}"
 kill "$MONITOR" 2>/dev/null
-for run in A B; do
+for run in $RUNS; do
   stamp "run $run:"; tail -n 5 "$WORK/$run.log" >>"$LOG"; cp "$WORK/$run/history.csv" "$OUT/$run.csv" 2>>"$LOG"
   best=$(ls -t "$WORK/$run"/CP_best_e*.pt 2>/dev/null | head -n 1)
   last=$(ls -t "$WORK/$run"/CP_last_e*.pt "$WORK/$run"/INTERRUPTED.pt 2>/dev/null | head -n 1)
@@ -71,6 +98,6 @@ for run in A B; do
 done
 
 stamp "speed"
-timeout 45 python3 bench/speed.py --duration 10 --repeats 2 >>"$LOG" 2>&1
+timeout 60 python3 bench/speed.py --duration 10 --repeats 2 >>"$LOG" 2>&1
 [ -f "$OUT/B_last.pt" ] && timeout 45 python3 bench/speed.py -m "$OUT/B_last.pt" --duration 10 --repeats 2 >>"$LOG" 2>&1
 stamp "done"
