@@ -33,8 +33,11 @@ def train(data, output_dir, **changes):
 
 
 def test_training_on_cuda_follows_the_cpu_run(band_data, tmp_path):
-    cpu = train(band_data, tmp_path / "cpu", device="cpu")
-    cuda = train(band_data, tmp_path / "cuda", device="cuda")
+    # Without dropout: its masks come from each device's own random generator, so with it the two runs take
+    # different steps from the first batch on (seen on an H200: losses 7-40 % apart).
+    no_dropout = dict(num_filters=8, drop_out=0.0)
+    cpu = train(band_data, tmp_path / "cpu", device="cpu", model_params=no_dropout)
+    cuda = train(band_data, tmp_path / "cuda", device="cuda", model_params=no_dropout)
     # Same seed, same batches, same initial weights: only floating-point order (and TF32) differs.
     assert [r["train_loss"] for r in cuda] == pytest.approx([r["train_loss"] for r in cpu], rel=0.05)
     assert cuda[-1]["val_dice"] > 0.9
