@@ -67,8 +67,10 @@ for batch, (image, _) in enumerate(loader):
 print(int(count / (time.time() - start)))
 EOF
 )
-# 0.8: validation passes, start-up and the loaders' slower moments; at least 4 epochs, at most 60
-EPOCHS=$(( (TRAIN_S - 30) * ${IMAGES_PER_S:-300} * 8 / 10 / (WINDOWS + 1) ))
+# 0.55 for validation passes and the loaders' start-up each epoch: on an H200 (session 8) the probe read
+# 1,111 images/s and whole epochs ran at about 660 (0.59), so 0.8 planned 41 epochs where 30 fit;
+# at least 4 epochs, at most 60
+EPOCHS=$(( (TRAIN_S - 30) * ${IMAGES_PER_S:-300} * 55 / 100 / (WINDOWS + 1) ))
 EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 60 ? 60 : EPOCHS) ))
 stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; ${IMAGES_PER_S} images/s per run; $EPOCHS epochs"
 
