@@ -49,12 +49,15 @@ for dir in "$WORK"/data/*/; do
   find "$dir/mask" -name '*.png' -exec mv -t "$WORK/all/mask" {} +
 done
 WINDOWS=$(ls "$WORK/all/img" | wc -l)
-# training images per second through one run's loaders (augmented 96-column stretches of 256 x 192 windows)
-IMAGES_PER_S=$(python3 - "$WORK/all" "$LOADERS" <<'EOF'
+# the default model's input: ROWS x COLUMNS windows, trained on CROP-column stretches
+ROWS=256 COLUMNS=192 CROP=96
+# training images per second through one run's loaders (augmented stretches, as run.py loads them)
+IMAGES_PER_S=$(python3 - "$WORK/all" "$LOADERS" "$ROWS" "$COLUMNS" "$CROP" <<'EOF'
 import sys, time
 import torch
 from mmode.dataset import SegmentationDataset
-data = SegmentationDataset(sys.argv[1], 256, augment=True, soft_masks=True, img_width=192, crop_width=96)
+rows, columns, crop = map(int, sys.argv[3:6])
+data = SegmentationDataset(sys.argv[1], rows, augment=True, soft_masks=True, img_width=columns, crop_width=crop)
 loader = torch.utils.data.DataLoader(data, batch_size=32, shuffle=True, num_workers=int(sys.argv[2]))
 count, start = 0, None
 for batch, (image, _) in enumerate(loader):
@@ -74,8 +77,8 @@ EPOCHS=$(( (TRAIN_S - 30) * ${IMAGES_PER_S:-300} * 55 / 100 / (WINDOWS + 1) ))
 EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 60 ? 60 : EPOCHS) ))
 stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; ${IMAGES_PER_S} images/s per run; $EPOCHS epochs"
 
-COMMON=(-d "$WORK/all" -b 32 -p 256 --img-width 192 --train-crop 96 --lr-schedule cosine --augment --soft-masks
-        -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite)
+COMMON=(-d "$WORK/all" -b 32 -p "$ROWS" --img-width "$COLUMNS" --train-crop "$CROP" --lr-schedule cosine
+        --augment --soft-masks -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite)
 PIDS=()
 if [[ " $RUNS " == *" A "* ]]; then
   timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 16 \

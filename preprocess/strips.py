@@ -88,16 +88,15 @@ def strip_count(span, stride=STRIP_COLUMNS):
 
 
 def cut_guide_strips(rng, image, guides_px, upper_px, lower_px, span, stride=GUIDE_STRIDE_PX,
-                     strip_rows=STRIP_ROWS, easy_fraction=None):
+                     strip_rows=STRIP_ROWS, easy_fraction=EASY_FRACTION):
     """Strips along a network's borders, labelled with the annotated ones (module docstring): list of
     (uint8 image, 0/1 mask, hard), upper border first, every `stride` columns inside `span`.
 
     `guides_px` = (upper, lower) (W,) rows, NaN where the network found no cavity (filled by
     interpolation, `mmode.refine.fill_gaps`; a border with no guide at all gives no strips); `upper_px`,
     `lower_px` the annotated borders; `hard` is True when the guide strays more than HARD_ERROR_PX rows;
-    `easy_fraction` the share of the other strips kept (None: EASY_FRACTION).
+    `easy_fraction` the share of the other strips kept.
     """
-    easy_fraction = EASY_FRACTION if easy_fraction is None else float(easy_fraction)
     start, stop = span
     strips = []
     for side, guide_px, trace_px in zip(SIDES, guides_px, (upper_px, lower_px)):
