@@ -63,11 +63,16 @@ def probe_shift_mm(artefacts, width_px):
     return shift_mm
 
 
-def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px):
+def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, shape_rng):
     """Papillary-muscle blobs (systole) and mitral/chordal lines (diastole) inside the cavity near the
     posterior wall, in some beats. They never bridge the cavity (at most ~45 % of the LVID).
 
-    Returns (top_px, bottom_px, level) arrays of shape (2, W); level 0 where there is none.
+    A papillary muscle is myocardium: from dim to as bright as the posterior wall (0.6-1.5), and from
+    fading towards its tip to as sharply bounded as the wall. `shape_rng` draws the tip's profile; a stream
+    of its own, so that `rng`'s draws, and with them the rest of the image, are those of simulator 1.2.
+
+    Returns (top_px, bottom_px, level, tip) with arrays of shape (2, W); level 0 where there is none; tip the
+    exponent of the fade from base to tip (0: none, a sharp edge; 0.5: a square-root fade to zero).
     """
     n_beats = schedule["t_ed_s"].size
     papillary_rate, chordae_rate = rng.uniform(0.1, 1.0), rng.uniform(0, 0.5)
@@ -76,7 +81,8 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px):
     stop_frac = schedule["es_frac"] + rng.uniform(0.0, 0.25, n_beats)
     height_frac = rng.uniform(0.1, 0.45, n_beats)
     gap_px = np.where(rng.random(n_beats) < 0.5, 0.0, rng.uniform(0.01, 0.08, n_beats) / mm_per_px)
-    level = rng.uniform(0.12, 0.6, n_beats)
+    level = rng.uniform(0.12, 1.2, n_beats)
+    tip = shape_rng.uniform(0.0, 0.5, n_beats)
     chordae = rng.random(n_beats) < chordae_rate
     chord_offset = rng.uniform(0.15, 0.5, n_beats)
     chord_px = rng.uniform(0.015, 0.05, n_beats) / mm_per_px
@@ -95,7 +101,8 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px):
     chord_bottom = lower_px - chord_offset[index] * lvid_px
     chord_top = chord_bottom - chord_px[index]
     levels = [np.where(on, level[index], 0.0), np.where(chord_on, chord_level[index] * np.sin(np.pi * d), 0.0)]
-    return np.stack([pap_top, chord_top]), np.stack([pap_bottom, chord_bottom]), np.stack(levels)
+    tips = [tip[index], np.zeros(index.size)]
+    return np.stack([pap_top, chord_top]), np.stack([pap_bottom, chord_bottom]), np.stack(levels), np.stack(tips)
 
 
 def _smooth_noise(rng, n, sigma):
@@ -177,7 +184,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     """The uint8 image (height_px, W) of one recording.
 
     `boundaries_mm`: dict of (W,) depths for BOUNDARIES; `contraction` (W,) 0..1; `echoes`: (top_px,
-    bottom_px, level) from cavity_echoes; `artefacts`: from draw_artefacts.
+    bottom_px, level, tip) from cavity_echoes; `artefacts`: from draw_artefacts.
     """
     height, mm_per_px = params.height_px, params.mm_per_px
     width = contraction.size
@@ -271,15 +278,15 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
 
 def _add_cavity_echoes(rng, reflectivity, rows, echoes):
     """Papillary / chordal echoes: brightest at their base, fading towards their free edge."""
-    top_px, bottom_px, level = echoes
+    top_px, bottom_px, level, tip = echoes
     for k in range(level.shape[0]):
         cols = np.flatnonzero(level[k] > 0)
         if cols.size:
             height_px = np.maximum(bottom_px[k, cols] - top_px[k, cols], 1e-3)
             frac = (bottom_px[k, cols] - rows) / height_px
             inside = (frac > 0) & (frac < 1)
-            # Papillary muscles (k = 0) fade towards their tip; chordal lines (k = 1) are uniform.
-            shade = level[k, cols] * (np.sqrt(np.clip(1 - frac, 0, 1)) if k == 0 else np.ones_like(frac))
+            # Papillary muscles (k = 0) fade towards their tip, or not at all (tip 0); chordal lines are uniform.
+            shade = level[k, cols] * np.clip(1 - frac, 0, 1) ** tip[k, cols]
             sub = reflectivity[:, cols]
             reflectivity[:, cols] = np.where(inside, np.maximum(sub, shade), sub)
 

@@ -22,7 +22,7 @@ from preprocess.masks import interpolate_trace
 from preprocess.sim_motion import CONDITIONS, anatomy, beat_phase, beat_schedule, draw_parameters
 from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render
 
-SIMULATOR_VERSION = "1.2"
+SIMULATOR_VERSION = "1.3"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 # Annotator model: clicks at every end-diastole and end-systole, 1-3 between, never further apart than
@@ -84,7 +84,8 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     kinds.
     Fixing one option leaves the other draws of that seed unchanged.
     """
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    # Six streams; the first five are those of earlier versions (spawn's children do not depend on the count).
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     params = draw_parameters(streams[0], condition=condition, hr_bpm=hr_bpm, lvid_d_mm=lvid_d_mm, ef_pct=ef_pct,
                              mm_per_px=mm_per_px, s_per_px=s_per_px, height_px=height_px, duration_s=duration_s)
     width = params.width_px
@@ -99,7 +100,8 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     upper_px = boundaries_mm["upper"] / params.mm_per_px
     lower_px = boundaries_mm["lower"] / params.mm_per_px
     index, phase = beat_phase(time_s, schedule)
-    echoes = cavity_echoes(streams[4], index, phase, schedule, lower_px, lower_px - upper_px, params.mm_per_px)
+    echoes = cavity_echoes(streams[4], index, phase, schedule, lower_px, lower_px - upper_px, params.mm_per_px,
+                           streams[5])
     image = render(streams[4], boundaries_mm, params, contraction, echoes, artefact_list)
 
     lost_contact = np.zeros(width, dtype=bool)

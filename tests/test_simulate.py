@@ -9,7 +9,8 @@ from mmode.errors import InputError
 from mmode.io import read_image
 from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
-from preprocess.sim_motion import CONDITIONS, teichholz_volume_ul
+from preprocess.sim_motion import CONDITIONS, beat_phase, beat_schedule, draw_parameters, teichholz_volume_ul
+from preprocess.sim_render import _add_cavity_echoes, cavity_echoes
 from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, refine_clicks, simulate_recording,
                                  write_simulations)
 
@@ -237,3 +238,34 @@ def test_systole_takes_about_forty_percent_of_a_fast_beat():
     rr_s = 60 / recording.hr_bpm
     systole = [(beat["t_es_s"] - beat["t_ed_s"]) / rr_s for beat in recording.beats]
     assert len(systole) >= 5 and 0.36 <= min(systole) and max(systole) <= 0.5
+
+
+
+def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
+    """Tip exponent 0: as bright at the tip as at the base; 0.5 (simulator 1.2's only profile): fades to dark."""
+    rows = np.arange(100, dtype=np.float32)[:, None]
+    top, bottom = np.full((2, 2), 40.0), np.full((2, 2), 80.0)
+    level, tip = np.array([[1.0, 1.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.0]])
+    reflectivity = np.zeros((100, 2), dtype=np.float32)
+    _add_cavity_echoes(None, reflectivity, rows, (top, bottom, level, tip))
+    assert reflectivity[41, 0] == pytest.approx(1.0) and reflectivity[79, 0] == pytest.approx(1.0)
+    assert reflectivity[41, 1] < 0.2 and reflectivity[79, 1] > 0.9
+    assert reflectivity[:40].max() == 0 and reflectivity[81:].max() == 0
+
+
+def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp():
+    levels, tips = [], []
+    for seed in range(20):
+        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+        params = draw_parameters(streams[0], duration_s=2.0)
+        schedule = beat_schedule(streams[1], params)
+        index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
+        lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
+        _, _, level, tip = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px, params.mm_per_px,
+                                         streams[5])
+        levels.append(level[0][level[0] > 0])
+        tips.append(tip[0][level[0] > 0])
+    levels, tips = np.concatenate(levels), np.concatenate(tips)
+    # The posterior wall's reflectivity is drawn from 0.6-1.5.
+    assert levels.min() < 0.3 and levels.max() > 0.9
+    assert tips.min() < 0.1 and tips.max() > 0.4
