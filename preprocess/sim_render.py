@@ -277,7 +277,8 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
 
 
 def _add_cavity_echoes(rng, reflectivity, rows, echoes):
-    """Papillary / chordal echoes: brightest at their base, fading towards their free edge."""
+    """Papillary / chordal echoes: papillary muscles brightest at their base, fading towards their tip by
+    their `tip` exponent (0: not at all); chordal lines uniform."""
     top_px, bottom_px, level, tip = echoes
     for k in range(level.shape[0]):
         cols = np.flatnonzero(level[k] > 0)

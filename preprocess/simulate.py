@@ -72,6 +72,13 @@ class SimulatedRecording:
         return (self.lower_px - self.upper_px) * self.mm_per_px
 
 
+def random_streams(seed):
+    """The six independent random streams of a recording: parameters, beats, anatomy, artefacts, pixels and
+    the papillary muscles' tips. The first five are those of simulators 1.0-1.2 (a SeedSequence's children
+    do not depend on how many are spawned), so a seed draws the same recording but for its papillary tips."""
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(6)]
+
+
 def simulate_recording(seed, duration_s=None, artefacts=None, name=None, condition=None, hr_bpm=None,
                        lvid_d_mm=None, ef_pct=None, mm_per_px=None, s_per_px=None, height_px=None,
                        artefact_kinds=ARTEFACT_KINDS):
@@ -84,8 +91,7 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     kinds.
     Fixing one option leaves the other draws of that seed unchanged.
     """
-    # Six streams; the first five are those of earlier versions (spawn's children do not depend on the count).
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+    streams = random_streams(seed)
     params = draw_parameters(streams[0], condition=condition, hr_bpm=hr_bpm, lvid_d_mm=lvid_d_mm, ef_pct=ef_pct,
                              mm_per_px=mm_per_px, s_per_px=s_per_px, height_px=height_px, duration_s=duration_s)
     width = params.width_px

@@ -11,8 +11,8 @@ from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
 from preprocess.sim_motion import CONDITIONS, beat_phase, beat_schedule, draw_parameters, teichholz_volume_ul
 from preprocess.sim_render import _add_cavity_echoes, cavity_echoes
-from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, refine_clicks, simulate_recording,
-                                 write_simulations)
+from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, random_streams, refine_clicks,
+                                 simulate_recording, write_simulations)
 
 TRUTH_KEYS = {"upper_px", "lower_px", "lvid_mm", "beats", "hr_bpm", "mm_per_px", "s_per_px", "artefact_columns",
               "condition", "simulator_version", "seed", "lost_contact_columns", "annotated_columns", "name"}
@@ -240,7 +240,6 @@ def test_systole_takes_about_forty_percent_of_a_fast_beat():
     assert len(systole) >= 5 and 0.36 <= min(systole) and max(systole) <= 0.5
 
 
-
 def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
     """Tip exponent 0: as bright at the tip as at the base; 0.5 (simulator 1.2's only profile): fades to dark."""
     rows = np.arange(100, dtype=np.float32)[:, None]
@@ -256,7 +255,7 @@ def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
 def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp():
     levels, tips = [], []
     for seed in range(20):
-        streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
+        streams = random_streams(seed)
         params = draw_parameters(streams[0], duration_s=2.0)
         schedule = beat_schedule(streams[1], params)
         index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
