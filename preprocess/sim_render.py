@@ -210,7 +210,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     # Reflectivity map: layers (with systolic flash), cavity echoes, artefacts, near-field ring-down.
     flash = rng.uniform(0, 1.5) * contraction.astype(np.float32)
     reflectivity = profile[m_index] * (1 + flash_weight[m_index] * flash[None, :])
-    _add_cavity_echoes(rng, reflectivity, rows, echoes)
+    _add_cavity_echoes(reflectivity, rows, echoes)
     _add_reverberation(rng, reflectivity, rows, artefacts, mm_per_px)
     _apply_lost_contact(rng, reflectivity, rows, artefacts, mm_per_px)
     near = int(min(height, 0.4 / mm_per_px))
@@ -276,7 +276,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     return ((black + (1 - black) * grey) * 255 + 0.5).astype(np.uint8)
 
 
-def _add_cavity_echoes(rng, reflectivity, rows, echoes):
+def _add_cavity_echoes(reflectivity, rows, echoes):
     """Papillary / chordal echoes: papillary muscles brightest at their base, fading towards their tip by
     their `tip` exponent (0: not at all); chordal lines uniform."""
     top_px, bottom_px, level, tip = echoes

@@ -246,7 +246,7 @@ def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
     top, bottom = np.full((2, 2), 40.0), np.full((2, 2), 80.0)
     level, tip = np.array([[1.0, 1.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.0]])
     reflectivity = np.zeros((100, 2), dtype=np.float32)
-    _add_cavity_echoes(None, reflectivity, rows, (top, bottom, level, tip))
+    _add_cavity_echoes(reflectivity, rows, (top, bottom, level, tip))
     assert reflectivity[41, 0] == pytest.approx(1.0) and reflectivity[79, 0] == pytest.approx(1.0)
     assert reflectivity[41, 1] < 0.2 and reflectivity[79, 1] > 0.9
     assert reflectivity[:40].max() == 0 and reflectivity[81:].max() == 0
