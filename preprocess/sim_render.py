@@ -8,9 +8,11 @@ all drawn per recording so that the look varies widely. Everything is vectorised
 """
 import numpy as np
 
-from preprocess.sim_motion import BOUNDARIES
+from preprocess.sim_motion import BOUNDARIES, contraction
 
 ARTEFACT_KINDS = ("probe_motion", "lost_contact", "reverberation")
+# Fraction of recordings whose papillary muscles are caps that blend into the posterior wall (simulator 1.4).
+CAP_FRACTION = 0.5
 
 
 def draw_artefacts(rng, width_px, s_per_px, probability, kinds=ARTEFACT_KINDS):
@@ -68,11 +70,16 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     posterior wall, in some beats. They never bridge the cavity (at most ~45 % of the LVID).
 
     A papillary muscle is myocardium: from dim to as bright as the posterior wall (0.6-1.5), and from
-    fading towards its tip to as sharply bounded as the wall. `shape_rng` draws the tip's profile; a stream
-    of its own, so that `rng`'s draws, and with them the rest of the image, are those of simulator 1.2.
+    fading towards its tip to as sharply bounded as the wall. It takes one of two forms per recording: a
+    spire rising from the wall and falling back within systole (simulators 1.0-1.3), or (since 1.4, half
+    the recordings) a cap, where the cursor crosses the muscle's body, that thickens with the contraction
+    over the whole systolic peak and whose speckle moves with the wall, so that it blends into the wall.
+    `shape_rng` draws the tip's profile and the form; a stream of its own, so that `rng`'s draws, and with
+    them the rest of the image, are those of simulator 1.2.
 
-    Returns (top_px, bottom_px, level, tip) with arrays of shape (2, W); level 0 where there is none; tip the
-    exponent of the fade from base to tip (0: none, a sharp edge; 0.5: a square-root fade to zero).
+    Returns (top_px, bottom_px, level, tip, anchored) with arrays of shape (2, W); level 0 where there is
+    none; tip the exponent of the fade from base to tip (0: none, a sharp edge; 0.5: a square-root fade to
+    zero); anchored True where the echo's speckle moves with the posterior wall (a cap).
     """
     n_beats = schedule["t_ed_s"].size
     papillary_rate, chordae_rate = rng.uniform(0.1, 1.0), rng.uniform(0, 0.5)
@@ -83,6 +90,10 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     gap_px = np.where(rng.random(n_beats) < 0.5, 0.0, rng.uniform(0.01, 0.08, n_beats) / mm_per_px)
     level = rng.uniform(0.12, 1.2, n_beats)
     tip = shape_rng.uniform(0.0, 0.5, n_beats)
+    # Drawn after the tips, so that a seed's tips are those of simulator 1.3.
+    caps = shape_rng.random() < CAP_FRACTION
+    cap_frac = shape_rng.uniform(0.08, 0.35, n_beats)
+    cap_power = shape_rng.uniform(0.7, 2.0, n_beats)
     chordae = rng.random(n_beats) < chordae_rate
     chord_offset = rng.uniform(0.15, 0.5, n_beats)
     chord_px = rng.uniform(0.015, 0.05, n_beats) / mm_per_px
@@ -91,8 +102,13 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     s = np.clip((phase - start_frac[index]) / (stop_frac[index] - start_frac[index]), 0, 1)
     wobble = np.clip(1 + 0.25 * _smooth_noise(rng, index.size, rng.uniform(3, 15)), 0.5, 1.5)
     height_px = height_frac[index] * lvid_px * np.sin(np.pi * s) ** 0.6 * wobble
+    on = papillary[index] & (s > 0) & (s < 1)
+    if caps:
+        # Grows with the contraction (0 at end-diastole, 1 at end-systole), thin through diastole.
+        height_px = cap_frac[index] * lvid_px * contraction(index, phase, schedule) ** cap_power[index] * wobble
+        on = papillary[index]
     height_px = np.minimum(height_px, 0.45 * lvid_px - gap_px[index])
-    on = papillary[index] & (s > 0) & (s < 1) & (height_px > 1)
+    on &= height_px > 1
     pap_bottom = lower_px - gap_px[index]
     pap_top = pap_bottom - height_px
 
@@ -102,7 +118,9 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     chord_top = chord_bottom - chord_px[index]
     levels = [np.where(on, level[index], 0.0), np.where(chord_on, chord_level[index] * np.sin(np.pi * d), 0.0)]
     tips = [tip[index], np.zeros(index.size)]
-    return np.stack([pap_top, chord_top]), np.stack([pap_bottom, chord_bottom]), np.stack(levels), np.stack(tips)
+    anchored = np.stack([np.full(index.size, caps), np.zeros(index.size, dtype=bool)])
+    return (np.stack([pap_top, chord_top]), np.stack([pap_bottom, chord_bottom]), np.stack(levels), np.stack(tips),
+            anchored)
 
 
 def _smooth_noise(rng, n, sigma):
@@ -184,7 +202,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     """The uint8 image (height_px, W) of one recording.
 
     `boundaries_mm`: dict of (W,) depths for BOUNDARIES; `contraction` (W,) 0..1; `echoes`: (top_px,
-    bottom_px, level, tip) from cavity_echoes; `artefacts`: from draw_artefacts.
+    bottom_px, level, tip, anchored) from cavity_echoes; `artefacts`: from draw_artefacts.
     """
     height, mm_per_px = params.height_px, params.mm_per_px
     width = contraction.size
@@ -205,6 +223,9 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     material_lo = reference[1] - max(edges[1].max(), 0) - 2
     material_grid = np.arange(material_lo, reference[-1] + 2 * dm_px, dm_px)
     profile, flash_weight = _material_profile(rng, reference, material_grid, dm_px, mm_per_px)
+    # A papillary cap's material continues the posterior wall's upwards: its speckle moves with the wall.
+    cap = _anchored_pixels(rows, echoes)
+    material = np.where(cap, reference[7] + (rows - edges[7][None, :]), material)
     m_index = np.clip(((material - material_lo) / dm_px).astype(np.intp), 0, material_grid.size - 1)
 
     # Reflectivity map: layers (with systolic flash), cavity echoes, artefacts, near-field ring-down.
@@ -276,10 +297,20 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     return ((black + (1 - black) * grey) * 255 + 0.5).astype(np.uint8)
 
 
+def _anchored_pixels(rows, echoes):
+    """(H, W) bool: the pixels of the echoes whose speckle moves with the posterior wall (papillary caps)."""
+    top_px, bottom_px, level, _, anchored = echoes
+    mask = np.zeros((rows.shape[0], level.shape[1]), dtype=bool)
+    for k in range(level.shape[0]):
+        cols = np.flatnonzero((level[k] > 0) & anchored[k])
+        mask[:, cols] |= (rows >= top_px[k, cols]) & (rows < bottom_px[k, cols])
+    return mask
+
+
 def _add_cavity_echoes(reflectivity, rows, echoes):
     """Papillary / chordal echoes: papillary muscles brightest at their base, fading towards their tip by
     their `tip` exponent (0: not at all); chordal lines uniform."""
-    top_px, bottom_px, level, tip = echoes
+    top_px, bottom_px, level, tip = echoes[:4]
     for k in range(level.shape[0]):
         cols = np.flatnonzero(level[k] > 0)
         if cols.size:

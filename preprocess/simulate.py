@@ -22,7 +22,7 @@ from preprocess.masks import interpolate_trace
 from preprocess.sim_motion import CONDITIONS, anatomy, beat_phase, beat_schedule, draw_parameters
 from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render
 
-SIMULATOR_VERSION = "1.3"
+SIMULATOR_VERSION = "1.4"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 # Annotator model: clicks at every end-diastole and end-systole, 1-3 between, never further apart than
@@ -74,8 +74,9 @@ class SimulatedRecording:
 
 def random_streams(seed):
     """The six independent random streams of a recording: parameters, beats, anatomy, artefacts, pixels and
-    the papillary muscles' tips. The first five are those of simulators 1.0-1.2 (a SeedSequence's children
-    do not depend on how many are spawned), so a seed draws the same recording but for its papillary tips."""
+    the papillary muscles' shape (tips since 1.3, form since 1.4). The first five are those of simulators
+    1.0-1.2 (a SeedSequence's children do not depend on how many are spawned), so a seed draws the same
+    recording but for its papillary muscles."""
     return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(6)]
 
 

@@ -9,7 +9,8 @@ from mmode.errors import InputError
 from mmode.io import read_image
 from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
-from preprocess.sim_motion import CONDITIONS, beat_phase, beat_schedule, draw_parameters, teichholz_volume_ul
+from preprocess.sim_motion import (CONDITIONS, beat_phase, beat_schedule, contraction, draw_parameters,
+                                   teichholz_volume_ul)
 from preprocess.sim_render import _add_cavity_echoes, cavity_echoes
 from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, random_streams, refine_clicks,
                                  simulate_recording, write_simulations)
@@ -246,7 +247,7 @@ def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
     top, bottom = np.full((2, 2), 40.0), np.full((2, 2), 80.0)
     level, tip = np.array([[1.0, 1.0], [0.0, 0.0]]), np.array([[0.0, 0.5], [0.0, 0.0]])
     reflectivity = np.zeros((100, 2), dtype=np.float32)
-    _add_cavity_echoes(reflectivity, rows, (top, bottom, level, tip))
+    _add_cavity_echoes(reflectivity, rows, (top, bottom, level, tip, np.zeros((2, 2), dtype=bool)))
     assert reflectivity[41, 0] == pytest.approx(1.0) and reflectivity[79, 0] == pytest.approx(1.0)
     assert reflectivity[41, 1] < 0.2 and reflectivity[79, 1] > 0.9
     assert reflectivity[:40].max() == 0 and reflectivity[81:].max() == 0
@@ -260,7 +261,7 @@ def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp(
         schedule = beat_schedule(streams[1], params)
         index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
         lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
-        _, _, level, tip = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px, params.mm_per_px,
+        _, _, level, tip, _ = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px, params.mm_per_px,
                                          streams[5])
         levels.append(level[0][level[0] > 0])
         tips.append(tip[0][level[0] > 0])
@@ -268,3 +269,57 @@ def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp(
     # The posterior wall's reflectivity is drawn from 0.6-1.5.
     assert levels.min() < 0.3 and levels.max() > 0.9
     assert tips.min() < 0.1 and tips.max() > 0.4
+
+
+def _papillary_echoes(seed):
+    """A recording's papillary echoes (row 0 of cavity_echoes) on a flat wall, with its contraction curve."""
+    streams = random_streams(seed)
+    params = draw_parameters(streams[0], duration_s=2.0)
+    schedule = beat_schedule(streams[1], params)
+    index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
+    lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
+    top, bottom, level, _, anchored = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px,
+                                                    params.mm_per_px, streams[5])
+    return bottom[0] - top[0], level[0] > 0, anchored[0], contraction(index, phase, schedule), index
+
+
+def test_papillary_muscles_are_spires_in_some_recordings_and_caps_growing_with_the_contraction_in_others():
+    forms, high, low, end_systole, spire_end_diastole = [], [], [], [], []
+    for seed in range(40):
+        height, on, anchored, f, index = _papillary_echoes(seed)
+        assert anchored.all() or not anchored.any()
+        forms.append(anchored[0])
+        if anchored[0]:
+            high.append(height[on & (f > 0.9)])
+            low.append(height[on & (f < 0.25)])
+            end_systole += [on[index == beat][np.argmax(f[index == beat])] for beat in np.unique(index[on])]
+        else:
+            spire_end_diastole.append(on[f == 0])
+    assert 0.25 <= np.mean(forms) <= 0.75
+    # A cap thickens with the contraction, and is there at every end-systole of a beat that has one.
+    assert np.concatenate(high).mean() > 2 * np.concatenate(low).mean()
+    assert len(end_systole) > 20 and all(end_systole)
+    # A spire ends within its beat: never there at end-diastole.
+    assert not np.concatenate(spire_end_diastole).any()
+
+
+def test_a_papillary_caps_speckle_moves_with_the_wall_and_changes_nothing_else(monkeypatch):
+    drawn = []
+
+    def unanchored(*args):
+        echoes = cavity_echoes(*args)
+        drawn.append((echoes[2][0] > 0) & echoes[4][0])
+        echoes[4][:] = False
+        return echoes
+
+    seed = 2  # its papillary muscles are caps (1.2 s: in 142 columns)
+    anchored = simulate_recording(seed, duration_s=1.2)
+    monkeypatch.setattr("preprocess.simulate.cavity_echoes", unanchored)
+    free = simulate_recording(seed, duration_s=1.2)
+    assert drawn[0].sum() > 100
+    differs = anchored.image != free.image
+    assert differs[:, drawn[0]].mean() > 10 * differs[:, ~drawn[0]].mean()
+    # Only inside the cavity, no deeper than the point-spread blur below the posterior wall.
+    rows = np.arange(differs.shape[0])[:, None]
+    assert not (differs & (rows > anchored.lower_px[None, :] + 16)).any()
+    assert not (differs & (rows < anchored.upper_px[None, :])).any()
