@@ -73,7 +73,8 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     fading towards its tip to as sharply bounded as the wall. It takes one of two forms per recording: a
     spire rising from the wall and falling back within systole (simulators 1.0-1.3), or (since 1.4, half
     the recordings) a cap, where the cursor crosses the muscle's body, that thickens with the contraction
-    over the whole systolic peak and whose speckle moves with the wall, so that it blends into the wall.
+    past an onset, over the whole systolic peak, and whose speckle moves with the wall, so that it blends
+    into the wall.
     `shape_rng` draws the tip's profile and the form; a stream of its own, so that `rng`'s draws, and with
     them the rest of the image, are those of simulator 1.2.
 
@@ -94,6 +95,7 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     caps = shape_rng.random() < CAP_FRACTION
     cap_frac = shape_rng.uniform(0.08, 0.35, n_beats)
     cap_power = shape_rng.uniform(0.7, 2.0, n_beats)
+    cap_onset = shape_rng.uniform(0.1, 0.5, n_beats)
     chordae = rng.random(n_beats) < chordae_rate
     chord_offset = rng.uniform(0.15, 0.5, n_beats)
     chord_px = rng.uniform(0.015, 0.05, n_beats) / mm_per_px
@@ -104,8 +106,10 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     height_px = height_frac[index] * lvid_px * np.sin(np.pi * s) ** 0.6 * wobble
     on = papillary[index] & (s > 0) & (s < 1)
     if caps:
-        # Grows with the contraction (0 at end-diastole, 1 at end-systole), thin through diastole.
-        height_px = cap_frac[index] * lvid_px * contraction(index, phase, schedule) ** cap_power[index] * wobble
+        # Grows with the contraction (0 at end-diastole, 1 at end-systole) once past its onset: a systolic
+        # thickening, gone again by the slow filling of diastole.
+        f = np.clip((contraction(index, phase, schedule) - cap_onset[index]) / (1 - cap_onset[index]), 0, 1)
+        height_px = cap_frac[index] * lvid_px * f ** cap_power[index] * wobble
         on = papillary[index]
     height_px = np.minimum(height_px, 0.45 * lvid_px - gap_px[index])
     on &= height_px > 1
