@@ -8,7 +8,7 @@ all drawn per recording so that the look varies widely. Everything is vectorised
 """
 import numpy as np
 
-from preprocess.sim_motion import BOUNDARIES, contraction
+from preprocess.sim_motion import BOUNDARIES, contraction as contraction_curve
 
 ARTEFACT_KINDS = ("probe_motion", "lost_contact", "reverberation")
 # Fraction of recordings whose papillary muscles are caps that blend into the posterior wall (simulator 1.4).
@@ -108,7 +108,7 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
     if caps:
         # Grows with the contraction (0 at end-diastole, 1 at end-systole) once past its onset: a systolic
         # thickening, gone again by the slow filling of diastole.
-        f = np.clip((contraction(index, phase, schedule) - cap_onset[index]) / (1 - cap_onset[index]), 0, 1)
+        f = np.clip((contraction_curve(index, phase, schedule) - cap_onset[index]) / (1 - cap_onset[index]), 0, 1)
         height_px = cap_frac[index] * lvid_px * f ** cap_power[index] * wobble
         on = papillary[index]
     height_px = np.minimum(height_px, 0.45 * lvid_px - gap_px[index])
