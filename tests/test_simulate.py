@@ -241,6 +241,18 @@ def test_systole_takes_about_forty_percent_of_a_fast_beat():
     assert len(systole) >= 5 and 0.36 <= min(systole) and max(systole) <= 0.5
 
 
+def _papillary_echoes(seed):
+    """A 2-s recording's cavity echoes on a flat wall (cavity_echoes' tuple), its contraction curve and beat
+    index per column."""
+    streams = random_streams(seed)
+    params = draw_parameters(streams[0], duration_s=2.0)
+    schedule = beat_schedule(streams[1], params)
+    index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
+    lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
+    echoes = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px, params.mm_per_px, streams[5])
+    return echoes, contraction(index, phase, schedule), index
+
+
 def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
     """Tip exponent 0: as bright at the tip as at the base; 0.5 (simulator 1.2's only profile): fades to dark."""
     rows = np.arange(100, dtype=np.float32)[:, None]
@@ -256,13 +268,7 @@ def test_a_papillary_tip_fades_or_ends_as_sharply_as_a_wall():
 def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp():
     levels, tips = [], []
     for seed in range(20):
-        streams = random_streams(seed)
-        params = draw_parameters(streams[0], duration_s=2.0)
-        schedule = beat_schedule(streams[1], params)
-        index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
-        lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
-        _, _, level, tip, _ = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px, params.mm_per_px,
-                                         streams[5])
+        (_, _, level, tip, _), _, _ = _papillary_echoes(seed)
         levels.append(level[0][level[0] > 0])
         tips.append(tip[0][level[0] > 0])
     levels, tips = np.concatenate(levels), np.concatenate(tips)
@@ -271,22 +277,11 @@ def test_papillary_muscles_range_from_faint_and_fading_to_wall_bright_and_sharp(
     assert tips.min() < 0.1 and tips.max() > 0.4
 
 
-def _papillary_echoes(seed):
-    """A recording's papillary echoes (row 0 of cavity_echoes) on a flat wall, with its contraction curve."""
-    streams = random_streams(seed)
-    params = draw_parameters(streams[0], duration_s=2.0)
-    schedule = beat_schedule(streams[1], params)
-    index, phase = beat_phase(np.arange(params.width_px) * params.s_per_px, schedule)
-    lower_px, lvid_px = np.full(index.size, 400.0), np.full(index.size, 200.0)
-    top, bottom, level, _, anchored = cavity_echoes(streams[4], index, phase, schedule, lower_px, lvid_px,
-                                                    params.mm_per_px, streams[5])
-    return bottom[0] - top[0], level[0] > 0, anchored[0], contraction(index, phase, schedule), index
-
-
 def test_papillary_muscles_are_spires_in_some_recordings_and_caps_growing_with_the_contraction_in_others():
     forms, high, low, diastole, end_systole, spire_end_diastole = [], [], [], [], [], []
     for seed in range(40):
-        height, on, anchored, f, index = _papillary_echoes(seed)
+        (top, bottom, level, _, anchored), f, index = _papillary_echoes(seed)
+        height, on, anchored = bottom[0] - top[0], level[0] > 0, anchored[0]
         assert anchored.all() or not anchored.any()
         forms.append(anchored[0])
         if anchored[0]:
