@@ -65,6 +65,9 @@ def build_parser():
                              "simulator)")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
                         help="which sets to run (default: both)")
+    parser.add_argument("--ms-per-column", type=float, default=None,
+                        help="time one network column spans (ms), as test.py's option; 0: the height rule "
+                             "(default: the checkpoint's)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"),
                         help="JSON file for the figures (default: bench/out/accuracy.json)")
@@ -190,7 +193,8 @@ def run_set(name, args, net, img_size, device, refiner=None):
             recording = Recording(image=simulated.image, path=Path(f"{simulated.name}.png"),
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
-            analysis = analyse_recording(recording, net, img_size, device, refiner=refiner)
+            analysis = analyse_recording(recording, net, img_size, device, refiner=refiner,
+                                         ms_per_column=args.ms_per_column)
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
@@ -266,26 +270,28 @@ def main(argv=None):
     setup_logging(args.quiet)
     import torch
 
-    from mmode.checkpoint import input_shape, load_model
+    from mmode.checkpoint import input_shape, load_model, ms_per_column
     from mmode.refine import check_refiner
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     net, checkpoint = load_model(args.model, device)
     img_size = input_shape(checkpoint)
+    args.ms_per_column = ms_per_column(checkpoint) if args.ms_per_column is None else (args.ms_per_column or None)
     refiner = None
     if not args.no_refine:
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)
         refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
     figures = {name: run_set(name, args, net, img_size, device, refiner) for name in args.sets}
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
+          f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, {args.n} recordings of {args.duration:g} s "
           f"per set from the {args.generator} generator, batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, generator=args.generator,
-                                        seed=args.seed, n=args.n,
+                                        seed=args.seed, n=args.n, ms_per_column=args.ms_per_column,
                                         duration_s=args.duration,
                                         device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)

@@ -123,6 +123,11 @@ def build_parser():
                               "full resolution (default: checkpoints/heart-seg-refine.pt in the project)")
     measure.add_argument("--no-refine", action="store_true",
                          help="borders straight from the segmentation network, without the refiner")
+    measure.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None, metavar="MS",
+                         help="time one network column spans: each recording's time axis is resized so, "
+                              "whatever its height; 0: the height rule (a square window of the recording's "
+                              "height is the input's columns wide) (default: the checkpoint's ms_per_column, "
+                              "the height rule for checkpoints without one)")
     measure.add_argument("--tile-width", type=_input_size, default=None, metavar="PX",
                          help="tile width in network pixels, a multiple of 16 (default: twice the input size)")
     measure.add_argument("--show", action="store_true",
@@ -200,8 +205,9 @@ def _resolve_device(name):
 
 
 def _load_network(args, device):
-    """(net, input (rows, columns), checkpoint path) from -m and -s."""
-    from mmode.checkpoint import input_shape, load_model
+    """(net, input (rows, columns), checkpoint path, ms per network column or None for the height rule)
+    from -m, -s and --ms-per-column."""
+    from mmode.checkpoint import input_shape, load_model, ms_per_column
     from mmode.refine import check_segmentation
 
     path = args.model if args.model is not None else DEFAULT_CHECKPOINT
@@ -211,11 +217,14 @@ def _load_network(args, device):
     net, checkpoint = load_model(path, device)
     check_segmentation(checkpoint, path)
     rows, columns = input_shape(checkpoint)
-    if args.img_size:  # -s: new rows, the columns scaled alike (to a multiple of 16)
+    time_ms = ms_per_column(checkpoint) if args.ms_per_column is None else (args.ms_per_column or None)
+    if args.img_size:  # -s: new rows, the columns scaled alike (to a multiple of 16), a window as wide in time
+        trained_columns = columns
         rows, columns = args.img_size, max(16, int(round(args.img_size * columns / rows / 16)) * 16)
+        time_ms = None if time_ms is None else time_ms * trained_columns / columns
     if rows % 16 or columns % 16:
         raise InputError(f"{path}: its input size {rows} x {columns} px is not a multiple of 16; pass -s")
-    return net, (rows, columns), path
+    return net, (rows, columns), path, time_ms
 
 
 def _load_refiner(args, device):
@@ -322,7 +331,7 @@ def _run_test_set(args, folder):
                                                  for kind in ("image", "mask", "pred")]
     staged = StagedOutput(args.output, names, args.overwrite)
     device = _resolve_device(args.device)
-    net, img_size, model_path = _load_network(args, device)
+    net, img_size, model_path, _ = _load_network(args, device)
     metrics, rows, triplets = evaluate_test_set(net, folder, img_size, device, args.batch_size, args.threshold,
                                                 progress=not args.quiet, n_saved=n_saved, names=image_names)
     print(f"Average DICE: {metrics['dice']:.6f}")
@@ -373,27 +382,32 @@ class RecordingAnalysis:
 
 
 def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=8, threshold=0.5, tile_width=None,
-                    progress=False):
+                    progress=False, stretch=1.0):
     """The segmentation network's reading of a recording (H, W): (uint8 0/1 mask, upper_px, lower_px), the
     borders (W,) in rows, NaN where no cavity; the guides the refiner and `preprocess build --guide-model`
-    straighten strips along."""
+    straighten strips along. `stretch`: `mmode.inference.time_stretch`."""
     from mmode.inference import predict_probability
 
     probability = predict_probability(net, image_uint8, img_size, device, tile_width=tile_width,
-                                      batch_size=batch_size, progress=progress)
+                                      batch_size=batch_size, progress=progress, stretch=stretch)
     mask = (probability > threshold).astype(np.uint8)
     upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
     return mask, upper_px, lower_px
 
 
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
-                      min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None):
+                      min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None,
+                      ms_per_column=None):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
     an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
-    borders are then re-read at full resolution (`mmode.refine`)."""
+    borders are then re-read at full resolution (`mmode.refine`); `ms_per_column` the time one network
+    column spans (None: the height rule, `mmode.inference.time_stretch`)."""
+    from mmode.inference import time_stretch
+
     calibration = recording.calibration
+    stretch = time_stretch(recording.image.shape[0], calibration.s_per_px, img_size, ms_per_column)
     mask, upper_px, lower_px = segment_borders(net, recording.image, img_size, device, batch_size, threshold,
-                                               tile_width, progress)
+                                               tile_width, progress, stretch)
     if refiner is not None:
         from mmode.refine import refine_borders
 
@@ -430,6 +444,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         model=str(model_path),
         img_size=int(img_size[0]),
         img_width=int(img_size[1]),
+        ms_per_column=options["ms_per_column"],
         refiner=None if refiner_path is None else str(refiner_path),
         recording=str(analysis.recording.path),
         height_px=int(analysis.mask.shape[0]),
@@ -506,7 +521,7 @@ def _run_recording(args, path):
     recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px))
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
-    net, img_size, model_path = _load_network(args, device)
+    net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
                                  progress=not args.quiet, refiner=refiner, **options)
@@ -567,7 +582,7 @@ def _run_study(args, folder):
     staged = StagedOutput(args.output, names, args.overwrite)
     calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
     device = _resolve_device(args.device)
-    net, img_size, model_path = _load_network(args, device)
+    net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
     rows = []
     progress = files

@@ -43,6 +43,14 @@ def input_shape(checkpoint):
     return rows, int(checkpoint.get("img_width") or rows)
 
 
+def ms_per_column(checkpoint):
+    """The time one network column spans (ms) that a checkpoint asks recordings to be resized to, or None
+    for the height rule (a square window of the recording's height is `columns` wide): its `ms_per_column`
+    key, absent from checkpoints that predate it."""
+    value = checkpoint.get("ms_per_column")
+    return None if value is None else float(value)
+
+
 def read_checkpoint(path):
     """The checkpoint dict at `path`, checked for every documented key; InputError otherwise."""
     import torch

@@ -35,12 +35,23 @@ def input_rows_columns(img_size):
     return int(rows), int(columns)
 
 
-def resize_to_height(image_uint8, img_size):
-    """uint8 (H, W) -> float32 (rows, round(W * columns / H)) in [0, 1], PIL bilinear, with (rows,
-    columns) from `img_size` (an int: square, so the aspect is kept)."""
+def time_stretch(height_px, s_per_px, img_size, ms_per_column=None):
+    """How much wider than the height rule (a square window of the recording's height becomes `columns`)
+    a recording of `height_px` rows at `s_per_px` is resized, so that one network column spans
+    `ms_per_column` milliseconds: 1.0 when `ms_per_column` is None (the height rule)."""
+    if ms_per_column is None:
+        return 1.0
+    _, columns = input_rows_columns(img_size)
+    return height_px * s_per_px * 1000.0 / columns / float(ms_per_column)
+
+
+def resize_to_height(image_uint8, img_size, stretch=1.0):
+    """uint8 (H, W) -> float32 (rows, round(W * columns / H * stretch)) in [0, 1], PIL bilinear, with
+    (rows, columns) from `img_size` (an int: square, so the aspect is kept) and `stretch` from
+    `time_stretch`."""
     rows, columns = input_rows_columns(img_size)
     height, width = image_uint8.shape
-    width_px = max(1, int(round(width * columns / height)))
+    width_px = max(1, int(round(width * columns / height * stretch)))
     resized = Image.fromarray(np.ascontiguousarray(image_uint8)).resize((width_px, rows),
                                                                         Image.Resampling.BILINEAR)
     return np.asarray(resized, dtype=np.float32) / 255.0
@@ -87,14 +98,14 @@ def upsample_bilinear(probability, shape, chunk_columns=4096):
 
 
 def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=None, overlap=None,
-                        batch_size=8, progress=False):
+                        batch_size=8, progress=False, stretch=1.0):
     """Cavity probability of every pixel of a whole recording.
 
     `net`: a network in eval mode mapping (N, 1, h, w) with h, w multiples of 16 to logits (N, 1, h, w);
     `image_uint8`: (H, W) grey recording; `img_size`: the network's input, an int (square) or (rows,
     columns) as `mmode.checkpoint.input_shape` gives it; `tile_width` (default 2 x columns) and `overlap`
     (default columns / 2) in network pixels, the tile width a multiple of 16; `batch_size` tiles per
-    forward pass. Returns float32 (H, W) in [0, 1].
+    forward pass; `stretch` the time axis's extra scale (`time_stretch`). Returns float32 (H, W) in [0, 1].
     """
     import torch
 
@@ -109,7 +120,7 @@ def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=Non
     if not 0 < overlap < tile_width:
         raise ValueError(f"overlap {overlap} px must lie between 0 and the tile width {tile_width} px")
 
-    strip = resize_to_height(image_uint8, img_size)
+    strip = resize_to_height(image_uint8, img_size, stretch)
     strip_width = strip.shape[1]
     # A strip narrower than a tile is one tile, padded to the network's multiple; a longer one is cut
     # into full tiles, the last aligned to its end. Padding reflects: zeros would look like (dark) cavity.

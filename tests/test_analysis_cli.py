@@ -258,6 +258,24 @@ def test_a_rows_by_columns_checkpoint_sets_the_input_and_minus_s_scales_it(files
     assert error_px.mean() < (1.0 if not flags else 4.0)  # -s 128: 13 columns per network column blur systole
 
 
+@pytest.mark.parametrize("stored, flags, used", [(None, (), None), (2.4, (), 2.4), (2.4, ("--ms-per-column", 0), None),
+                                                 (None, ("--ms-per-column", 3), 3.0), (2.4, ("-s", 128), 4.8)])
+def test_the_time_scale_is_the_checkpoint_s_unless_a_flag_says_otherwise(files, tmp_path, monkeypatch, stored,
+                                                                         flags, used):
+    # -s 128 halves the columns (96 -> 48), so a network column spans twice the milliseconds
+    monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", files["checkpoint"])
+    monkeypatch.setattr("mmode.checkpoint.load_model", lambda path, device="cpu": (
+        DarkIsCavity(), dict(img_size=256, img_width=96, ms_per_column=stored)))
+    recording = files["recording"]
+    out = tmp_path / "out"
+    assert run("-d", files["clean"], "-o", out, "--mm-per-px", recording.mm_per_px, "--s-per-px",
+               recording.s_per_px, "--quiet", *flags) == 0
+    trace, _, summary = check_recording_files(out, "clean", recording.image.shape[1])
+    assert summary["ms_per_column"] == (None if used is None else pytest.approx(used))
+    error_px = np.abs(np.array([float(row["lvid_mm"]) for row in trace]) - recording.lvid_mm) / recording.mm_per_px
+    assert error_px.mean() < 1.5
+
+
 def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
     out = tmp_path / "out"
     assert run("-d", files["dicom"], "-o", out, "--mm-per-px", 0.5, "--quiet") == 0

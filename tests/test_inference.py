@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mmode.inference import (blend_weights, predict_probability, resize_to_height, tile_starts,  # noqa: E402
-                             upsample_bilinear)
+                             time_stretch, upsample_bilinear)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -158,3 +158,32 @@ def test_a_rows_by_columns_input_compresses_time_and_sharpens_depth():
     # away from the recording's ends (half a network column there is 9 columns of extrapolation)
     inner = slice(20, image.shape[1] - 20)
     assert border_errors_px((probability > 0.5)[:, inner], upper[inner], lower[inner]) < 1.0
+
+
+def test_a_time_scale_in_milliseconds_gives_every_height_the_same_columns_per_second():
+    # At 2.4 ms per network column one second of recording is 1000 / 2.4 = 417 network columns, whatever the
+    # recording's height; by the height rule (192 columns per square window) a 300-row recording gets
+    # twice the columns per second of a 600-row one.
+    s_per_px = 0.001
+    for height in (300, 600):
+        image = np.zeros((height, 1000), np.uint8)
+        stretch = time_stretch(height, s_per_px, (256, 192), 2.4)
+        assert resize_to_height(image, (256, 192), stretch).shape == (256, 417)
+        assert resize_to_height(image, (256, 192)).shape == (256, round(1000 * 192 / height))
+    assert time_stretch(600, s_per_px, (256, 192), None) == 1.0
+
+
+def test_a_finer_time_scale_follows_fast_walls_more_closely():
+    # Borders swinging with a period of 94 columns, seen at a 128 x 32 input: by the height rule one
+    # network column spans 19 image columns and the swings are blurred (3.1 rows off on average);
+    # stretched 4 times (a quarter of the milliseconds per network column) they are followed within
+    # half a row.
+    columns = np.arange(700)
+    upper, lower = 200.3 + 30 * np.sin(columns / 15), 420.6 - 40 * np.sin(columns / 15)
+    rows = np.arange(600)[:, None]
+    image = np.where((rows > upper) & (rows < lower), 25, 190).astype(np.uint8)
+    by_height = predict_probability(DarkIsCavity(), image, (128, 32))
+    stretched = predict_probability(DarkIsCavity(), image, (128, 32), stretch=4.0)
+    assert stretched.shape == image.shape
+    assert mean_border_error_px(by_height > 0.5, upper, lower) > 2.5
+    assert mean_border_error_px(stretched > 0.5, upper, lower) < 0.6
