@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmode.checkpoint import input_shape, load_weights, read_checkpoint, save_checkpoint
+from mmode.checkpoint import input_shape, load_weights, ms_per_column, read_checkpoint, save_checkpoint
 from mmode.dataset import SegmentationDataset, check_dataset, recording_of
 from mmode.errors import InputError
 from mmode.metrics import dice_per_image, mse_per_image
@@ -211,6 +211,9 @@ class Trainer:
         self.task = data_task(options.data_dir)
 
         resume = read_checkpoint(options.resume) if options.resume else None
+        # the time scale analysis reads recordings at (mmode.checkpoint.ms_per_column): kept by --resume,
+        # taken over by -f (below); a run from scratch leaves it out (the height rule)
+        self.ms_per_column = None if resume is None else ms_per_column(resume)
         if resume is not None:
             # the interrupted run's network, size and split win over the flags
             model_params = resume["model_params"]
@@ -242,6 +245,8 @@ class Trainer:
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
             log.info("Fine-tuning from %s (trained at %d x %d px, now %d x %d px)", options.load,
                      *input_shape(checkpoint), self.img_size, self.img_width)
+            if ms_per_column(checkpoint) is not None:  # other columns per window: as much time per column
+                self.ms_per_column = ms_per_column(checkpoint) * input_shape(checkpoint)[1] / self.img_width
         self.net.to(self.device)
         self.base_lr = float(resume.get("lr", options.lr)) if resume is not None else options.lr
         self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
@@ -464,7 +469,7 @@ class Trainer:
         val_loss = record.get("val_loss")
         return save_checkpoint(
             path, self.net, self.model_params, self.img_size, epoch, self.optimizer.state_dict(),
-            img_width=self.img_width,
+            img_width=self.img_width, ms_per_column=self.ms_per_column,
             loss=train_loss if val_loss is None else val_loss,
             dice=_or_nan(record.get("val_dice")), mse=_or_nan(record.get("val_mse")),
             best_dice=self.best_dice, best_mse=self.best_mse,

@@ -230,6 +230,23 @@ def test_fine_tuning_loads_weights_of_the_same_shape(data, tmp_path):
         assert torch.equal(trainer.net.state_dict()[name], value)
 
 
+def test_fine_tuning_takes_over_the_time_scale_and_resuming_keeps_it(data, tmp_path):
+    # the source reads 2.4 ms per network column at 64 columns per window; at 32 columns each one spans
+    # twice the time
+    from quicknat import QuickNat
+
+    net = QuickNat(dict(TINY_NET))
+    save_checkpoint(tmp_path / "source.pt", net, net.params, IMG_SIZE_PX, 1, None, 0.5, 0.5, 0.1, 0.5, 0.1,
+                    img_width=64, ms_per_column=2.4)
+    out = tmp_path / "out"
+    Trainer(options(data, out, epochs=1, load=tmp_path / "source.pt", img_width=32)).fit()
+    assert read_checkpoint(out / "CP_last_e1.pt")["ms_per_column"] == pytest.approx(4.8)
+    Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt")).fit()
+    assert read_checkpoint(out / "CP_last_e2.pt")["ms_per_column"] == pytest.approx(4.8)
+    Trainer(options(data, tmp_path / "scratch", epochs=1)).fit()
+    assert read_checkpoint(tmp_path / "scratch" / "CP_last_e1.pt")["ms_per_column"] is None
+
+
 def test_fine_tuning_from_another_shape_names_the_file(data, tmp_path):
     write_tiny_checkpoint(tmp_path / "eight_filters.pt", num_filters=8)
     with pytest.raises(InputError, match=r"eight_filters\.pt: checkpoint does not fit this network"):
