@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from mmode.analysis import analyse_recording  # noqa: E402
 from mmode.calibration import Calibration  # noqa: E402
-from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint  # noqa: E402
+from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, ms_per_column, read_checkpoint  # noqa: E402
 from mmode.io import read_recording  # noqa: E402
 from mmode.refine import TASK, check_refiner  # noqa: E402
 
@@ -26,6 +26,8 @@ def test_the_default_model_is_a_complete_small_checkpoint():
     assert set(REQUIRED_KEYS) <= set(checkpoint)
     assert MODEL.stat().st_size < 20 * 2 ** 20
     assert checkpoint["img_size"] % 16 == 0
+    # time read in milliseconds per network column, inside what its training windows spanned (1.6-4.4 ms)
+    assert 1.6 <= ms_per_column(checkpoint) <= 4.4
 
 
 def test_the_default_refiner_is_a_complete_small_border_refiner():
@@ -48,7 +50,8 @@ def test_examples_are_measured_close_to_their_truth(path, refine):
     if refine:  # as test.py runs by default
         refiner_net, refiner_checkpoint = load_model(REFINER)
         refiner = refiner_net, check_refiner(refiner_checkpoint, REFINER)
-    analysis = analyse_recording(recording, net, input_shape(checkpoint), refiner=refiner)
+    analysis = analyse_recording(recording, net, input_shape(checkpoint), refiner=refiner,
+                                 ms_per_column=ms_per_column(checkpoint))
     summary = analysis.summary
 
     truth_lvid_mm = np.asarray(truth["lvid_mm"])
