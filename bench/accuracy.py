@@ -38,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmode.calibration import Calibration  # noqa: E402
-from mmode.cli import run_main, setup_logging  # noqa: E402
+from mmode.cli import float_between, run_main, setup_logging  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import teichholz_volume_ul  # noqa: E402
 
@@ -65,7 +65,7 @@ def build_parser():
                              "simulator)")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
                         help="which sets to run (default: both)")
-    parser.add_argument("--ms-per-column", type=float, default=None,
+    parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
                         help="time one network column spans (ms), as test.py's option; 0: the height rule "
                              "(default: the checkpoint's)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
