@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 from mmode.analysis import analyse_recording  # noqa: E402
 from mmode.calibration import Calibration  # noqa: E402
-from mmode.checkpoint import input_shape, load_model  # noqa: E402
+from mmode.checkpoint import input_shape, load_model, ms_per_column  # noqa: E402
 from mmode.io import read_recording  # noqa: E402
 from trainer import Trainer, TrainingOptions  # noqa: E402
 
@@ -58,7 +58,8 @@ def test_the_default_model_measures_the_same_on_cuda(path):
     results = {}
     for device in ("cpu", "cuda"):
         net, checkpoint = load_model(ROOT / "checkpoints" / "heart-seg-net.pt", device)
-        results[device] = analyse_recording(recording, net, input_shape(checkpoint), device)
+        results[device] = analyse_recording(recording, net, input_shape(checkpoint), device,
+                                            ms_per_column=ms_per_column(checkpoint))
     cpu, cuda = results["cpu"], results["cuda"]
     assert np.mean(cpu.mask == cuda.mask) > 0.999
     assert np.nanmax(np.abs(cpu.lvid_mm - cuda.lvid_mm)) < 0.05  # mm: a border pixel or two at most
