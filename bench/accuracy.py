@@ -277,7 +277,7 @@ def main(argv=None):
                           else ("cpu" if args.device == "auto" else args.device))
     net, checkpoint = load_model(args.model, device)
     img_size = input_shape(checkpoint)
-    args.ms_per_column = ms_per_column(checkpoint) if args.ms_per_column is None else (args.ms_per_column or None)
+    args.ms_per_column = ms_per_column(checkpoint, args.ms_per_column)
     refiner = None
     if not args.no_refine:
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)

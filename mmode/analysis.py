@@ -217,7 +217,7 @@ def _load_network(args, device):
     net, checkpoint = load_model(path, device)
     check_segmentation(checkpoint, path)
     rows, columns = input_shape(checkpoint)
-    time_ms = ms_per_column(checkpoint) if args.ms_per_column is None else (args.ms_per_column or None)
+    time_ms = ms_per_column(checkpoint, args.ms_per_column)
     if args.img_size:  # -s: new rows, the columns scaled alike (to a multiple of 16), a window as wide in time
         trained_columns = columns
         rows, columns = args.img_size, max(16, int(round(args.img_size * columns / rows / 16)) * 16)

@@ -43,11 +43,12 @@ def input_shape(checkpoint):
     return rows, int(checkpoint.get("img_width") or rows)
 
 
-def ms_per_column(checkpoint):
-    """The time one network column spans (ms) that a checkpoint asks recordings to be resized to, or None
-    for the height rule (a square window of the recording's height is `columns` wide): its `ms_per_column`
-    key, absent from checkpoints that predate it."""
-    value = checkpoint.get("ms_per_column")
+def ms_per_column(checkpoint, option=None):
+    """The time one network column spans (ms) that recordings are resized to, or None for the height rule
+    (a square window of the recording's height is `columns` wide): `option` (a --ms-per-column value; 0
+    asks for the height rule) when given, else the checkpoint's `ms_per_column` key, absent from
+    checkpoints that predate it."""
+    value = checkpoint.get("ms_per_column") if option is None else (option or None)
     return None if value is None else float(value)
 
 
