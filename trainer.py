@@ -211,8 +211,8 @@ class Trainer:
         self.task = data_task(options.data_dir)
 
         resume = read_checkpoint(options.resume) if options.resume else None
-        # the time scale analysis reads recordings at (mmode.checkpoint.ms_per_column): kept by --resume,
-        # taken over by -f (below); a run from scratch leaves it out (the height rule)
+        # the time scale analysis reads recordings at (mmode.checkpoint.ms_per_column): kept by --resume;
+        # otherwise that of windows cut by time, else taken over by -f (below); else left out (the height rule)
         self.ms_per_column = None if resume is None else ms_per_column(resume)
         if resume is not None:
             # the interrupted run's network, size and split win over the flags
@@ -247,6 +247,10 @@ class Trainer:
                      *input_shape(checkpoint), self.img_size, self.img_width)
             if ms_per_column(checkpoint) is not None:  # other columns per window: as much time per column
                 self.ms_per_column = ms_per_column(checkpoint) * input_shape(checkpoint)[1] / self.img_width
+        if resume is None and data_ms_per_column(options.data_dir, self.img_width) is not None:
+            self.ms_per_column = data_ms_per_column(options.data_dir, self.img_width)
+            log.info("Windows cut by time: %.3g ms per network column at %d columns", self.ms_per_column,
+                     self.img_width)
         self.net.to(self.device)
         self.base_lr = float(resume.get("lr", options.lr)) if resume is not None else options.lr
         self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
@@ -484,18 +488,33 @@ class Trainer:
         )
 
 
-def data_task(data_dir):
-    """What the data set trains: "border-strips" when the `summary.json` that `python -m preprocess build`
-    wrote beside it (in DATA, or in its parent for a --split part) says so, else "segmentation"."""
+def data_summary(data_dir):
+    """The `summary.json` that `python -m preprocess build` wrote beside the data set (in DATA, or in its
+    parent for a --split part) as a dict; {} when there is none or it cannot be read."""
     for folder in (Path(data_dir), Path(data_dir).parent):
-        summary = folder / "summary.json"
-        if summary.is_file():
+        path = folder / "summary.json"
+        if path.is_file():
             try:
-                kind = json.loads(summary.read_text()).get("kind")
-            except (OSError, ValueError, AttributeError):
-                return "segmentation"
-            return "border-strips" if kind == "border-strips" else "segmentation"
-    return "segmentation"
+                summary = json.loads(path.read_text())
+            except (OSError, ValueError):
+                return {}
+            return summary if isinstance(summary, dict) else {}
+    return {}
+
+
+def data_task(data_dir):
+    """What the data set trains: "border-strips" when its summary (`data_summary`) says so, else
+    "segmentation"."""
+    return "border-strips" if data_summary(data_dir).get("kind") == "border-strips" else "segmentation"
+
+
+def data_ms_per_column(data_dir, img_width):
+    """Milliseconds per network column of a data set whose windows were cut by time (`preprocess build
+    --window-seconds`, summary key `window_s`) once resized to `img_width` columns; None for square windows."""
+    window_s = data_summary(data_dir).get("window_s")
+    if not isinstance(window_s, (int, float)) or not window_s > 0:
+        return None
+    return 1000.0 * float(window_s) / int(img_width)
 
 
 def _or_nan(value):

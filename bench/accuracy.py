@@ -139,8 +139,10 @@ def compare_recording(simulated, analysis):
                 recording_errors=recording_errors)
 
 
-def write_truth_windows(simulated, folder):
-    """The square windows of the truth mask over the visible columns, as a test set in `folder`."""
+def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
+    """The windows of the truth mask over the visible columns, as a test set in `folder`: squares, or with
+    `ms_per_column` the recording's height by the columns that `img_width` network columns span at that time
+    scale (as `preprocess build --window-seconds` cuts them, and as analysis reads the recording)."""
     from preprocess.masks import traces_to_mask
     from preprocess.windows import cut_windows, window_name
 
@@ -153,7 +155,10 @@ def write_truth_windows(simulated, folder):
     starts, stops = edges[0::2], edges[1::2]
     longest = int(np.argmax(stops - starts))
     span = (int(starts[longest]), int(stops[longest]))
-    for window in cut_windows(simulated.image, mask, span):
+    columns = None
+    if ms_per_column is not None:
+        columns = int(round(ms_per_column * img_width / 1000.0 / simulated.s_per_px))
+    for window in cut_windows(simulated.image, mask, span, columns=columns):
         write_png(folder / "img" / window_name(simulated.name, window.index), window.image)
         write_png(folder / "mask" / window_name(simulated.name, window.index), window.mask * 255)
 
@@ -199,7 +204,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
             results[-1].update(name=simulated.name, condition=simulated.condition)
-            write_truth_windows(simulated, windows)
+            write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
             log.info("%s %d/%d: %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1, args.n,
                      simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
                      np.abs(results[-1]["column_error_mm"]).mean())

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmode.cli import float_between, positive_int, run_main, setup_logging
+from mmode.cli import float_between, positive_float, positive_int, run_main, setup_logging
 from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
@@ -48,6 +48,13 @@ def add_build_arguments(parser):
                         type=float_between(0, 1, include_low=True, include_high=True),
                         help="share of the --guide-model strips whose border stays within 5 rows of the annotation "
                              "that are kept too (default 0.2; 1 keeps every strip)")
+    parser.add_argument("--window-seconds", type=positive_float, metavar="S",
+                        help="cut windows by time instead of squares: the recording's whole height by the columns "
+                             "that span S seconds, so every window shows the same time per network column "
+                             "whatever the recording's height (e.g. 0.4608 = 192 columns at 2.4 ms)")
+    parser.add_argument("--s-per-px", type=positive_float, metavar="S",
+                        help="with --window-seconds: seconds per column of the image files (default the seed's "
+                             "0.00083334, which the simulator uses; a DICOM's own calibration wins)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -76,7 +83,8 @@ def run_build(args):
     build_dataset(args.images, args.annotations, args.out, stride=args.stride, split_pct=args.split,
                   seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips,
                   guide_model=args.guide_model, guide_stride=args.guide_stride,
-                  guide_easy_fraction=args.guide_easy_fraction)
+                  guide_easy_fraction=args.guide_easy_fraction, window_seconds=args.window_seconds,
+                  s_per_px=args.s_per_px)
     return 0
 
 

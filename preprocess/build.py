@@ -17,17 +17,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
 from preprocess.annotations import check_traces, read_annotations
 from preprocess.masks import annotation_mask, annotation_traces
 from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
                                cut_guide_strips, cut_strips, recording_rng, strip_count)
-from preprocess.windows import cut_windows, default_stride, window_name, window_side, window_starts
+from preprocess.windows import cut_windows, default_stride, window_name, window_size, window_starts
 
 log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.json"
+# Narrowest window cut by time (columns of the recording): a network input is at least 16 columns wide.
+MIN_WINDOW_COLUMNS = 16
 
 
 def list_recordings(images_dir):
@@ -61,7 +64,7 @@ def split_recordings(names, test_pct, seed):
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
                   overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None,
-                  guide_easy_fraction=None):
+                  guide_easy_fraction=None, window_seconds=None, s_per_px=None):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
@@ -73,6 +76,10 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     `guide_stride` columns (default GUIDE_STRIDE_PX), keeping `guide_easy_fraction` (default EASY_FRACTION)
     of those whose guide stays within HARD_ERROR_PX rows, numbered after the perturbed ones; the summary counts
     them (`guide_strips`, `hard_strips`, also per recording) and `windows` includes them.
+    `window_seconds`: cut windows by time instead of squares: each the recording's whole height by the columns
+    that span `window_seconds` at its time calibration (a DICOM's own, otherwise `s_per_px`, default the seed's),
+    so that every window, resized to a network's input, shows the same time per network column whatever the
+    recording's height; the summary says `window_s`, and per recording `window_columns`.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
@@ -87,6 +94,8 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         raise InputError("--guide-stride and --guide-easy-fraction need --guide-model")
     if guide_stride is not None and int(guide_stride) < 1:
         raise InputError(f"--guide-stride must be a positive number of columns, got {guide_stride}")
+    _check_window_options(window_seconds, s_per_px, strips)
+    calibration = calibration_from_options(s_per_px=s_per_px)
     guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
@@ -95,13 +104,13 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     for name in sorted(set(recordings) - set(annotations)):
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name])
-        entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips)
+        recording = read_recording(recordings[name], calibration)
+        entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
         if entry["windows"]:
             plan[name] = entry
         else:
             skipped[name] = (f"annotated span {entry['span'][1] - entry['span'][0]} columns is narrower "
-                             f"than the {entry['side_px']} px {'strip' if strips else 'window'}")
+                             f"than the {entry['window_columns']} px {'strip' if strips else 'window'}")
     if not plan:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in sorted(skipped.items()))
         raise InputError(f"{images_dir}: no recording gives a window ({reasons})")
@@ -117,6 +126,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     summary = {
         "kind": "border-strips" if strips else "windows",
         "strip_rows": STRIP_ROWS if strips else None,
+        "window_s": None if window_seconds is None else float(window_seconds),
         "recordings": len(plan),
         "windows": sum(entry["windows"] for entry in plan.values()),
         "columns_covered": sum(entry["span"][1] - entry["span"][0] for entry in plan.values()),
@@ -131,7 +141,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
     _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
-                                                    progress))
+                                                    progress, calibration))
     _log_summary(out_dir, summary)
     return summary
 
@@ -145,6 +155,15 @@ def _check_out_dir(out_dir, images_dir, annotations_path, overwrite):
             raise InputError(f"{out_dir}: the output folder holds the input {source}; choose another --out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise InputError(f"{out_dir}: folder exists and is not empty; use --overwrite to replace it")
+
+
+def _check_window_options(window_seconds, s_per_px, strips):
+    if window_seconds is not None and strips:
+        raise InputError("--window-seconds cuts training windows; the refiner's --strips have a fixed size")
+    if window_seconds is not None and not float(window_seconds) > 0:
+        raise InputError(f"--window-seconds must be a positive number of seconds, got {window_seconds}")
+    if s_per_px is not None and window_seconds is None:
+        raise InputError("--s-per-px is the time calibration for --window-seconds; give both or neither")
 
 
 def _checked_annotations(annotations_path, recordings, images_dir):
@@ -161,26 +180,28 @@ def _checked_annotations(annotations_path, recordings, images_dir):
     return annotations
 
 
-def _plan_recording(recording, traces, annotations_path, stride, strips=False):
-    """Check one recording's annotation against its image -> the summary entry (span, side, window count)."""
+def _plan_recording(recording, traces, annotations_path, stride, strips=False, window_seconds=None):
+    """Check one recording's annotation against its image -> the summary entry (span, window size and count)."""
     height, width = recording.image.shape
     try:
         _, _, span = annotation_traces(recording.name, traces, (height, width))
     except InputError as error:
         raise InputError(f"{annotations_path}: {error}") from error
     if strips:
-        side, step = STRIP_COLUMNS, STRIP_COLUMNS if stride is None else int(stride)
+        side = columns = STRIP_COLUMNS
+        step = STRIP_COLUMNS if stride is None else int(stride)
         count = strip_count(span, step)
     else:
-        side = window_side(height, width)
-        step = default_stride(side) if stride is None else int(stride)
-        count = len(window_starts(span, side, step))
+        side, columns = window_size(height, width, _window_columns(recording, window_seconds))
+        step = default_stride(columns) if stride is None else int(stride)
+        count = len(window_starts(span, columns, step))
     return {
         "file": recording.path.name,
         "height_px": height,
         "width_px": width,
         "span": [span[0], span[1]],
         "side_px": side,
+        "window_columns": columns,
         "stride_px": step,
         "windows": count,
         "mm_per_px": recording.calibration.mm_per_px,
@@ -189,18 +210,30 @@ def _plan_recording(recording, traces, annotations_path, stride, strips=False):
     }
 
 
-def _write_windows(folder, plan, recordings, annotations, stride, summary, progress):
+def _window_columns(recording, window_seconds):
+    """Columns of `recording` that span `window_seconds` (None: square windows); InputError when too few."""
+    if window_seconds is None:
+        return None
+    columns = int(round(float(window_seconds) / recording.calibration.s_per_px))
+    if columns < MIN_WINDOW_COLUMNS:
+        raise InputError(f"{recording.path}: --window-seconds {window_seconds} spans {columns} columns at "
+                         f"{recording.calibration.s_per_px:g} s/px; a window needs at least {MIN_WINDOW_COLUMNS}")
+    return columns
+
+
+def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibration):
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name])
+        recording = read_recording(recordings[name], calibration)
         mask, span = annotation_mask(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
-        for window in cut_windows(recording.image, mask, span, stride):
+        columns = plan[name]["window_columns"] if summary["window_s"] is not None else None
+        for window in cut_windows(recording.image, mask, span, stride, columns):
             write_png(part / "img" / window_name(name, window.index), window.image)
             write_png(part / "mask" / window_name(name, window.index), window.mask * np.uint8(255))
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, guide=None):
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibration, guide=None):
     """Perturbed strips of every recording, then with `guide` = (net, input size) the strips along the
     network's borders; the guide counts go into `summary` before it is written."""
     if guide is not None:
@@ -208,7 +241,7 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
 
         net, img_size = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name])
+        recording = read_recording(recordings[name], calibration)
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)

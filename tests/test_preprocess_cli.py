@@ -48,6 +48,45 @@ def test_build_writes_windows_and_masks(tmp_path):
     assert "1 recordings, 4 windows, 60 columns covered" in result.stderr
 
 
+def test_windows_cut_by_time_span_the_same_seconds_at_any_height(tmp_path):
+    # 20 rows, 1 ms per column: 0.032 s = 32 columns, a 20 x 32 window stepping by 16 over the span 2..61
+    image, csv = tiny_recording(tmp_path / "in")
+    result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "data",
+                        "--window-seconds", 0.032, "--s-per-px", 0.001, "--quiet")
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "data" / "img").iterdir())
+    assert names == [f"mouse1_win{k}.png" for k in range(3)]  # starts 2, 18 and 30 (aligned to the end)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "data" / "img" / "mouse1_win1.png")),
+                                  image[:, 18:50])
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "data" / "img" / "mouse1_win2.png")),
+                                  image[:, 30:62])
+    summary = json.loads((tmp_path / "data" / "summary.json").read_text())
+    assert summary["window_s"] == 0.032
+    assert summary["per_recording"]["mouse1"]["window_columns"] == 32
+    assert summary["per_recording"]["mouse1"]["s_per_px"] == 0.001
+    # at twice the time per column the same seconds are half the columns
+    result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "half",
+                        "--window-seconds", 0.032, "--s-per-px", 0.002, "--quiet")
+    assert result.returncode == 0, result.stderr
+    window = np.asarray(Image.open(tmp_path / "half" / "img" / "mouse1_win0.png"))
+    np.testing.assert_array_equal(window, image[:, 2:18])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--window-seconds", 0.024, "--strips"], "--window-seconds cuts training windows"),
+    (["--s-per-px", 0.001], "give both or neither"),
+    (["--window-seconds", 0.01, "--s-per-px", 0.001], "mouse1.png: --window-seconds 0.01 spans 10 columns"),
+])
+def test_bad_window_seconds_exit_2_and_write_nothing(tmp_path, flags, message):
+    _, csv = tiny_recording(tmp_path / "in")
+    result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "data",
+                        *flags)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 def test_build_strips_writes_border_strips_that_hold_the_annotated_borders(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()

@@ -247,6 +247,25 @@ def test_fine_tuning_takes_over_the_time_scale_and_resuming_keeps_it(data, tmp_p
     assert read_checkpoint(tmp_path / "scratch" / "CP_last_e1.pt")["ms_per_column"] is None
 
 
+def test_windows_cut_by_time_set_the_time_scale_even_over_a_fine_tuned_ones(data, tmp_path):
+    # 0.2304 s per window at 64 columns: 3.6 ms per network column, whatever -f's checkpoint said
+    from quicknat import QuickNat
+
+    timed = tmp_path / "timed"
+    for sub in ("img", "mask"):
+        (timed / sub).mkdir(parents=True)
+        for path in (data / sub).iterdir():
+            (timed / sub / path.name).symlink_to(path)
+    (timed / "summary.json").write_text('{"kind": "windows", "window_s": 0.2304}')
+    Trainer(options(timed, tmp_path / "scratch", epochs=1, img_width=64)).fit()
+    assert read_checkpoint(tmp_path / "scratch" / "CP_last_e1.pt")["ms_per_column"] == pytest.approx(3.6)
+    net = QuickNat(dict(TINY_NET))
+    save_checkpoint(tmp_path / "source.pt", net, net.params, IMG_SIZE_PX, 1, None, 0.5, 0.5, 0.1, 0.5, 0.1,
+                    img_width=64, ms_per_column=2.4)
+    Trainer(options(timed, tmp_path / "tuned", epochs=1, load=tmp_path / "source.pt", img_width=32)).fit()
+    assert read_checkpoint(tmp_path / "tuned" / "CP_last_e1.pt")["ms_per_column"] == pytest.approx(7.2)
+
+
 def test_fine_tuning_from_another_shape_names_the_file(data, tmp_path):
     write_tiny_checkpoint(tmp_path / "eight_filters.pt", num_filters=8)
     with pytest.raises(InputError, match=r"eight_filters\.pt: checkpoint does not fit this network"):

@@ -36,6 +36,18 @@ def test_cut_windows_are_the_crops_of_image_and_mask():
         np.testing.assert_array_equal(window.mask, mask[:, window.start_px:window.start_px + 16])
 
 
+def test_windows_cut_by_time_take_the_whole_height_and_step_by_half_their_width():
+    image = np.random.default_rng(1).integers(0, 256, size=(40, 100), dtype=np.uint8)
+    mask = np.zeros_like(image)
+    mask[24:30, :] = 1
+    windows = cut_windows(image, mask, (0, 100), columns=30)
+    assert [w.start_px for w in windows] == [0, 15, 30, 45, 60, 70]
+    for window in windows:
+        assert window.top_px == 0
+        np.testing.assert_array_equal(window.image, image[:, window.start_px:window.start_px + 30])
+        np.testing.assert_array_equal(window.mask, mask[:, window.start_px:window.start_px + 30])
+
+
 def test_tall_image_gives_a_width_square_centred_on_the_cavity():
     image = np.arange(40 * 10, dtype=np.uint32).reshape(40, 10).astype(np.uint8)
     mask = np.zeros_like(image)
