@@ -17,6 +17,7 @@ example:
 Every recording in --images (.png .jpg .jpeg .tif .tiff .bmp .dcm .dicom) that --annotations names becomes
 square windows (side = the image height, or its width when it is taller than long) along the annotated
 span, in OUT/img/<recording>_win<k>.png with the mask (0/255) in OUT/mask/<recording>_win<k>.png.
+With --window-seconds S the windows are cut by time instead: the whole height by the columns of S seconds.
 """
 
 
@@ -53,8 +54,11 @@ def add_build_arguments(parser):
                              "that span S seconds, so every window shows the same time per network column "
                              "whatever the recording's height (e.g. 0.4608 = 192 columns at 2.4 ms)")
     parser.add_argument("--s-per-px", type=positive_float, metavar="S",
-                        help="with --window-seconds: seconds per column of the image files (default the seed's "
-                             "0.00083334, which the simulator uses; a DICOM's own calibration wins)")
+                        help="seconds per column of the image files, for --window-seconds and the summary "
+                             "(default the seed's 0.00083334; a DICOM's own calibration wins)")
+    parser.add_argument("--calibration", type=Path, metavar="CSV",
+                        help="each image file's calibration instead: a CSV image,mm_per_px,s_per_px listing every "
+                             "annotated recording (`preprocess simulate` writes one, calibration.csv)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -84,7 +88,7 @@ def run_build(args):
                   seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips,
                   guide_model=args.guide_model, guide_stride=args.guide_stride,
                   guide_easy_fraction=args.guide_easy_fraction, window_seconds=args.window_seconds,
-                  s_per_px=args.s_per_px)
+                  s_per_px=args.s_per_px, calibration_csv=args.calibration)
     return 0
 
 

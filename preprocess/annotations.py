@@ -11,6 +11,9 @@ centre is at whole numbers, as in the mask rule):
 
 `read_annotations` returns the points as given; `check_traces` applies the rules (both traces, at least two
 points each, one y per x, inside the image) and returns them sorted by x.
+
+A calibration CSV (`read_calibration_csv`, header `image,mm_per_px,s_per_px`, what `preprocess simulate`
+writes as `calibration.csv`) gives each recording's pixel size, for image files that carry none.
 """
 import csv
 import json
@@ -19,6 +22,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
+from mmode.calibration import Calibration
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES
 
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TRACES = ("upper", "lower")
 CSV_COLUMNS = ("image", "trace", "x", "y")
+CALIBRATION_COLUMNS = ("image", "mm_per_px", "s_per_px")
 LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")
 
 
@@ -101,6 +106,48 @@ def read_csv_annotations(path):
         raise InputError(f"{path}: no annotated points")
     return {name: {trace: _as_arrays(clicks) for trace, clicks in traces.items()}
             for name, traces in points.items()}
+
+
+def read_calibration_csv(path):
+    """Read an `image,mm_per_px,s_per_px` CSV -> {recording: Calibration (source "user")}.
+
+    InputError naming the file (and line) for a missing or unreadable file, a missing column, a value that is
+    not a positive number, or a recording listed twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: calibration file not found")
+    calibrations = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            header = [column.strip().lower() for column in next(reader, [])]
+            missing = [column for column in CALIBRATION_COLUMNS if column not in header]
+            if missing:
+                raise InputError(f"{path}: CSV header lacks column(s) {', '.join(missing)} "
+                                 f"(expected {','.join(CALIBRATION_COLUMNS)})")
+            where = {column: header.index(column) for column in CALIBRATION_COLUMNS}
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                line = f"{path} line {reader.line_num}"
+                if len(row) < len(header):
+                    raise InputError(f"{line}: {len(row)} values, the header has {len(header)}")
+                name = recording_stem(row[where["image"]])
+                if not name:
+                    raise InputError(f"{line}: empty image name")
+                if name in calibrations:
+                    raise InputError(f"{line}: recording {name} is listed twice")
+                sizes = [_number(row[where[column]], column, line) for column in CALIBRATION_COLUMNS[1:]]
+                if not all(np.isfinite(size) and size > 0 for size in sizes):
+                    raise InputError(f"{line}: mm_per_px and s_per_px must be positive, got {sizes[0]:g} and "
+                                     f"{sizes[1]:g}")
+                calibrations[name] = Calibration(*sizes, source="user")
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{path}: not a readable CSV file ({error})") from error
+    if not calibrations:
+        raise InputError(f"{path}: no recordings listed")
+    return calibrations
 
 
 def read_labelme_annotations(path):

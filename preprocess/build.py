@@ -20,7 +20,7 @@ from tqdm import tqdm
 from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
-from preprocess.annotations import check_traces, read_annotations
+from preprocess.annotations import check_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, annotation_traces
 from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
                                cut_guide_strips, cut_strips, recording_rng, strip_count)
@@ -64,7 +64,7 @@ def split_recordings(names, test_pct, seed):
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
                   overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None,
-                  guide_easy_fraction=None, window_seconds=None, s_per_px=None):
+                  guide_easy_fraction=None, window_seconds=None, s_per_px=None, calibration_csv=None):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
@@ -77,9 +77,11 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     of those whose guide stays within HARD_ERROR_PX rows, numbered after the perturbed ones; the summary counts
     them (`guide_strips`, `hard_strips`, also per recording) and `windows` includes them.
     `window_seconds`: cut windows by time instead of squares: each the recording's whole height by the columns
-    that span `window_seconds` at its time calibration (a DICOM's own, otherwise `s_per_px`, default the seed's),
-    so that every window, resized to a network's input, shows the same time per network column whatever the
-    recording's height; the summary says `window_s`, and per recording `window_columns`.
+    that span `window_seconds` at its time calibration, so that every window, resized to a network's input,
+    shows the same time per network column whatever the recording's height; the summary says `window_s`, and
+    per recording `window_columns`. The calibration of an image file: its row of `calibration_csv`
+    (`image,mm_per_px,s_per_px`, every annotated recording listed), else `s_per_px`, else the seed's; a DICOM's
+    own wins.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
@@ -94,17 +96,17 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         raise InputError("--guide-stride and --guide-easy-fraction need --guide-model")
     if guide_stride is not None and int(guide_stride) < 1:
         raise InputError(f"--guide-stride must be a positive number of columns, got {guide_stride}")
-    _check_window_options(window_seconds, s_per_px, strips)
-    calibration = calibration_from_options(s_per_px=s_per_px)
+    _check_window_options(window_seconds, s_per_px, calibration_csv, strips)
     guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
+    calibrations = _calibrations(annotations, s_per_px, calibration_csv)
 
     plan, skipped = {}, {}
     for name in sorted(set(recordings) - set(annotations)):
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibration)
+        recording = read_recording(recordings[name], calibrations[name])
         entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
         if entry["windows"]:
             plan[name] = entry
@@ -141,7 +143,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
     _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
-                                                    progress, calibration))
+                                                    progress, calibrations))
     _log_summary(out_dir, summary)
     return summary
 
@@ -157,13 +159,26 @@ def _check_out_dir(out_dir, images_dir, annotations_path, overwrite):
         raise InputError(f"{out_dir}: folder exists and is not empty; use --overwrite to replace it")
 
 
-def _check_window_options(window_seconds, s_per_px, strips):
+def _check_window_options(window_seconds, s_per_px, calibration_csv, strips):
     if window_seconds is not None and strips:
         raise InputError("--window-seconds cuts training windows; the refiner's --strips have a fixed size")
     if window_seconds is not None and not float(window_seconds) > 0:
         raise InputError(f"--window-seconds must be a positive number of seconds, got {window_seconds}")
-    if s_per_px is not None and window_seconds is None:
-        raise InputError("--s-per-px is the time calibration for --window-seconds; give both or neither")
+    if s_per_px is not None and calibration_csv is not None:
+        raise InputError("--s-per-px and --calibration both set the time calibration; give one")
+
+
+def _calibrations(annotations, s_per_px, calibration_csv):
+    """{recording: Calibration} for every annotated recording (image files; a DICOM's own wins)."""
+    if calibration_csv is None:
+        calibration = calibration_from_options(s_per_px=s_per_px)
+        return {name: calibration for name in annotations}
+    table = read_calibration_csv(calibration_csv)
+    missing = sorted(set(annotations) - set(table))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise InputError(f"{calibration_csv}: no calibration for recording(s) {', '.join(missing[:3])}{more}")
+    return {name: table[name] for name in annotations}
 
 
 def _checked_annotations(annotations_path, recordings, images_dir):
@@ -221,9 +236,9 @@ def _window_columns(recording, window_seconds):
     return columns
 
 
-def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibration):
+def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibrations):
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibration)
+        recording = read_recording(recordings[name], calibrations[name])
         mask, span = annotation_mask(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         columns = plan[name]["window_columns"] if summary["window_s"] is not None else None
@@ -233,7 +248,7 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibration, guide=None):
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations, guide=None):
     """Perturbed strips of every recording, then with `guide` = (net, input size) the strips along the
     network's borders; the guide counts go into `summary` before it is written."""
     if guide is not None:
@@ -241,7 +256,7 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
 
         net, img_size = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibration)
+        recording = read_recording(recordings[name], calibrations[name])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)

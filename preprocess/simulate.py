@@ -25,6 +25,7 @@ from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts,
 SIMULATOR_VERSION = "1.4"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
+CALIBRATION_FILE = "calibration.csv"
 # Annotator model: clicks at every end-diastole and end-systole, 1-3 between, never further apart than
 # CLICK_SPACING_PX columns, and more wherever the curve drawn through the clicks strays more than
 # CLICK_TOLERANCE_PX from the border (the cusps of ejection and of the atrial kick), as an annotator adds
@@ -282,13 +283,14 @@ def _existing_outputs(out_dir):
     """Files in out_dir that a simulation run would write or that look like recordings."""
     if not out_dir.exists():
         return []
-    found = list(out_dir.glob("*.png")) + list(out_dir.glob(ANNOTATIONS_FILE))
+    found = list(out_dir.glob("*.png")) + list(out_dir.glob(ANNOTATIONS_FILE)) + list(out_dir.glob(CALIBRATION_FILE))
     return found + ([out_dir / TRUTH_DIR] if (out_dir / TRUTH_DIR).exists() else [])
 
 
 def write_simulations(out_dir, n, seed, overwrite=False, progress=True, **options):
     """Write `n` recordings `sim_s<seed>_<i:03d>` to `out_dir`: `<name>.png`, `annotations.csv`
-    (image,trace,x,y) and `truth/<name>.json`. Options go to `simulate_recording`. An `out_dir` that already
+    (image,trace,x,y), `calibration.csv` (image,mm_per_px,s_per_px; `preprocess build --calibration`) and
+    `truth/<name>.json`. Options go to `simulate_recording`. An `out_dir` that already
     holds recordings is refused (InputError) unless `overwrite`. Returns the names written.
     """
     out_dir = Path(out_dir)
@@ -299,7 +301,7 @@ def write_simulations(out_dir, n, seed, overwrite=False, progress=True, **option
         raise InputError(f"{out_dir} already holds recordings ({existing[0].name}, ...); "
                          f"choose a new folder or pass --overwrite")
     (out_dir / TRUTH_DIR).mkdir(parents=True, exist_ok=True)
-    names, rows = [], []
+    names, rows, calibrations = [], [], []
     indices = range(n)
     if progress:
         from tqdm import tqdm
@@ -317,16 +319,20 @@ def write_simulations(out_dir, n, seed, overwrite=False, progress=True, **option
         _write_text(out_dir / TRUTH_DIR / f"{name}.json", json.dumps(truth))
         for trace, (xs, ys) in clicks.items():
             rows.extend((name, trace, int(x), f"{y:.2f}") for x, y in zip(xs, ys))
+        calibrations.append((name, repr(recording.mm_per_px), repr(recording.s_per_px)))
         names.append(name)
         log.debug("%s: %s, %.0f bpm, %d beats, %dx%d px", name, recording.condition, recording.hr_bpm,
                   len(recording.beats), *recording.image.shape)
-    partial = out_dir / (ANNOTATIONS_FILE + ".partial")
-    with open(partial, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "trace", "x", "y"])
-        writer.writerows(rows)
-    partial.replace(out_dir / ANNOTATIONS_FILE)
-    log.info("wrote %d simulated recordings, %s and %s/ to %s", n, ANNOTATIONS_FILE, TRUTH_DIR, out_dir)
+    for file, header, table in ((CALIBRATION_FILE, ["image", "mm_per_px", "s_per_px"], calibrations),
+                                (ANNOTATIONS_FILE, ["image", "trace", "x", "y"], rows)):
+        partial = out_dir / (file + ".partial")
+        with open(partial, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(table)
+        partial.replace(out_dir / file)
+    log.info("wrote %d simulated recordings, %s, %s and %s/ to %s", n, ANNOTATIONS_FILE, CALIBRATION_FILE, TRUTH_DIR,
+             out_dir)
     return names
 
 

@@ -1,11 +1,11 @@
 """Training windows cut along time from a long recording and its mask.
 
 Rule: a window is a square of side min(height, width) of the long image, or, cut by time (`columns`, what
-`preprocess build --window-seconds` asks for), the whole height by `columns`; windows start at the first annotated column and
-step by `stride` columns (default half a window's width) while they fit inside the annotated span [start, stop); when
-the last one ends before the span does, one more window is aligned to the span's end. A span narrower than
-a window gives no windows. Windows are numbered k = 0, 1, ... from the span's start and saved as
-`<recording>_win<k>.png`, the same name in img/ and mask/.
+`preprocess build --window-seconds` asks for), the whole height by `columns`. Windows start at the first
+annotated column and step by `stride` columns (default half a window's width) while they fit inside the
+annotated span [start, stop); when the last one ends before the span does, one more window is aligned to the
+span's end. A span narrower than a window gives no windows. Windows are numbered k = 0, 1, ... from the span's
+start and saved as `<recording>_win<k>.png`, the same name in img/ and mask/.
 """
 from dataclasses import dataclass
 

@@ -1,11 +1,12 @@
 """Annotations (CSV, LabelMe) -> interpolated traces -> masks, and every bad annotation's error."""
 import json
+import re
 
 import numpy as np
 import pytest
 
 from mmode.errors import InputError
-from preprocess.annotations import check_traces, read_annotations
+from preprocess.annotations import check_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, covered_span, interpolate_trace, traces_to_mask
 
 
@@ -143,3 +144,17 @@ def test_labelme_with_a_polygon_trace_is_refused(tmp_path):
 def test_missing_annotation_file_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"nothing\.csv: annotation file not found"):
         read_annotations(tmp_path / "nothing.csv")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,s_per_px\nrec1,0.001\n", "lacks column(s) mm_per_px"),
+    ("image,mm_per_px,s_per_px\nrec1,0.01,0.001\nrec1.png,0.01,0.001\n", "line 3: recording rec1 is listed twice"),
+    ("image,mm_per_px,s_per_px\nrec1,0.01,fast\n", "line 2: s_per_px 'fast' is not a number"),
+    ("image,mm_per_px,s_per_px\nrec1,nan,0.001\n", "line 2: mm_per_px and s_per_px must be positive"),
+    ("image,mm_per_px,s_per_px\n", "no recordings listed"),
+])
+def test_a_bad_calibration_csv_is_named_with_its_line(tmp_path, text, message):
+    path = tmp_path / "calibration.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_calibration_csv(path)

@@ -72,13 +72,38 @@ def test_windows_cut_by_time_span_the_same_seconds_at_any_height(tmp_path):
     np.testing.assert_array_equal(window, image[:, 2:18])
 
 
+def test_a_calibration_csv_cuts_each_recording_at_its_own_time_scale(tmp_path):
+    # mouse1 at 1 ms per column (32 columns in 0.032 s), mouse2 at 2 ms (16 columns)
+    image, csv = tiny_recording(tmp_path / "in")
+    Image.fromarray(image).save(tmp_path / "in" / "mouse2.png")
+    csv.write_text(csv.read_text() + "mouse2,upper,2,5\nmouse2,upper,61,5\nmouse2,lower,2,14\nmouse2,lower,61,14\n")
+    calibration = tmp_path / "in" / "calibration.csv"
+    calibration.write_text("image,mm_per_px,s_per_px\nmouse1.png,0.02,0.001\nmouse2,0.03,0.002\n")
+    result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "data",
+                        "--window-seconds", 0.032, "--calibration", calibration, "--quiet")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "data" / "summary.json").read_text())["per_recording"]
+    assert summary["mouse1"]["window_columns"] == 32 and summary["mouse2"]["window_columns"] == 16
+    assert (summary["mouse1"]["mm_per_px"], summary["mouse2"]["s_per_px"]) == (0.02, 0.002)
+    for name, columns in (("mouse1", 32), ("mouse2", 16)):
+        window = np.asarray(Image.open(tmp_path / "data" / "img" / f"{name}_win0.png"))
+        np.testing.assert_array_equal(window, image[:, 2:2 + columns])
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--window-seconds", 0.024, "--strips"], "--window-seconds cuts training windows"),
-    (["--s-per-px", 0.001], "give both or neither"),
+    (["--s-per-px", 0.001, "--calibration", "in/cal.csv"], "--s-per-px and --calibration both"),
+    (["--calibration", "in/other.csv"], "no calibration for recording(s) mouse1"),
+    (["--calibration", "in/bad.csv"], "bad.csv line 2: mm_per_px and s_per_px must be positive"),
+    (["--calibration", "in/missing.csv"], "missing.csv: calibration file not found"),
     (["--window-seconds", 0.01, "--s-per-px", 0.001], "mouse1.png: --window-seconds 0.01 spans 10 columns"),
 ])
-def test_bad_window_seconds_exit_2_and_write_nothing(tmp_path, flags, message):
+def test_bad_window_seconds_or_calibration_exit_2_and_write_nothing(tmp_path, flags, message):
     _, csv = tiny_recording(tmp_path / "in")
+    (tmp_path / "in" / "cal.csv").write_text("image,mm_per_px,s_per_px\nmouse1,0.01,0.001\n")
+    (tmp_path / "in" / "other.csv").write_text("image,mm_per_px,s_per_px\nmouse2,0.01,0.001\n")
+    (tmp_path / "in" / "bad.csv").write_text("image,mm_per_px,s_per_px\nmouse1,0.01,-0.001\n")
+    flags = [tmp_path / flag if str(flag).startswith("in/") else flag for flag in flags]
     result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "data",
                         *flags)
     assert result.returncode == 2

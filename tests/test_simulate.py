@@ -65,6 +65,18 @@ def test_written_files_and_truth_keys(written):
         assert np.array_equal(simulate_recording(truth["seed"], duration_s=1.2).image, image)
 
 
+def test_the_calibration_csv_gives_each_recordings_truth_calibration(written):
+    from preprocess.annotations import read_calibration_csv
+
+    for out, names in written:
+        calibrations = read_calibration_csv(out / "calibration.csv")
+        assert sorted(calibrations) == names
+        for name in names:
+            truth = json.loads((out / "truth" / f"{name}.json").read_text())
+            assert calibrations[name].mm_per_px == truth["mm_per_px"]
+            assert calibrations[name].s_per_px == truth["s_per_px"]
+
+
 def test_mask_from_annotations_matches_truth(written):
     for out, names in written:
         annotations = read_annotations(out / "annotations.csv")
