@@ -247,8 +247,9 @@ class Trainer:
                      *input_shape(checkpoint), self.img_size, self.img_width)
             if ms_per_column(checkpoint) is not None:  # other columns per window: as much time per column
                 self.ms_per_column = ms_per_column(checkpoint) * input_shape(checkpoint)[1] / self.img_width
-        if resume is None and data_ms_per_column(options.data_dir, self.img_width) is not None:
-            self.ms_per_column = data_ms_per_column(options.data_dir, self.img_width)
+        data_time_scale = data_ms_per_column(options.data_dir, self.img_width)
+        if resume is None and data_time_scale is not None:
+            self.ms_per_column = data_time_scale
             log.info("Windows cut by time: %.3g ms per network column at %d columns", self.ms_per_column,
                      self.img_width)
         self.net.to(self.device)
