@@ -75,33 +75,44 @@ def recording_stem(value):
     return Path(name).stem if Path(name).suffix.lower() in RECORDING_SUFFIXES else name
 
 
-def read_csv_annotations(path):
-    """Read an `image,trace,x,y` CSV -> {recording: {trace: (x array, y array)}}."""
-    path = Path(path)
-    points = {}
+def _csv_rows(path, columns):
+    """The rows of the CSV at `path` as (where, {column: text}) for `columns`, `where` naming file and line;
+    empty rows skipped. InputError for a header without one of `columns` or a row shorter than the header;
+    an unreadable file -> InputError "not a readable CSV file"."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
             header = [column.strip().lower() for column in next(reader, [])]
-            missing = [column for column in CSV_COLUMNS if column not in header]
+            missing = [column for column in columns if column not in header]
             if missing:
                 raise InputError(f"{path}: CSV header lacks column(s) {', '.join(missing)} "
-                                 f"(expected {','.join(CSV_COLUMNS)})")
-            where = {column: header.index(column) for column in CSV_COLUMNS}
+                                 f"(expected {','.join(columns)})")
             for row in reader:
                 if not any(cell.strip() for cell in row):
                     continue
-                line = reader.line_num
+                where = f"{path} line {reader.line_num}"
                 if len(row) < len(header):
-                    raise InputError(f"{path} line {line}: {len(row)} values, the header has {len(header)}")
-                name = recording_stem(row[where["image"]])
-                trace = _trace_name(row[where["trace"]], f"{path} line {line}")
-                x, y = (_number(row[where[axis]], axis, f"{path} line {line}") for axis in ("x", "y"))
-                if not name:
-                    raise InputError(f"{path} line {line}: empty image name")
-                points.setdefault(name, {}).setdefault(trace, []).append((x, y))
+                    raise InputError(f"{where}: {len(row)} values, the header has {len(header)}")
+                yield where, {column: row[header.index(column)] for column in columns}
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable CSV file ({error})") from error
+
+
+def _row_recording(row, where):
+    name = recording_stem(row["image"])
+    if not name:
+        raise InputError(f"{where}: empty image name")
+    return name
+
+
+def read_csv_annotations(path):
+    """Read an `image,trace,x,y` CSV -> {recording: {trace: (x array, y array)}}."""
+    path = Path(path)
+    points = {}
+    for where, row in _csv_rows(path, CSV_COLUMNS):
+        trace = _trace_name(row["trace"], where)
+        x, y = (_number(row[axis], axis, where) for axis in ("x", "y"))
+        points.setdefault(_row_recording(row, where), {}).setdefault(trace, []).append((x, y))
     if not points:
         raise InputError(f"{path}: no annotated points")
     return {name: {trace: _as_arrays(clicks) for trace, clicks in traces.items()}
@@ -118,33 +129,14 @@ def read_calibration_csv(path):
     if not path.is_file():
         raise InputError(f"{path}: calibration file not found")
     calibrations = {}
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = [column.strip().lower() for column in next(reader, [])]
-            missing = [column for column in CALIBRATION_COLUMNS if column not in header]
-            if missing:
-                raise InputError(f"{path}: CSV header lacks column(s) {', '.join(missing)} "
-                                 f"(expected {','.join(CALIBRATION_COLUMNS)})")
-            where = {column: header.index(column) for column in CALIBRATION_COLUMNS}
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                line = f"{path} line {reader.line_num}"
-                if len(row) < len(header):
-                    raise InputError(f"{line}: {len(row)} values, the header has {len(header)}")
-                name = recording_stem(row[where["image"]])
-                if not name:
-                    raise InputError(f"{line}: empty image name")
-                if name in calibrations:
-                    raise InputError(f"{line}: recording {name} is listed twice")
-                sizes = [_number(row[where[column]], column, line) for column in CALIBRATION_COLUMNS[1:]]
-                if not all(np.isfinite(size) and size > 0 for size in sizes):
-                    raise InputError(f"{line}: mm_per_px and s_per_px must be positive, got {sizes[0]:g} and "
-                                     f"{sizes[1]:g}")
-                calibrations[name] = Calibration(*sizes, source="user")
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"{path}: not a readable CSV file ({error})") from error
+    for where, row in _csv_rows(path, CALIBRATION_COLUMNS):
+        name = _row_recording(row, where)
+        if name in calibrations:
+            raise InputError(f"{where}: recording {name} is listed twice")
+        sizes = [_number(row[column], column, where) for column in CALIBRATION_COLUMNS[1:]]
+        if not all(np.isfinite(size) and size > 0 for size in sizes):
+            raise InputError(f"{where}: mm_per_px and s_per_px must be positive, got {sizes[0]:g} and {sizes[1]:g}")
+        calibrations[name] = Calibration(*sizes, source="user")
     if not calibrations:
         raise InputError(f"{path}: no recordings listed")
     return calibrations

@@ -139,13 +139,18 @@ class NoCavityNet(torch.nn.Module):
         return torch.full_like(images, -10.0)
 
 
-def test_a_refiner_is_marked_by_the_strips_summary_of_its_data(data, tmp_path):
-    strips = tmp_path / "strips"
+def linked_data(data, folder, summary):
+    """`folder` with the pairs of `data` (symbolic links) and `summary` as its summary.json."""
     for sub in ("img", "mask"):
-        (strips / sub).mkdir(parents=True)
+        (folder / sub).mkdir(parents=True)
         for path in (data / sub).iterdir():
-            (strips / sub / path.name).symlink_to(path)
-    (strips / "summary.json").write_text('{"kind": "border-strips", "strip_rows": 96}')
+            (folder / sub / path.name).symlink_to(path)
+    (folder / "summary.json").write_text(summary)
+    return folder
+
+
+def test_a_refiner_is_marked_by_the_strips_summary_of_its_data(data, tmp_path):
+    strips = linked_data(data, tmp_path / "strips", '{"kind": "border-strips", "strip_rows": 96}')
     for folder, task in ((data, "segmentation"), (strips, "border-strips")):
         trainer = Trainer(options(folder, tmp_path / f"run_{task}", epochs=1))
         trainer.fit()
@@ -251,12 +256,7 @@ def test_windows_cut_by_time_set_the_time_scale_even_over_a_fine_tuned_ones(data
     # 0.2304 s per window at 64 columns: 3.6 ms per network column, whatever -f's checkpoint said
     from quicknat import QuickNat
 
-    timed = tmp_path / "timed"
-    for sub in ("img", "mask"):
-        (timed / sub).mkdir(parents=True)
-        for path in (data / sub).iterdir():
-            (timed / sub / path.name).symlink_to(path)
-    (timed / "summary.json").write_text('{"kind": "windows", "window_s": 0.2304}')
+    timed = linked_data(data, tmp_path / "timed", '{"kind": "windows", "window_s": 0.2304}')
     Trainer(options(timed, tmp_path / "scratch", epochs=1, img_width=64)).fit()
     assert read_checkpoint(tmp_path / "scratch" / "CP_last_e1.pt")["ms_per_column"] == pytest.approx(3.6)
     net = QuickNat(dict(TINY_NET))
