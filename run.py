@@ -83,13 +83,17 @@ def build_parser():
                       help="rows (depth) in px that images and masks are resized to, and their columns unless "
                            "--img-width says otherwise; a multiple of 16, at least 32 (default: 256)")
     data.add_argument("--img-width", type=img_size, default=None, metavar="PX",
-                      help="columns (time) the square windows are resized to; fewer than -p compresses time, so the "
+                      help="columns (time) the windows are resized to; fewer than -p compresses time, so the "
                            "same pixel count resolves depth, where LVID is measured, more finely; a multiple of "
                            "16, at least 32 (default: -p, square)")
     data.add_argument("--train-crop", type=img_size, default=None, metavar="PX",
                       help="train on a random stretch of PX columns of each resized window (validation and "
                            "analysis use all of them): --img-width sets the time scale, --train-crop the cost "
                            "per image; a multiple of 16, at most --img-width (default: the whole window)")
+    data.add_argument("--time-stretch", type=positive_float, default=None, metavar="F",
+                      help="with --train-crop: resize each training window's time axis by a random factor, "
+                           "log-uniform in [1/F, F], before the crop, so the network sees each beat at many time "
+                           "scales; F >= 1, at most --img-width / --train-crop (default: none)")
     data.add_argument("-l", "--lr", type=positive_float, default=0.001, metavar="LR",
                       help="Adam learning rate (default: 0.001)")
     data.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
@@ -160,7 +164,7 @@ def options_from_args(args):
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
-                           train_crop=args.train_crop)
+                           train_crop=args.train_crop, time_stretch=args.time_stretch)
 
 
 def main(argv=None):

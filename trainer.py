@@ -77,6 +77,7 @@ class TrainingOptions:
     lr_schedule: str = "constant"
     soft_masks: bool = False
     train_crop: int | None = None  # columns of a random stretch of each training window; None: all
+    time_stretch: float | None = None  # training windows' time axis resized by log-uniform [1/F, F]; None: not
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -219,11 +220,13 @@ class Trainer:
             model_params = resume["model_params"]
             self.img_size, self.img_width = input_shape(resume)
             self.train_crop = resume.get("train_crop")
+            self.time_stretch = resume.get("time_stretch")
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
             self.img_width = self.img_size if options.img_width is None else int(options.img_width)
             self.train_crop = None if options.train_crop is None else int(options.train_crop)
+            self.time_stretch = None if options.time_stretch is None else float(options.time_stretch)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
@@ -240,6 +243,7 @@ class Trainer:
         if self.train_crop is not None and self.train_crop > self.img_width:
             raise InputError(f"--train-crop {self.train_crop}: wider than the input's {self.img_width} columns "
                              "(--img-width)")
+        self._check_time_stretch()
         if options.load:
             checkpoint = read_checkpoint(options.load)
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
@@ -273,13 +277,26 @@ class Trainer:
         # soft targets for the loss only: validation Dice and MSE compare with the binary masks
         self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
                                                              names=self.train_names, soft_masks=options.soft_masks,
-                                                             img_width=self.img_width, crop_width=self.train_crop),
+                                                             img_width=self.img_width, crop_width=self.train_crop,
+                                                             time_stretch=self.time_stretch),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
                                         shuffle=False) if self.val_names else None)
 
     # --- set-up -------------------------------------------------------------------------------------
+
+    def _check_time_stretch(self):
+        """--time-stretch F needs a crop to take the resized window back to the input's width: F >= 1 and
+        the narrowest window, img_width / F columns, at least --train-crop wide."""
+        if self.time_stretch is None:
+            return
+        if self.train_crop is None:
+            raise InputError("--time-stretch needs --train-crop: the crop takes a stretched window back to a "
+                             "fixed width")
+        if not 1.0 <= self.time_stretch <= self.img_width / self.train_crop:
+            raise InputError(f"--time-stretch {self.time_stretch:g}: must be between 1 and --img-width / --train-crop "
+                             f"= {self.img_width / self.train_crop:g}, so a compressed window still holds the crop")
 
     def _check_amp(self, amp):
         if not amp:
@@ -482,7 +499,7 @@ class Trainer:
             history=[dict(entry) for entry in self.history], seed=self.options.seed,
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
-            soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop,
+            soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
             epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),

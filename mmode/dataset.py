@@ -11,6 +11,7 @@ thresholded the same way, with a warning naming them. Files are read with `mmode
 (colour -> grey, 16-bit -> 8-bit), masks included.
 """
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -106,6 +107,10 @@ class SegmentationDataset:
     `crop_width`: columns of a random stretch of each (augmented) pair to return instead of all
     `img_width` (training at a finer time scale for the cost of `crop_width` columns); None: all.
 
+    `time_stretch` F (with `crop_width`): each pair is resized to round(img_width x f) columns instead, f drawn
+    log-uniform in [1/F, F] (torch's generator), at least `crop_width`, before augmentation and the crop: the
+    network sees each beat at many time scales.
+
     Item i -> (image, mask): float32 torch tensors (1, img_size, img_width or crop_width); the image grey in [0, 1]
     (resized bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
     the mask is area-averaged instead: each value is the fraction of that pixel inside the cavity, so
@@ -113,7 +118,7 @@ class SegmentationDataset:
     """
 
     def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False, img_width=None,
-                 crop_width=None):
+                 crop_width=None, time_stretch=None):
         self.folder = Path(folder)
         self.img_size = int(img_size)
         self.img_width = self.img_size if img_width is None else int(img_width)
@@ -121,6 +126,9 @@ class SegmentationDataset:
         if self.crop_width is not None and self.crop_width < 1:
             raise ValueError(f"crop width {crop_width} px must be positive")
         self.soft_masks = bool(soft_masks)
+        self.time_stretch = None if time_stretch is None else float(time_stretch)
+        if self.time_stretch is not None and (self.crop_width is None or self.time_stretch < 1):
+            raise ValueError(f"time stretch {time_stretch} needs a crop width and must be at least 1")
         self.names = list(check_dataset(self.folder) if names is None else names)
         if augment:
             from mmode.augment import build_augmentation
@@ -132,11 +140,11 @@ class SegmentationDataset:
     def __len__(self):
         return len(self.names)
 
-    def read_pair(self, index):
-        """Pair `index` as numpy float32 (img_size, img_width): image in [0, 1], mask 0/1 (or fractions
-        with `soft_masks`), before augmentation."""
+    def read_pair(self, index, width=None):
+        """Pair `index` as numpy float32 (img_size, `width` or img_width): image in [0, 1], mask 0/1 (or
+        fractions with `soft_masks`), before augmentation."""
         name = self.names[index]
-        size = (self.img_width, self.img_size)  # PIL sizes are (width, height)
+        size = (self.img_width if width is None else int(width), self.img_size)  # PIL sizes are (width, height)
         image = Image.fromarray(read_image(self.folder / "img" / name)).resize(size, Image.Resampling.BILINEAR)
         mask = binarise_mask(read_image(self.folder / "mask" / name))
         if self.soft_masks:
@@ -148,10 +156,14 @@ class SegmentationDataset:
     def __getitem__(self, index):
         import torch
 
-        image, mask = (torch.from_numpy(array).unsqueeze(0) for array in self.read_pair(index))
+        width = None
+        if self.time_stretch is not None:
+            log_f = (2 * float(torch.rand(())) - 1) * math.log(self.time_stretch)
+            width = max(self.crop_width, round(self.img_width * math.exp(log_f)))
+        image, mask = (torch.from_numpy(array).unsqueeze(0) for array in self.read_pair(index, width))
         if self.augmentation is not None:
             image, mask = self.augmentation(image, mask)
         if self.crop_width is not None:
-            start = int(torch.randint(self.img_width - self.crop_width + 1, ()))
+            start = int(torch.randint(image.shape[-1] - self.crop_width + 1, ()))
             image, mask = (array[..., start:start + self.crop_width] for array in (image, mask))
         return image, mask

@@ -275,3 +275,30 @@ def test_a_training_crop_is_a_random_stretch_of_the_whole_pair(tmp_path):
         starts.add(start)
     assert len(starts) > 5 and min(starts) >= 0 and max(starts) <= 48
     assert SegmentationDataset(folder, 64, crop_width=64)[0][0].shape == (1, 64, 64)  # as wide: no crop
+
+
+def test_a_time_stretch_resizes_each_pairs_time_axis_by_a_drawn_factor_before_the_crop(tmp_path):
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "data"
+    for sub_dir in ("img", "mask"):
+        (folder / sub_dir).mkdir(parents=True)
+    ramp = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # 4 grey levels per column over 64 columns
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, :] = 255
+    Image.fromarray(ramp).save(folder / "img" / "rec_a_win0.png")
+    Image.fromarray(mask).save(folder / "mask" / "rec_a_win0.png")
+    stretched = SegmentationDataset(folder, 64, crop_width=16, time_stretch=2.0)
+    torch.manual_seed(0)
+    widths = []
+    for _ in range(40):
+        image, mask_crop = stretched[0]
+        assert image.shape == mask_crop.shape == (1, 64, 16)
+        assert set(mask_crop.unique().tolist()) <= {0.0, 1.0}
+        # a window resized to w columns climbs 4 x 64 / w grey levels per column
+        slope = float(torch.median(torch.diff(image[0, 0]))) * 255
+        widths.append(4 * 64 / slope)
+    widths = np.array(widths)
+    assert widths.min() > 32 * 0.9 and widths.max() < 128 * 1.1  # f within [1/2, 2]
+    assert (widths < 50).sum() >= 5 and (widths > 80).sum() >= 5  # both ways
+    with pytest.raises(ValueError, match="needs a crop width"):
+        SegmentationDataset(folder, 64, time_stretch=2.0)

@@ -306,6 +306,22 @@ def test_a_training_crop_trains_narrow_and_validates_on_the_whole_input(data, tm
             Trainer(options(data, tmp_path / "other", img_size=64, train_crop=crop))
 
 
+def test_a_time_stretch_is_checked_recorded_and_kept_by_resume(data, tmp_path):
+    out = tmp_path / "out"
+    trainer = Trainer(options(data, out, epochs=1, img_size=64, img_width=64, train_crop=32, time_stretch=1.5))
+    assert next(iter(trainer.train_loader))[0].shape[1:] == (1, 64, 32)
+    trainer.fit()
+    assert read_checkpoint(out / "CP_last_e1.pt")["time_stretch"] == 1.5
+    resumed = Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt"))
+    assert resumed.time_stretch == 1.5 and resumed.train_loader.dataset.time_stretch == 1.5
+    for changes, message in ((dict(time_stretch=1.5), "needs --train-crop"),
+                             (dict(train_crop=32, time_stretch=3.0), "between 1 and --img-width / --train-crop = 2"),
+                             (dict(train_crop=32, time_stretch=0.5), "between 1 and")):
+        with pytest.raises(InputError, match=message):
+            Trainer(options(data, tmp_path / "other", img_size=64, **changes))
+    assert not (tmp_path / "other").exists()
+
+
 # --- the output folder, devices ---------------------------------------------------------------------------
 
 def test_an_earlier_run_is_kept_unless_overwrite(data, tmp_path):
