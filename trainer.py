@@ -209,7 +209,8 @@ class Trainer:
         self.device = resolve_device(options.device)
         self.use_amp = self._check_amp(options.amp)
         names = check_dataset(options.data_dir)
-        self.task = data_task(options.data_dir)
+        summary = data_summary(options.data_dir)
+        self.task = data_task(summary)
 
         resume = read_checkpoint(options.resume) if options.resume else None
         # the time scale analysis reads recordings at (mmode.checkpoint.ms_per_column): kept by --resume;
@@ -249,9 +250,10 @@ class Trainer:
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
             log.info("Fine-tuning from %s (trained at %d x %d px, now %d x %d px)", options.load,
                      *input_shape(checkpoint), self.img_size, self.img_width)
-            if ms_per_column(checkpoint) is not None:  # other columns per window: as much time per column
-                self.ms_per_column = ms_per_column(checkpoint) * input_shape(checkpoint)[1] / self.img_width
-        data_time_scale = data_ms_per_column(options.data_dir, self.img_width)
+            loaded_ms = ms_per_column(checkpoint)
+            if loaded_ms is not None:  # other columns per window: as much time per column
+                self.ms_per_column = loaded_ms * input_shape(checkpoint)[1] / self.img_width
+        data_time_scale = data_ms_per_column(summary, self.img_width)
         if resume is None and data_time_scale is not None:
             self.ms_per_column = data_time_scale
             log.info("Windows cut by time: %.3g ms per network column at %d columns", self.ms_per_column,
@@ -520,16 +522,16 @@ def data_summary(data_dir):
     return {}
 
 
-def data_task(data_dir):
-    """What the data set trains: "border-strips" when its summary (`data_summary`) says so, else
-    "segmentation"."""
-    return "border-strips" if data_summary(data_dir).get("kind") == "border-strips" else "segmentation"
+def data_task(summary):
+    """What a data set trains, from its `data_summary`: "border-strips" when it says so, else "segmentation"."""
+    return "border-strips" if summary.get("kind") == "border-strips" else "segmentation"
 
 
-def data_ms_per_column(data_dir, img_width):
+def data_ms_per_column(summary, img_width):
     """Milliseconds per network column of a data set whose windows were cut by time (`preprocess build
-    --window-seconds`, summary key `window_s`) once resized to `img_width` columns; None for square windows."""
-    window_s = data_summary(data_dir).get("window_s")
+    --window-seconds`, key `window_s` of its `data_summary`) once resized to `img_width` columns; None for
+    square windows."""
+    window_s = summary.get("window_s")
     if not isinstance(window_s, (int, float)) or not window_s > 0:
         return None
     return 1000.0 * float(window_s) / int(img_width)

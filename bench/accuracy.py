@@ -144,7 +144,7 @@ def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
     `ms_per_column` the recording's height by the columns that `img_width` network columns span at that time
     scale (as `preprocess build --window-seconds` cuts them, and as analysis reads the recording)."""
     from preprocess.masks import traces_to_mask
-    from preprocess.windows import cut_windows, window_name
+    from preprocess.windows import columns_spanning, cut_windows, window_name
 
     visible = visible_columns(simulated)
     upper_px = np.where(visible, simulated.upper_px, np.nan)
@@ -157,7 +157,7 @@ def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
     span = (int(starts[longest]), int(stops[longest]))
     columns = None
     if ms_per_column is not None:
-        columns = int(round(ms_per_column * img_width / 1000.0 / simulated.s_per_px))
+        columns = columns_spanning(ms_per_column * img_width / 1000.0, simulated.s_per_px)
     for window in cut_windows(simulated.image, mask, span, columns=columns):
         write_png(folder / "img" / window_name(simulated.name, window.index), window.image)
         write_png(folder / "mask" / window_name(simulated.name, window.index), window.mask * 255)

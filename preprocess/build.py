@@ -24,7 +24,8 @@ from preprocess.annotations import check_traces, read_annotations, read_calibrat
 from preprocess.masks import annotation_mask, annotation_traces
 from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
                                cut_guide_strips, cut_strips, recording_rng, strip_count)
-from preprocess.windows import cut_windows, default_stride, window_name, window_size, window_starts
+from preprocess.windows import (columns_spanning, cut_windows, default_stride, window_name, window_size,
+                                window_starts)
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def _window_columns(recording, window_seconds):
     """Columns of `recording` that span `window_seconds` (None: square windows); InputError when too few."""
     if window_seconds is None:
         return None
-    columns = int(round(float(window_seconds) / recording.calibration.s_per_px))
+    columns = columns_spanning(window_seconds, recording.calibration.s_per_px)
     if columns < MIN_WINDOW_COLUMNS:
         raise InputError(f"{recording.path}: --window-seconds {window_seconds} spans {columns} columns at "
                          f"{recording.calibration.s_per_px:g} s/px; a window needs at least {MIN_WINDOW_COLUMNS}")

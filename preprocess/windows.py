@@ -38,6 +38,11 @@ def window_size(height, width, columns=None):
     return height, int(columns)
 
 
+def columns_spanning(seconds, s_per_px):
+    """Columns of a recording at `s_per_px` that span `seconds`: the width of a window cut by time."""
+    return int(round(float(seconds) / float(s_per_px)))
+
+
 def default_stride(side):
     """Default step between windows (px): half a window, so every column is seen in two windows."""
     return max(1, side // 2)
