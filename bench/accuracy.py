@@ -9,7 +9,10 @@ training never used), analyses each with `test.py`'s code, and compares with the
   matched to a detected beat (end-diastoles within a quarter of the RR interval), and the share of
   truth beats found;
 - the same per recording, from the summary medians a user would report;
-- Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric).
+- Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric);
+- for the per-column MAE and the per-recording MAEs, a 95 % bootstrap interval over recordings: how far
+  the figure could move on another draw of as many recordings from the same generator (to compare two
+  models, run both on the same seeds and use `bench/compare.py`, which pairs the recordings).
 
 Run twice by default: on clean recordings and on recordings with artefacts (probe motion, lost contact,
 reverberation). Prints a table and writes the figures as JSON, with each recording's own errors.
@@ -45,6 +48,9 @@ from mmode.measure import teichholz_volume_ul  # noqa: E402
 log = logging.getLogger("accuracy")
 
 BEAT_MATCH_FRACTION = 0.25  # of the truth RR interval
+CI_RESAMPLES = 2000
+# Figures given a bootstrap interval (`<key>_ci95`): the per-column MAE and the per-recording MAEs.
+CI_FIELDS = ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct")
 
 
 def build_parser():
@@ -163,6 +169,38 @@ def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
         write_png(folder / "mask" / window_name(simulated.name, window.index), window.mask * 255)
 
 
+def resample_recordings(n, resamples=CI_RESAMPLES, seed=0):
+    """(resamples, n) indices: `resamples` draws of n recordings with replacement (one seed, so that two
+    models' figures can be resampled alike)."""
+    return np.random.default_rng(seed).integers(0, n, (resamples, n))
+
+
+def resampled_means(values, weights, picks):
+    """The weighted mean of `values` over each row of recording indices `picks`."""
+    return (values[picks] * weights[picks]).sum(axis=1) / weights[picks].sum(axis=1)
+
+
+def percentile_interval(samples, level=0.95):
+    """[low, high] holding the central `level` of `samples`."""
+    tail = 50.0 * (1 - level)
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return [float(low), float(high)]
+
+
+def bootstrap_ci(values, weights=None, resamples=CI_RESAMPLES, seed=0, level=0.95):
+    """[low, high]: the percentile interval of the (weighted) mean of per-recording `values` over
+    `resamples` draws of the recordings with replacement; None with fewer than two finite values.
+    With a recording's column count as its weight, the mean is the pooled per-column MAE."""
+    values = np.asarray(values, dtype=float)
+    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(values) & (weights > 0)
+    values, weights = values[keep], weights[keep]
+    if values.size < 2:
+        return None
+    picks = resample_recordings(values.size, resamples, seed)
+    return percentile_interval(resampled_means(values, weights, picks), level)
+
+
 def pooled(results, key, field):
     values = [r[key][field] for r in results]
     values = [np.atleast_1d(v) for v in values]
@@ -216,6 +254,9 @@ def run_set(name, args, net, img_size, device, refiner=None):
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
         lvid_column_mae_mm=float(np.abs(columns).mean()),
+        lvid_column_mae_mm_ci95=bootstrap_ci([np.abs(r["column_error_mm"]).mean() if r["column_error_mm"].size
+                                              else np.nan for r in results],
+                                             [r["column_error_mm"].size for r in results]),
         lvid_column_median_mm=float(np.median(np.abs(columns))),
         lvid_column_bias_mm=float(columns.mean()),
         lvid_column_p95_mm=float(np.percentile(np.abs(columns), 95)),
@@ -227,6 +268,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
         analysis_s_per_recorded_s=analysis_s / recorded_s,
         per_recording=[dict(name=r["name"], condition=r["condition"],
                             lvid_column_mae_mm=float(np.abs(r["column_error_mm"]).mean()),
+                            measured_columns=int(r["column_error_mm"].size),
                             **{f"{key}_error": r["recording_errors"].get(key) for key in ("lvid_d_mm", "lvid_s_mm",
                                                                                           "ef_pct", "hr_pct")})
                        for r in results],
@@ -236,6 +278,8 @@ def run_set(name, args, net, img_size, device, refiner=None):
         per_recording = pooled(results, "recording_errors", field)
         figures[f"beat_{field}_mae"] = float(per_beat.mean()) if per_beat.size else None
         figures[f"recording_{field}_mae"] = float(per_recording.mean()) if per_recording.size else None
+        if field in CI_FIELDS:
+            figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(per_recording)
     return figures
 
 
@@ -260,12 +304,20 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("analysis time / recorded time", "analysis_s_per_recorded_s", "{:.2f}"))
 
 
+def format_cell(figures, key, pattern):
+    """A figure, with its 95 % interval where it has one: `0.0303 (0.0251-0.0362)`."""
+    if figures[key] is None:
+        return "n/a"
+    interval = figures.get(f"{key}_ci95")
+    text = pattern.format(figures[key])
+    return text if interval is None else f"{text} ({pattern.format(interval[0])}-{pattern.format(interval[1])})"
+
+
 def format_table(figures_by_set):
     sets = list(figures_by_set)
     lines = ["| figure | " + " | ".join(sets) + " |", "| --- |" + " --- |" * len(sets)]
     for label, key, pattern in ROWS:
-        cells = [pattern.format(figures_by_set[s][key]) if figures_by_set[s][key] is not None else "n/a"
-                 for s in sets]
+        cells = [format_cell(figures_by_set[s], key, pattern) for s in sets]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

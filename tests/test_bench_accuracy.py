@@ -1,7 +1,9 @@
-"""bench/accuracy.py's truth windows: cut at the model's time scale, as analysis reads a recording."""
+"""bench/accuracy.py: truth windows cut at the model's time scale, as analysis reads a recording; bootstrap
+intervals over recordings."""
 import numpy as np
+import pytest
 
-from bench.accuracy import write_truth_windows
+from bench.accuracy import bootstrap_ci, format_cell, write_truth_windows
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
 
@@ -22,3 +24,33 @@ def test_truth_windows_span_the_models_time_scale_at_any_height(tmp_path):
         assert square.shape == (height_px, height_px)
         mask = read_image(tmp_path / f"timed{height_px}" / "mask" / f"rec{height_px}_win0.png")
         assert set(np.unique(mask)) == {0, 255}
+
+
+def test_a_bootstrap_interval_has_the_width_of_the_mean_standard_error():
+    values = np.random.default_rng(1).normal(2.0, 1.0, 400)
+    low, high = bootstrap_ci(values)
+    # 95 %: the mean +- 1.96 standard errors, 1.96 / sqrt(400) = 0.098
+    assert low < values.mean() < high
+    assert 0.17 < high - low < 0.23
+    assert abs((low + high) / 2 - values.mean()) < 0.02
+
+
+def test_a_weighted_bootstrap_interval_is_around_the_pooled_mean():
+    # recordings with MAE 0 over 300 columns and MAE 1 over 100: the pooled per-column MAE is 0.25, not 0.5
+    values, weights = np.tile([0.0, 1.0], 50), np.tile([300, 100], 50)
+    low, high = bootstrap_ci(values, weights)
+    assert low < 0.25 < high < 0.4
+
+
+def test_a_bootstrap_interval_of_equal_values_is_that_value_and_needs_two_recordings():
+    assert bootstrap_ci([0.03] * 12) == pytest.approx([0.03, 0.03])
+    assert bootstrap_ci([0.03, np.nan]) is None
+    assert bootstrap_ci([0.02, 0.04], weights=[0, 5]) is None
+
+
+def test_the_table_shows_an_interval_where_a_figure_has_one():
+    figures = dict(lvid_column_mae_mm=0.0303, lvid_column_mae_mm_ci95=[0.0251, 0.0362], window_dice=0.991,
+                   recording_ef_pct_mae=None)
+    assert format_cell(figures, "lvid_column_mae_mm", "{:.4f}") == "0.0303 (0.0251-0.0362)"
+    assert format_cell(figures, "window_dice", "{:.4f}") == "0.9910"
+    assert format_cell(figures, "recording_ef_pct_mae", "{:.2f}") == "n/a"
