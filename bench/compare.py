@@ -1,0 +1,140 @@
+"""Two models measured on the same recordings: is the difference more than the draw of recordings?
+
+Reads two JSON files written by `bench/accuracy.py` with the same generator, batch seed, number and
+length of recordings (so both models saw the same recordings), pairs the recordings by name and reports,
+per set and figure, both models' values, the difference (second minus first: negative is better, as every
+figure is an error) with a 95 % paired bootstrap interval over recordings, and in how many recordings the
+second model was better. A difference whose interval holds 0 is not evidence either way; on 12 or 20
+recordings most differences between two fine-tunes of one model are of that kind.
+
+    python bench/accuracy.py -m checkpoints/heart-seg-net.pt --generator alt --n 20 --seed 9600 --out a.json
+    python bench/accuracy.py -m candidate.pt --generator alt --n 20 --seed 9600 --out b.json
+    python bench/compare.py a.json b.json
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.accuracy import percentile_interval, resample_recordings, resampled_means  # noqa: E402
+from mmode.cli import run_main  # noqa: E402
+from mmode.errors import InputError  # noqa: E402
+
+# (label, per-recording key, format); the per-column MAE is pooled (weighted by measured columns).
+FIGURES = (("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+           ("LVIDd error per recording (mm)", "lvid_d_mm_error", "{:.4f}"),
+           ("LVIDs error per recording (mm)", "lvid_s_mm_error", "{:.4f}"),
+           ("EF error per recording (points)", "ef_pct_error", "{:.2f}"),
+           ("HR error per recording (%)", "hr_pct_error", "{:.3f}"))
+SAME = ("generator", "seed", "n", "duration_s")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("first", type=Path, help="accuracy JSON of the reference model")
+    parser.add_argument("second", type=Path, help="accuracy JSON of the model compared with it")
+    parser.add_argument("--out", type=Path, help="also write the comparison as JSON here")
+    return parser
+
+
+def read_figures(path):
+    """The parsed accuracy JSON at `path` (InputError naming the file if it is not one)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a JSON file ({error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("figures"), dict):
+        raise InputError(f"{path}: not written by bench/accuracy.py (no 'figures')")
+    return data
+
+
+def paired_values(first, second, key):
+    """(first values, second values, first weights, second weights) of the recordings both measured."""
+    a = np.array([np.nan if r.get(key) is None else r[key] for r in first], dtype=float)
+    b = np.array([np.nan if r.get(key) is None else r[key] for r in second], dtype=float)
+    if key == "lvid_column_mae_mm" and all("measured_columns" in r for r in first + second):
+        wa = np.array([r["measured_columns"] for r in first], dtype=float)
+        wb = np.array([r["measured_columns"] for r in second], dtype=float)
+    else:
+        wa = wb = np.ones(a.size)
+    keep = np.isfinite(a) & np.isfinite(b) & (wa > 0) & (wb > 0)
+    return a[keep], b[keep], wa[keep], wb[keep]
+
+
+def compare_set(first, second, resamples=2000, seed=0):
+    """Per figure: both models' values, the difference (second - first), its 95 % paired bootstrap interval
+    and the number of recordings where the second is better, over `first`/`second` per-recording lists."""
+    rows = {}
+    for _, key, _ in FIGURES:
+        a, b, wa, wb = paired_values(first, second, key)
+        if a.size < 2:
+            rows[key] = None
+            continue
+        picks = resample_recordings(a.size, resamples, seed)
+        differences = resampled_means(b, wb, picks) - resampled_means(a, wa, picks)
+        first_value, second_value = np.average(a, weights=wa), np.average(b, weights=wb)
+        rows[key] = dict(first=float(first_value), second=float(second_value),
+                         difference=float(second_value - first_value),
+                         difference_ci95=percentile_interval(differences), recordings=int(a.size),
+                         second_better=int((b < a).sum()))
+    return rows
+
+
+def compare(first, second):
+    """{set: compare_set(...)} of two accuracy JSONs of the same recordings (InputError otherwise)."""
+    for key in SAME:
+        if first["data"].get(key) != second["data"].get(key):
+            raise InputError(f"{second['path']}: {key} {second['data'].get(key)!r} differs from "
+                             f"{first['path']}'s {first['data'].get(key)!r}; compare models on the same recordings")
+    result = {}
+    for name, figures in first["data"]["figures"].items():
+        if name not in second["data"]["figures"]:
+            continue
+        a, b = figures["per_recording"], second["data"]["figures"][name]["per_recording"]
+        if [r["name"] for r in a] != [r["name"] for r in b]:
+            raise InputError(f"{second['path']}: the {name} set's recordings differ from {first['path']}'s")
+        result[name] = compare_set(a, b)
+    if not result:
+        raise InputError(f"{first['path']} and {second['path']} share no set")
+    return result
+
+
+def format_comparison(result):
+    lines = []
+    for name, rows in result.items():
+        lines += [f"{name}:", "| figure | first | second | second - first (95 % interval) | second better in |",
+                  "| --- | --- | --- | --- | --- |"]
+        for label, key, pattern in FIGURES:
+            row = rows[key]
+            if row is None:
+                lines.append(f"| {label} | n/a | n/a | n/a | n/a |")
+                continue
+            low, high = (pattern.format(value) for value in row["difference_ci95"])
+            difference = pattern.replace("{:", "{:+").format(row["difference"])
+            lines.append(f"| {label} | {pattern.format(row['first'])} | {pattern.format(row['second'])} | "
+                         f"{difference} ({low} to {high}) | {row['second_better']} of {row['recordings']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    first, second = ({"path": path, "data": read_figures(path)} for path in (args.first, args.second))
+    result = compare(first, second)
+    print(f"first: {first['data'].get('model')}; second: {second['data'].get('model')}; "
+          f"{first['data'].get('generator')} generator, batch seed {first['data'].get('seed')}, "
+          f"{first['data'].get('n')} recordings per set")
+    print(format_comparison(result))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(dict(first=str(args.first), second=str(args.second), sets=result), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
