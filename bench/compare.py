@@ -5,7 +5,9 @@ length of recordings (so both models saw the same recordings), pairs the recordi
 per set and figure, both models' values, the difference (second minus first: negative is better, as every
 figure is an error) with a 95 % paired bootstrap interval over recordings, and in how many recordings the
 second model was better. A difference whose interval holds 0 is not evidence either way; on 12 or 20
-recordings most differences between two fine-tunes of one model are of that kind.
+recordings, differences between two fine-tunes of one model often are of that kind. The per-column MAE is
+pooled over each recording's measured columns (JSONs written before session 14 lack the counts: then it
+is the mean over recordings).
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --generator alt --n 20 --seed 9600 --out a.json
     python bench/accuracy.py -m candidate.pt --generator alt --n 20 --seed 9600 --out b.json
