@@ -247,14 +247,21 @@ def run_set(name, args, net, img_size, device, refiner=None):
         window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
+    per_recording = [dict(name=r["name"], condition=r["condition"],
+                          lvid_column_mae_mm=float(np.abs(r["column_error_mm"]).mean()) if r["column_error_mm"].size
+                          else None,
+                          measured_columns=int(r["column_error_mm"].size),
+                          **{f"{key}_error": r["recording_errors"].get(key) for key in ("lvid_d_mm", "lvid_s_mm",
+                                                                                        "ef_pct", "hr_pct")})
+                     for r in results]
     figures = dict(
         recordings=args.n,
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
         lvid_column_mae_mm=float(np.abs(columns).mean()),
-        lvid_column_mae_mm_ci95=bootstrap_ci([np.abs(r["column_error_mm"]).mean() if r["column_error_mm"].size
-                                              else np.nan for r in results],
-                                             [r["column_error_mm"].size for r in results]),
+        lvid_column_mae_mm_ci95=bootstrap_ci([np.nan if r["lvid_column_mae_mm"] is None else r["lvid_column_mae_mm"]
+                                              for r in per_recording],
+                                             [r["measured_columns"] for r in per_recording]),
         lvid_column_median_mm=float(np.median(np.abs(columns))),
         lvid_column_bias_mm=float(columns.mean()),
         lvid_column_p95_mm=float(np.percentile(np.abs(columns), 95)),
@@ -264,19 +271,14 @@ def run_set(name, args, net, img_size, device, refiner=None):
                                                                                   for r in results)),
         extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
-        per_recording=[dict(name=r["name"], condition=r["condition"],
-                            lvid_column_mae_mm=float(np.abs(r["column_error_mm"]).mean()),
-                            measured_columns=int(r["column_error_mm"].size),
-                            **{f"{key}_error": r["recording_errors"].get(key) for key in ("lvid_d_mm", "lvid_s_mm",
-                                                                                          "ef_pct", "hr_pct")})
-                       for r in results],
+        per_recording=per_recording,
     )
     for field in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct"):
         per_beat = pooled(results, "beat_errors", field)
-        per_recording = pooled(results, "recording_errors", field)
+        recording_errors = pooled(results, "recording_errors", field)
         figures[f"beat_{field}_mae"] = float(per_beat.mean()) if per_beat.size else None
-        figures[f"recording_{field}_mae"] = float(per_recording.mean()) if per_recording.size else None
-        figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(per_recording)
+        figures[f"recording_{field}_mae"] = float(recording_errors.mean()) if recording_errors.size else None
+        figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(recording_errors)
     return figures
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.accuracy import percentile_interval, resample_recordings, resampled_means  # noqa: E402
+from bench.accuracy import CI_RESAMPLES, percentile_interval, resample_recordings, resampled_means  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 
@@ -69,7 +69,7 @@ def paired_values(first, second, key):
     return a[keep], b[keep], wa[keep], wb[keep]
 
 
-def compare_set(first, second, resamples=2000, seed=0):
+def compare_set(first, second, resamples=CI_RESAMPLES, seed=0):
     """Per figure: both models' values, the difference (second - first), its 95 % paired bootstrap interval
     and the number of recordings where the second is better, over `first`/`second` per-recording lists."""
     rows = {}
@@ -88,22 +88,23 @@ def compare_set(first, second, resamples=2000, seed=0):
     return rows
 
 
-def compare(first, second):
-    """{set: compare_set(...)} of two accuracy JSONs of the same recordings (InputError otherwise)."""
+def compare(first, second, first_path, second_path):
+    """{set: compare_set(...)} of two accuracy JSONs (parsed) of the same recordings (InputError otherwise,
+    naming `second_path`)."""
     for key in SAME:
-        if first["data"].get(key) != second["data"].get(key):
-            raise InputError(f"{second['path']}: {key} {second['data'].get(key)!r} differs from "
-                             f"{first['path']}'s {first['data'].get(key)!r}; compare models on the same recordings")
+        if first.get(key) != second.get(key):
+            raise InputError(f"{second_path}: {key} {second.get(key)!r} differs from {first_path}'s "
+                             f"{first.get(key)!r}; compare models on the same recordings")
     result = {}
-    for name, figures in first["data"]["figures"].items():
-        if name not in second["data"]["figures"]:
+    for name, figures in first["figures"].items():
+        if name not in second["figures"]:
             continue
-        a, b = figures["per_recording"], second["data"]["figures"][name]["per_recording"]
+        a, b = figures["per_recording"], second["figures"][name]["per_recording"]
         if [r["name"] for r in a] != [r["name"] for r in b]:
-            raise InputError(f"{second['path']}: the {name} set's recordings differ from {first['path']}'s")
+            raise InputError(f"{second_path}: the {name} set's recordings differ from {first_path}'s")
         result[name] = compare_set(a, b)
     if not result:
-        raise InputError(f"{first['path']} and {second['path']} share no set")
+        raise InputError(f"{first_path} and {second_path} share no set")
     return result
 
 
@@ -126,11 +127,10 @@ def format_comparison(result):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    first, second = ({"path": path, "data": read_figures(path)} for path in (args.first, args.second))
-    result = compare(first, second)
-    print(f"first: {first['data'].get('model')}; second: {second['data'].get('model')}; "
-          f"{first['data'].get('generator')} generator, batch seed {first['data'].get('seed')}, "
-          f"{first['data'].get('n')} recordings per set")
+    first, second = read_figures(args.first), read_figures(args.second)
+    result = compare(first, second, args.first, args.second)
+    print(f"first: {first.get('model')}; second: {second.get('model')}; {first.get('generator')} generator, "
+          f"batch seed {first.get('seed')}, {first.get('n')} recordings per set")
     print(format_comparison(result))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
