@@ -106,6 +106,10 @@ def build_parser():
                       help="augment training pairs: time flips, vertical shifts, scaling 0.85-1.15 on image and "
                            "mask together; depth gain, speckle, brightness, contrast, gamma, blur, noise on the "
                            "image only")
+    data.add_argument("--gain-field", type=positive_float, default=None, metavar="SD",
+                      help="with --augment: also multiply 70%% of the training images by a smooth random gain "
+                           "field over depth and time, log-gain SD drawn up to SD, so walls, pericardium and "
+                           "echoes in the cavity change brightness against each other (default: none)")
     data.add_argument("--soft-masks", action="store_true",
                       help="train on area-averaged masks (the fraction of each resized pixel inside the cavity), "
                            "so the loss sees the borders' sub-pixel positions; validation uses the binary masks")
@@ -164,7 +168,8 @@ def options_from_args(args):
                            seed=args.seed, workers=args.workers, device=args.device, amp=args.amp,
                            quiet=args.quiet, overwrite=args.overwrite,
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
-                           train_crop=args.train_crop, time_stretch=args.time_stretch)
+                           train_crop=args.train_crop, time_stretch=args.time_stretch,
+                           gain_field=args.gain_field)
 
 
 def main(argv=None):

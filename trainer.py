@@ -78,6 +78,7 @@ class TrainingOptions:
     soft_masks: bool = False
     train_crop: int | None = None  # columns of a random stretch of each training window; None: all
     time_stretch: float | None = None  # training windows' time axis resized by log-uniform [1/F, F]; None: not
+    gain_field: float | None = None  # most log-gain SD of the augmentation's smooth gain field; None: not used
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -222,12 +223,14 @@ class Trainer:
             self.img_size, self.img_width = input_shape(resume)
             self.train_crop = resume.get("train_crop")
             self.time_stretch = resume.get("time_stretch")
+            self.gain_field = resume.get("gain_field")
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
             self.img_width = self.img_size if options.img_width is None else int(options.img_width)
             self.train_crop = None if options.train_crop is None else int(options.train_crop)
             self.time_stretch = None if options.time_stretch is None else float(options.time_stretch)
+            self.gain_field = None if options.gain_field is None else float(options.gain_field)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
@@ -245,6 +248,8 @@ class Trainer:
             raise InputError(f"--train-crop {self.train_crop}: wider than the input's {self.img_width} columns "
                              "(--img-width)")
         self._check_time_stretch()
+        if self.gain_field is not None and not options.augment:
+            raise InputError("--gain-field is a step of the augmentation: add --augment")
         if options.load:
             checkpoint = read_checkpoint(options.load)
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
@@ -280,7 +285,8 @@ class Trainer:
         self.train_loader = self._loader(SegmentationDataset(options.data_dir, self.img_size, augment=options.augment,
                                                              names=self.train_names, soft_masks=options.soft_masks,
                                                              img_width=self.img_width, crop_width=self.train_crop,
-                                                             time_stretch=self.time_stretch),
+                                                             time_stretch=self.time_stretch,
+                                                             gain_field=self.gain_field),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
@@ -502,7 +508,7 @@ class Trainer:
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
-            epochs=self.options.epochs, task=self.task,
+            gain_field=self.gain_field, epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

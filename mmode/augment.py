@@ -84,6 +84,34 @@ class RandomSpeckle(v2.Transform):
         return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
 
 
+class RandomGainField(v2.Transform):
+    """Multiply by a smooth random gain field over depth and time: log-gain = s x field, s uniform in
+    [0, `max_sd`], the field bicubically interpolated from a coarse grid of standard normals (3-8 knots
+    over depth, 1-3 over time). Walls, pericardium and echoes in the cavity then come out brighter or
+    darker against each other than in the simulator, not only all together as with a global gain."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, max_sd, depth_knots=(3, 8), time_knots=(1, 3)):
+        super().__init__()
+        self.max_sd = float(max_sd)
+        self.depth_knots = depth_knots
+        self.time_knots = time_knots
+
+    def make_params(self, flat_inputs):
+        height_px, width_px = v2.query_size(flat_inputs)
+        rows = int(torch.randint(self.depth_knots[0], self.depth_knots[1] + 1, (1,)).item())
+        cols = int(torch.randint(self.time_knots[0], self.time_knots[1] + 1, (1,)).item())
+        grid = torch.randn(1, 1, rows + 1, cols + 1)  # + 1: at least two knots each way to interpolate between
+        field = torch.nn.functional.interpolate(grid, size=(height_px, width_px), mode="bicubic",
+                                                align_corners=True)[0]
+        sd = torch.empty(1).uniform_(0.0, self.max_sd).item()
+        return {"factor": torch.exp(sd * field)}
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
+
+
 class ClampImage(v2.Transform):
     """Clamp the image to [0, 1] after the photometric steps."""
 
@@ -117,10 +145,13 @@ def geometric_transforms():
     ]
 
 
-def photometric_transforms():
-    """The steps applied to the image only: depth gain, speckle, gain and contrast, gamma, blur, noise."""
+def photometric_transforms(gain_field=None):
+    """The steps applied to the image only: depth gain, (with `gain_field`, the most log-gain SD of a
+    RandomGainField) a smooth gain field, speckle, gain and contrast, gamma, blur, noise."""
+    field = [] if gain_field is None else [v2.RandomApply([RandomGainField(gain_field)], p=0.7)]
     return [
         v2.RandomApply([RandomDepthGain()], p=0.5),
+        *field,
         v2.RandomApply([RandomSpeckle()], p=0.5),
         v2.ColorJitter(brightness=0.4, contrast=0.4),
         v2.RandomApply([RandomGamma()], p=0.5),
@@ -130,6 +161,7 @@ def photometric_transforms():
     ]
 
 
-def build_augmentation():
-    """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps."""
-    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms()))
+def build_augmentation(gain_field=None):
+    """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps
+    (`gain_field`: `--gain-field`, the smooth gain field's most log-gain SD; None leaves it out)."""
+    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms(gain_field)))

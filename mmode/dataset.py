@@ -111,6 +111,9 @@ class SegmentationDataset:
     log-uniform in [1/F, F] (torch's generator), at least `crop_width`, before augmentation and the crop: the
     network sees each beat at many time scales.
 
+    `gain_field` (with `augment`): the most log-gain SD of the augmentation's smooth random gain field
+    (`mmode.augment.RandomGainField`); None leaves that step out.
+
     Item i -> (image, mask): float32 torch tensors (1, img_size, img_width or crop_width); the image grey in [0, 1]
     (resized bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
     the mask is area-averaged instead: each value is the fraction of that pixel inside the cavity, so
@@ -118,7 +121,7 @@ class SegmentationDataset:
     """
 
     def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False, img_width=None,
-                 crop_width=None, time_stretch=None):
+                 crop_width=None, time_stretch=None, gain_field=None):
         self.folder = Path(folder)
         self.img_size = int(img_size)
         self.img_width = self.img_size if img_width is None else int(img_width)
@@ -130,10 +133,13 @@ class SegmentationDataset:
         if self.time_stretch is not None and (self.crop_width is None or self.time_stretch < 1):
             raise ValueError(f"time stretch {time_stretch} needs a crop width and must be at least 1")
         self.names = list(check_dataset(self.folder) if names is None else names)
+        if gain_field is not None and not augment:
+            raise ValueError("a gain field is a step of the augmentation: it needs augment")
+        self.gain_field = None if gain_field is None else float(gain_field)
         if augment:
             from mmode.augment import build_augmentation
 
-            self.augmentation = build_augmentation()
+            self.augmentation = build_augmentation(gain_field)
         else:
             self.augmentation = None
 

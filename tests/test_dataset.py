@@ -230,6 +230,48 @@ def test_photometric_steps_leave_the_mask_alone():
         assert not torch.equal(image_out, image)
 
 
+def test_a_gain_field_is_smooth_centred_on_one_and_as_strong_as_asked():
+    torch = pytest.importorskip("torch")
+    from mmode.augment import PairAugmentation, RandomGainField
+
+    torch.manual_seed(3)
+    mask = torch.zeros(1, 128, 96)
+    mask[:, 40:80] = 1
+    image = torch.full((1, 128, 96), 0.5)
+    step = PairAugmentation(RandomGainField(0.4))
+    spreads = []
+    for _ in range(200):
+        image_out, mask_out = step(image, mask)
+        assert torch.equal(mask_out, mask)
+        log_gain = torch.log(image_out / image)[0]
+        spread = float(log_gain.std())
+        spreads.append(spread)
+        # smooth: pixel-wise noise changes between neighbours by ~1.1 times its spread, the field by < 0.2 times
+        for axis in (0, 1):
+            assert float(log_gain.diff(dim=axis).abs().mean()) < 0.2 * spread + 1e-4
+    assert max(spreads) < 0.4 * 1.6  # the SD drawn in [0, 0.4], times a field of roughly unit spread
+    assert np.median(spreads) > 0.05  # not a constant: brightness changes across the image
+    # the SD is drawn uniformly, so some fields are near flat and some strong
+    assert min(spreads) < 0.03 and max(spreads) > 0.25
+
+
+def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
+    pytest.importorskip("torch")
+    from mmode.augment import RandomGainField
+
+    def has_field(dataset):
+        steps = dataset.augmentation.transforms.transforms
+        return any(isinstance(inner, RandomGainField)
+                   for step in steps for inner in getattr(step, "transforms", [step]))
+
+    data = make_dataset(tmp_path / "data")
+    assert not has_field(SegmentationDataset(data, 32, augment=True))
+    with_field = SegmentationDataset(data, 32, augment=True, gain_field=0.5)
+    assert has_field(with_field) and with_field.gain_field == 0.5
+    with pytest.raises(ValueError, match="needs augment"):
+        SegmentationDataset(data, 32, gain_field=0.5)
+
+
 def test_dataset_with_augmentation(tmp_path):
     pytest.importorskip("torch")
     data = make_dataset(tmp_path / "data")

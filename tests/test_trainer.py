@@ -322,6 +322,19 @@ def test_a_time_stretch_is_checked_recorded_and_kept_by_resume(data, tmp_path):
     assert not (tmp_path / "other").exists()
 
 
+def test_a_gain_field_needs_augment_is_recorded_and_kept_by_resume(data, tmp_path):
+    out = tmp_path / "out"
+    trainer = Trainer(options(data, out, epochs=1, img_size=64, augment=True, gain_field=0.3))
+    assert trainer.train_loader.dataset.gain_field == 0.3
+    trainer.fit()
+    assert read_checkpoint(out / "CP_last_e1.pt")["gain_field"] == 0.3
+    resumed = Trainer(options(data, out, epochs=2, augment=True, resume=out / "CP_last_e1.pt"))
+    assert resumed.gain_field == 0.3 and resumed.train_loader.dataset.gain_field == 0.3
+    with pytest.raises(InputError, match="--gain-field is a step of the augmentation: add --augment"):
+        Trainer(options(data, tmp_path / "other", img_size=64, gain_field=0.3))
+    assert not (tmp_path / "other").exists()
+
+
 # --- the output folder, devices ---------------------------------------------------------------------------
 
 def test_an_earlier_run_is_kept_unless_overwrite(data, tmp_path):
