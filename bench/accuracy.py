@@ -20,7 +20,9 @@ reverberation). Prints a table and writes the figures as JSON, with each recordi
 `--generator alt` takes the recordings from `bench/altsim.py` instead, a second generator written
 independently of the training simulator (other motion, geometry, texture and papillary muscles; its
 artefacts are reverberation bands and gain drift): how the model fares on recordings that do not come
-from the simulator it learnt from.
+from the simulator it learnt from. `--generator scatter` takes them from `bench/scattersim.py`, a third
+independent generator that renders echoes from moving point scatterers (its artefacts are reverberation
+lines, side-lobe clutter and interference stripes), on which no model was ever selected.
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --n 20 --seed 9000
 
@@ -63,10 +65,10 @@ def build_parser():
                         help="batch seed of the simulated recordings; keep it away from training seeds "
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
-    parser.add_argument("--generator", choices=("simulator", "alt"), default="simulator",
+    parser.add_argument("--generator", choices=("simulator", "alt", "scatter"), default="simulator",
                         help="simulator: the training simulator (preprocess.simulate) with unseen seeds; alt: "
-                             "bench/altsim.py, an independent generator the networks never saw (default: "
-                             "simulator)")
+                             "bench/altsim.py, an independent generator the networks never saw; scatter: "
+                             "bench/scattersim.py, a third independent generator (default: simulator)")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
                         help="which sets to run (default: both)")
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
@@ -207,7 +209,8 @@ def pooled(results, key, field):
 
 
 def generate(generator, batch_seed, index, duration_s, artefacts, name):
-    """Recording `index` of a batch from `generator` ("simulator" or "alt"), with or without artefacts."""
+    """Recording `index` of a batch from `generator` ("simulator", "alt" or "scatter"), with or without
+    artefacts."""
     from preprocess.simulate import recording_seed, simulate_recording
 
     seed = recording_seed(batch_seed, index)
@@ -215,6 +218,10 @@ def generate(generator, batch_seed, index, duration_s, artefacts, name):
         from bench.altsim import altsim_recording
 
         return altsim_recording(seed, duration_s, artefacts=artefacts, name=name)
+    if generator == "scatter":
+        from bench.scattersim import scattersim_recording
+
+        return scattersim_recording(seed, duration_s, artefacts=artefacts, name=name)
     return simulate_recording(seed, duration_s=duration_s, artefacts=1.0 if artefacts else None, name=name)
 
 
