@@ -110,6 +110,11 @@ def build_parser():
                       help="with --augment: also multiply 70%% of the training images by a smooth random gain "
                            "field over depth and time, log-gain SD drawn up to SD, so walls, pericardium and "
                            "echoes in the cavity change brightness against each other (default: none)")
+    data.add_argument("--axial-bloom", type=positive_float, default=None, metavar="PX",
+                      help="with --augment: also blur half the training images along depth in echo amplitude "
+                           "(log compression of 30-60 dB undone, blurred, redone), sigma drawn up to PX rows of "
+                           "the input: walls' echoes spread into the cavity as a longer pulse's do, the mask "
+                           "stays at the interface (default: none)")
     data.add_argument("--soft-masks", action="store_true",
                       help="train on area-averaged masks (the fraction of each resized pixel inside the cavity), "
                            "so the loss sees the borders' sub-pixel positions; validation uses the binary masks")
@@ -169,7 +174,7 @@ def options_from_args(args):
                            quiet=args.quiet, overwrite=args.overwrite,
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
-                           gain_field=args.gain_field)
+                           gain_field=args.gain_field, axial_bloom=args.axial_bloom)
 
 
 def main(argv=None):

@@ -79,6 +79,7 @@ class TrainingOptions:
     train_crop: int | None = None  # columns of a random stretch of each training window; None: all
     time_stretch: float | None = None  # training windows' time axis resized by log-uniform [1/F, F]; None: not
     gain_field: float | None = None  # most log-gain SD of the augmentation's smooth gain field; None: not used
+    axial_bloom: float | None = None  # most sigma (rows) of the augmentation's amplitude blur in depth; None: not
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -224,6 +225,7 @@ class Trainer:
             self.train_crop = resume.get("train_crop")
             self.time_stretch = resume.get("time_stretch")
             self.gain_field = resume.get("gain_field")
+            self.axial_bloom = resume.get("axial_bloom")
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
@@ -231,6 +233,7 @@ class Trainer:
             self.train_crop = None if options.train_crop is None else int(options.train_crop)
             self.time_stretch = None if options.time_stretch is None else float(options.time_stretch)
             self.gain_field = None if options.gain_field is None else float(options.gain_field)
+            self.axial_bloom = None if options.axial_bloom is None else float(options.axial_bloom)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
@@ -248,8 +251,9 @@ class Trainer:
             raise InputError(f"--train-crop {self.train_crop}: wider than the input's {self.img_width} columns "
                              "(--img-width)")
         self._check_time_stretch()
-        if self.gain_field is not None and not options.augment:
-            raise InputError("--gain-field is a step of the augmentation: add --augment")
+        for flag, value in (("--gain-field", self.gain_field), ("--axial-bloom", self.axial_bloom)):
+            if value is not None and not options.augment:
+                raise InputError(f"{flag} is a step of the augmentation: add --augment")
         if options.load:
             checkpoint = read_checkpoint(options.load)
             load_weights(self.net, checkpoint["net_state_dict"], options.load)
@@ -286,7 +290,8 @@ class Trainer:
                                                              names=self.train_names, soft_masks=options.soft_masks,
                                                              img_width=self.img_width, crop_width=self.train_crop,
                                                              time_stretch=self.time_stretch,
-                                                             gain_field=self.gain_field),
+                                                             gain_field=self.gain_field,
+                                                             axial_bloom=self.axial_bloom),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
@@ -508,7 +513,7 @@ class Trainer:
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
-            gain_field=self.gain_field, epochs=self.options.epochs, task=self.task,
+            gain_field=self.gain_field, axial_bloom=self.axial_bloom, epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

@@ -112,6 +112,39 @@ class RandomGainField(v2.Transform):
         return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
 
 
+class RandomAxialBloom(v2.Transform):
+    """Blur along depth in echo amplitude, not in grey: the grey g (0..1) read as a log-compressed echo of
+    a drawn dynamic range, amplitude 10^((g - 1) range / 20), blurred by a Gaussian of sigma drawn up to
+    `max_sigma_px` rows, compressed back. A bright wall's echo then spreads into the dark cavity by about two
+    sigmas, as a longer pulse's does on a scanner, while the mask stays at the blood-tissue interface."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, max_sigma_px, range_db=(30.0, 60.0)):
+        super().__init__()
+        self.max_sigma_px = float(max_sigma_px)
+        self.range_db = range_db
+
+    def make_params(self, flat_inputs):
+        sigma_px = torch.empty(1).uniform_(0.3, max(0.3, self.max_sigma_px)).item()
+        radius = math.ceil(3 * sigma_px)
+        taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (taps / sigma_px) ** 2)
+        return {"kernel": kernel / kernel.sum(), "range_db": torch.empty(1).uniform_(*self.range_db).item()}
+
+    def transform(self, inpt, params):
+        kernel, range_db = params["kernel"].to(device=inpt.device, dtype=inpt.dtype), params["range_db"]
+        amplitude = 10.0 ** ((inpt.clamp(0.0, 1.0) - 1.0) * range_db / 20.0)
+        radius = kernel.numel() // 2
+        # rows of every (channel, column) as one batch of 1-D signals, edges held
+        columns = amplitude.transpose(-1, -2).reshape(-1, 1, amplitude.shape[-2])
+        padded = torch.nn.functional.pad(columns, (radius, radius), mode="replicate")
+        blurred = torch.nn.functional.conv1d(padded, kernel.view(1, 1, -1))
+        blurred = blurred.reshape(*amplitude.shape[:-2], amplitude.shape[-1], amplitude.shape[-2]).transpose(-1, -2)
+        grey = 1.0 + 20.0 * torch.log10(blurred.clamp_min(1e-12)) / range_db
+        return tv_tensors.wrap(grey.clamp(0.0, 1.0), like=inpt)
+
+
 class ClampImage(v2.Transform):
     """Clamp the image to [0, 1] after the photometric steps."""
 
@@ -145,13 +178,16 @@ def geometric_transforms():
     ]
 
 
-def photometric_transforms(gain_field=None):
+def photometric_transforms(gain_field=None, axial_bloom=None):
     """The steps applied to the image only: depth gain, (with `gain_field`, the most log-gain SD of a
-    RandomGainField) a smooth gain field, speckle, gain and contrast, gamma, blur, noise."""
+    RandomGainField) a smooth gain field, (with `axial_bloom`, the most sigma in rows of a RandomAxialBloom)
+    blur in echo amplitude along depth, speckle, gain and contrast, gamma, blur, noise."""
     field = [] if gain_field is None else [v2.RandomApply([RandomGainField(gain_field)], p=0.7)]
+    bloom = [] if axial_bloom is None else [v2.RandomApply([RandomAxialBloom(axial_bloom)], p=0.5)]
     return [
         v2.RandomApply([RandomDepthGain()], p=0.5),
         *field,
+        *bloom,
         v2.RandomApply([RandomSpeckle()], p=0.5),
         v2.ColorJitter(brightness=0.4, contrast=0.4),
         v2.RandomApply([RandomGamma()], p=0.5),
@@ -161,7 +197,8 @@ def photometric_transforms(gain_field=None):
     ]
 
 
-def build_augmentation(gain_field=None):
+def build_augmentation(gain_field=None, axial_bloom=None):
     """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps
-    (`gain_field`: `--gain-field`, the smooth gain field's most log-gain SD; None leaves it out)."""
-    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms(gain_field)))
+    (`gain_field`: `--gain-field`, the smooth gain field's most log-gain SD; `axial_bloom`: `--axial-bloom`,
+    the amplitude blur's most sigma in rows; None leaves either out)."""
+    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms(gain_field, axial_bloom)))

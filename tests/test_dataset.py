@@ -255,6 +255,32 @@ def test_a_gain_field_is_smooth_centred_on_one_and_as_strong_as_asked():
     assert min(spreads) < 0.03 and max(spreads) > 0.25
 
 
+def test_an_axial_bloom_spreads_a_bright_wall_into_the_dark_cavity_and_leaves_flat_grey_alone():
+    torch = pytest.importorskip("torch")
+    from mmode.augment import PairAugmentation, RandomAxialBloom
+
+    torch.manual_seed(4)
+    mask = torch.zeros(1, 64, 8)
+    mask[:, 32:] = 1  # cavity from row 32 down, wall above
+    image = torch.where(mask > 0, 0.05, 0.9)
+    half = (0.9 + 0.05) / 2
+    moved = 0
+    for _ in range(40):
+        image_out, mask_out = PairAugmentation(RandomAxialBloom(2.5))(image, mask)
+        assert torch.equal(mask_out, mask)
+        column = image_out[0, :, 0]
+        # the wall's grey barely changes (its amplitude dominates), the cavity's next to it rises
+        assert float(column[:28].min()) > 0.85 and float(column[32]) > 0.06
+        # the half-way edge never moves into the wall; a blur in grey would keep it between rows 31 and 32
+        first_dark = int(torch.nonzero(column < half)[0])
+        assert first_dark >= 32
+        moved += first_dark >= 33  # a sigma above about 1.3 rows (most draws in [0.3, 2.5]) moves it a row or more
+        assert float(column[60]) == pytest.approx(0.05, abs=1e-4)  # far from the wall, nothing changes
+    assert moved >= 15
+    flat = torch.full((1, 64, 8), 0.4)
+    assert torch.allclose(PairAugmentation(RandomAxialBloom(2.5))(flat, mask)[0], flat, atol=1e-5)
+
+
 def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
     pytest.importorskip("torch")
     from mmode.augment import RandomGainField
@@ -268,8 +294,11 @@ def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
     assert not has_field(SegmentationDataset(data, 32, augment=True))
     with_field = SegmentationDataset(data, 32, augment=True, gain_field=0.5)
     assert has_field(with_field) and with_field.gain_field == 0.5
-    with pytest.raises(ValueError, match="needs augment"):
-        SegmentationDataset(data, 32, gain_field=0.5)
+    with_bloom = SegmentationDataset(data, 32, augment=True, axial_bloom=2.0)
+    assert with_bloom.axial_bloom == 2.0 and not has_field(with_bloom)
+    for changes in (dict(gain_field=0.5), dict(axial_bloom=2.0)):
+        with pytest.raises(ValueError, match="needs augment"):
+            SegmentationDataset(data, 32, **changes)
 
 
 def test_dataset_with_augmentation(tmp_path):
