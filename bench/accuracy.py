@@ -225,6 +225,19 @@ def generate(generator, batch_seed, index, duration_s, artefacts, name):
     return simulate_recording(seed, duration_s=duration_s, artefacts=1.0 if artefacts else None, name=name)
 
 
+def recording_row(result):
+    """One recording's line of the JSON's `per_recording`, from its `compare_recording` result with `name`
+    and `condition` added: per-column LVID MAE and mean signed error (measured - truth, mm; None without measured
+    columns), measured columns, and the per-recording absolute errors of LVIDd, LVIDs, EF and HR."""
+    errors_mm = result["column_error_mm"]
+    return dict(name=result["name"], condition=result["condition"],
+                lvid_column_mae_mm=float(np.abs(errors_mm).mean()) if errors_mm.size else None,
+                lvid_column_bias_mm=float(errors_mm.mean()) if errors_mm.size else None,
+                measured_columns=int(errors_mm.size),
+                **{f"{key}_error": result["recording_errors"].get(key)
+                   for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
+
+
 def run_set(name, args, net, img_size, device, refiner=None):
     """Simulate, analyse and compare one set -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
@@ -254,13 +267,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
         window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
-    per_recording = [dict(name=r["name"], condition=r["condition"],
-                          lvid_column_mae_mm=float(np.abs(r["column_error_mm"]).mean()) if r["column_error_mm"].size
-                          else None,
-                          measured_columns=int(r["column_error_mm"].size),
-                          **{f"{key}_error": r["recording_errors"].get(key) for key in ("lvid_d_mm", "lvid_s_mm",
-                                                                                        "ef_pct", "hr_pct")})
-                     for r in results]
+    per_recording = [recording_row(r) for r in results]
     figures = dict(
         recordings=args.n,
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],

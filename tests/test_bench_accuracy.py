@@ -3,7 +3,7 @@ intervals over recordings."""
 import numpy as np
 import pytest
 
-from bench.accuracy import bootstrap_ci, format_cell, write_truth_windows
+from bench.accuracy import bootstrap_ci, format_cell, recording_row, write_truth_windows
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
 
@@ -54,3 +54,16 @@ def test_the_table_shows_an_interval_where_a_figure_has_one():
     assert format_cell(figures, "lvid_column_mae_mm", "{:.4f}") == "0.0303 (0.0251-0.0362)"
     assert format_cell(figures, "window_dice", "{:.4f}") == "0.9910"
     assert format_cell(figures, "recording_ef_pct_mae", "{:.2f}") == "n/a"
+
+
+def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
+    errors = dict(lvid_d_mm=0.02, lvid_s_mm=0.05, ef_pct=1.5, hr_bpm=3.0, hr_pct=0.5)
+    short = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([-0.05, -0.03, 0.02]),
+                               recording_errors=errors))
+    assert short["lvid_column_mae_mm"] == pytest.approx(0.1 / 3)
+    assert short["lvid_column_bias_mm"] == pytest.approx(-0.02)
+    assert short["measured_columns"] == 3 and short["lvid_s_mm_error"] == 0.05 and short["hr_pct_error"] == 0.5
+    assert (short["name"], short["condition"]) == ("r", "plain") and "hr_bpm_error" not in short
+    unmeasured = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([]), recording_errors={}))
+    assert unmeasured["lvid_column_mae_mm"] is None and unmeasured["lvid_column_bias_mm"] is None
+    assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
