@@ -51,6 +51,8 @@ log = logging.getLogger("accuracy")
 
 BEAT_MATCH_FRACTION = 0.25  # of the truth RR interval
 CI_RESAMPLES = 2000  # draws of the recordings for a bootstrap interval (`<figure>_ci95`)
+# --generator: the training simulator, bench/altsim.py, bench/scattersim.py
+GENERATORS = ("simulator", "alt", "scatter")
 
 
 def build_parser():
@@ -65,7 +67,7 @@ def build_parser():
                         help="batch seed of the simulated recordings; keep it away from training seeds "
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
-    parser.add_argument("--generator", choices=("simulator", "alt", "scatter"), default="simulator",
+    parser.add_argument("--generator", choices=GENERATORS, default="simulator",
                         help="simulator: the training simulator (preprocess.simulate) with unseen seeds; alt: "
                              "bench/altsim.py, an independent generator the networks never saw; scatter: "
                              "bench/scattersim.py, a third independent generator (default: simulator)")
@@ -208,6 +210,11 @@ def pooled(results, key, field):
     return values[np.isfinite(values)]
 
 
+def set_batch_seed(seed, set_name):
+    """The batch seed of a set of `--seed` `seed`: the clean set's is the seed, the artefact set's the next."""
+    return seed + (1 if set_name == "artefacts" else 0)
+
+
 def generate(generator, batch_seed, index, duration_s, artefacts, name):
     """Recording `index` of a batch from `generator` ("simulator", "alt" or "scatter"), with or without
     artefacts."""
@@ -242,7 +249,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
     """Simulate, analyse and compare one set -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
 
-    batch_seed = args.seed + (1 if name == "artefacts" else 0)
+    batch_seed = set_batch_seed(args.seed, name)
     results, analysis_s, recorded_s = [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
         windows = Path(scratch)

@@ -22,6 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.accuracy import GENERATORS, generate, set_batch_seed  # noqa: E402
+
 OFFSETS_MM = np.linspace(-0.6, 0.3, 91)  # from the border into the cavity (negative) and into the wall
 CAVITY_MM = -0.45  # profile points farther into the cavity than this give the cavity's grey
 WALL_MM = (0.05, 0.2)  # and these the wall's
@@ -65,7 +67,7 @@ def edge_offsets_mm(simulated):
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--generator", choices=("simulator", "alt", "scatter"), default="simulator",
+    parser.add_argument("--generator", choices=GENERATORS, default="simulator",
                         help="which generator's recordings, as bench/accuracy.py (default: simulator)")
     parser.add_argument("--n", type=int, default=20, help="recordings per set (default: 20)")
     parser.add_argument("--seed", type=int, default=9000, help="batch seed, as bench/accuracy.py (default: 9000)")
@@ -81,11 +83,9 @@ def main(argv=None):
     if args.n < 1 or args.duration <= 0:
         print("edges.py: error: --n must be at least 1 and --duration positive", file=sys.stderr)
         return 2
-    from bench.accuracy import generate
-
     results = {}
     for name in args.sets:
-        batch_seed = args.seed + (1 if name == "artefacts" else 0)
+        batch_seed = set_batch_seed(args.seed, name)
         rows = []
         for i in range(args.n):
             simulated = generate(args.generator, batch_seed, i, args.duration, name == "artefacts",

@@ -55,7 +55,16 @@ class RandomDepthGain(v2.Transform):
         return tv_tensors.wrap(inpt * ramp[:, None], like=inpt)
 
 
-class RandomSpeckle(v2.Transform):
+class _MultiplyByFactor(v2.Transform):
+    """Base of the steps that multiply the image by a drawn map: `make_params` returns {"factor": map}."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
+
+
+class RandomSpeckle(_MultiplyByFactor):
     """Multiplicative log-normal speckle (mean 1) of random strength and grain size.
 
     The grain is `grain_rows_px` rows by `streak_ratio` times as many columns: M-mode speckle forms
@@ -80,17 +89,13 @@ class RandomSpeckle(v2.Transform):
                                                 align_corners=False)[0]
         return {"factor": torch.exp(sigma * noise - 0.5 * sigma ** 2)}
 
-    def transform(self, inpt, params):
-        return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
 
-
-class RandomGainField(v2.Transform):
+class RandomGainField(_MultiplyByFactor):
     """Multiply by a smooth random gain field over depth and time: log-gain = s x field, s uniform in
-    [0, `max_sd`], the field bicubically interpolated from a coarse grid of standard normals (3-8 knots
-    over depth, 1-3 over time). Walls, pericardium and echoes in the cavity then come out brighter or
-    darker against each other than in the simulator, not only all together as with a global gain."""
-
-    _transformed_types = (tv_tensors.Image,)
+    [0, `max_sd`], the field bicubically interpolated from a coarse grid of standard normals (3-8 intervals,
+    so 4-9 knots, over depth; 1-3 intervals over time). Walls, pericardium and echoes in the cavity then come
+    out brighter or darker against each other than in the simulator, not only all together as with a global
+    gain."""
 
     def __init__(self, max_sd, depth_knots=(3, 8), time_knots=(1, 3)):
         super().__init__()
@@ -107,9 +112,6 @@ class RandomGainField(v2.Transform):
                                                 align_corners=True)[0]
         sd = torch.empty(1).uniform_(0.0, self.max_sd).item()
         return {"factor": torch.exp(sd * field)}
-
-    def transform(self, inpt, params):
-        return tv_tensors.wrap(inpt * params["factor"].to(device=inpt.device, dtype=inpt.dtype), like=inpt)
 
 
 class RandomAxialBloom(v2.Transform):
@@ -136,11 +138,9 @@ class RandomAxialBloom(v2.Transform):
         kernel, range_db = params["kernel"].to(device=inpt.device, dtype=inpt.dtype), params["range_db"]
         amplitude = 10.0 ** ((inpt.clamp(0.0, 1.0) - 1.0) * range_db / 20.0)
         radius = kernel.numel() // 2
-        # rows of every (channel, column) as one batch of 1-D signals, edges held
-        columns = amplitude.transpose(-1, -2).reshape(-1, 1, amplitude.shape[-2])
-        padded = torch.nn.functional.pad(columns, (radius, radius), mode="replicate")
-        blurred = torch.nn.functional.conv1d(padded, kernel.view(1, 1, -1))
-        blurred = blurred.reshape(*amplitude.shape[:-2], amplitude.shape[-1], amplitude.shape[-2]).transpose(-1, -2)
+        # each channel as a one-channel image, a column kernel, rows past the edges held
+        padded = torch.nn.functional.pad(amplitude.unsqueeze(-3), (0, 0, radius, radius), mode="replicate")
+        blurred = torch.nn.functional.conv2d(padded, kernel.view(1, 1, -1, 1)).squeeze(-3)
         grey = 1.0 + 20.0 * torch.log10(blurred.clamp_min(1e-12)) / range_db
         return tv_tensors.wrap(grey.clamp(0.0, 1.0), like=inpt)
 
