@@ -11,6 +11,12 @@ import numpy as np
 from preprocess.sim_motion import BOUNDARIES, contraction as contraction_curve
 
 ARTEFACT_KINDS = ("probe_motion", "lost_contact", "reverberation")
+# Axial resolution (mm, full width at half maximum of the pulse envelope), drawn log-uniformly: 30-40 MHz
+# probes resolve 40-75 um axially (VisualSonics MS-550D 40, MS-400 50, MS-250 75 um), worse with depth and
+# at low transmit frequency. Simulators 1.0-1.4 drew 0.5-4 px (median about 0.016 mm at 0.0115 mm/px).
+AXIAL_FWHM_MM = (0.03, 0.12)
+# Fraction of recordings with chordae that ride on the posterior wall through the whole cycle (since 1.5).
+RIDING_CHORDAE_FRACTION = 0.4
 # Fraction of recordings whose papillary muscles are caps that blend into the posterior wall (simulator 1.4).
 CAP_FRACTION = 0.5
 
@@ -127,6 +133,34 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
             anchored)
 
 
+def riding_chordae(rng, lower_px, lvid_px, mm_per_px, s_per_px):
+    """Chordae tendineae crossed by the cursor (since 1.5): in RIDING_CHORDAE_FRACTION of recordings one to
+    three thin lines 0.1-0.6 mm above the posterior wall's surface (closer as the cavity shrinks) that ride on
+    the wall through the whole cycle, flutter a little, fade in and out over fractions of a second, and range
+    from faint to brighter than the wall (specular). The truth excludes them: they lie inside the cavity.
+    `rng` is a stream of its own, so the rest of a seed's recording is that of simulator 1.4.
+
+    Returns (top_px, bottom_px, level, tip, anchored) as `cavity_echoes`, shape (K, W), K = 0-3.
+    """
+    width = lower_px.size
+    count = int(rng.integers(1, 4)) if rng.random() < RIDING_CHORDAE_FRACTION else 0
+    time_s = np.arange(width) * s_per_px
+    shrink = lvid_px / lvid_px.max()
+    tops, bottoms, levels = [], [], []
+    for _ in range(count):
+        height_px = rng.uniform(0.1, 0.6) / mm_per_px * shrink
+        flutter_px = 0.015 / mm_per_px * np.sin(2 * np.pi * rng.uniform(5, 15) * time_s + rng.uniform(0, 2 * np.pi))
+        bottom = lower_px - np.minimum(height_px + flutter_px, 0.45 * lvid_px)
+        thickness_px = max(rng.uniform(0.01, 0.04) / mm_per_px, 1.2)
+        on = np.clip(0.5 + 1.5 * np.sin(2 * np.pi * time_s / rng.uniform(0.3, 1.2) + rng.uniform(0, 2 * np.pi)), 0, 1)
+        tops.append(bottom - thickness_px)
+        bottoms.append(bottom)
+        levels.append(np.exp(rng.uniform(np.log(0.3), np.log(3.0))) * on)
+    shape = (count, width)
+    return (np.array(tops).reshape(shape), np.array(bottoms).reshape(shape), np.array(levels).reshape(shape),
+            np.zeros(shape), np.zeros(shape, dtype=bool))
+
+
 def _smooth_noise(rng, n, sigma):
     """Zero-mean, unit-variance noise of length n, Gaussian-correlated over `sigma` samples."""
     radius = max(1, int(3 * sigma))
@@ -188,9 +222,9 @@ def _material_profile(rng, reference_px, material_px, dm_px, mm_per_px):
     return profile.astype(np.float32), weight.astype(np.float32)
 
 
-def _blur_rows(image, sigma):
-    """Gaussian blur along axis 0 (depth), `sigma` in pixels, edges clamped by truncation."""
-    radius = int(np.ceil(2 * sigma))
+def _blur_rows(image, sigma, truncate=2.0):
+    """Gaussian blur along axis 0 (depth), `sigma` in pixels, cut at `truncate` sigmas, edges clamped by truncation."""
+    radius = int(np.ceil(truncate * sigma))
     if sigma < 0.3 or radius < 1:
         return image
     taps = np.exp(-0.5 * (np.arange(radius + 1) / sigma) ** 2)
@@ -269,9 +303,10 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     grain = np.exp(rng.uniform(np.log(0.1), np.log(1.5)))
     noise_level = 10 ** (rng.uniform(-38, -14) / 20)
     echo = reflectivity * slow + (reflectivity * grain + noise_level) * fast
-    # Point-spread function: a coherent blur of the echo along depth (axial resolution, 0.5-4 px: from
-    # thin crisp streaks to soft blobs) and along time (beam width / line density).
-    echo = _blur_rows(echo, np.exp(rng.uniform(np.log(0.5), np.log(4.0))))
+    # Point-spread function: a coherent blur of the echo along depth (the transducer's axial resolution,
+    # in mm: a Gaussian pulse envelope of AXIAL_FWHM_MM, cut where it is 50 dB down, since 1.5) and along
+    # time (beam width / line density).
+    echo = _blur_rows(echo, axial_sigma_px(rng, mm_per_px), truncate=3.4)
     sigma_t = rng.uniform(0, 2.5)
     if sigma_t > 0.4:
         echo = _blur_rows(echo.T, sigma_t).T
@@ -299,6 +334,11 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     grey **= gamma
     black = 0.12 * rng.uniform(0, 1) ** 2
     return ((black + (1 - black) * grey) * 255 + 0.5).astype(np.uint8)
+
+
+def axial_sigma_px(rng, mm_per_px):
+    """The axial point-spread's Gaussian sigma in rows: a pulse of FWHM drawn log-uniformly in AXIAL_FWHM_MM."""
+    return np.exp(rng.uniform(*np.log(AXIAL_FWHM_MM))) / 2.3548 / mm_per_px
 
 
 def _anchored_pixels(rows, echoes):

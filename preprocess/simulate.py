@@ -20,9 +20,10 @@ from mmode.errors import InputError
 from mmode.io import write_png
 from preprocess.masks import interpolate_trace
 from preprocess.sim_motion import CONDITIONS, anatomy, beat_phase, beat_schedule, draw_parameters
-from preprocess.sim_render import ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render
+from preprocess.sim_render import (ARTEFACT_KINDS, cavity_echoes, draw_artefacts, probe_shift_mm, render,
+                                   riding_chordae)
 
-SIMULATOR_VERSION = "1.4"
+SIMULATOR_VERSION = "1.5"
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 CALIBRATION_FILE = "calibration.csv"
@@ -74,11 +75,11 @@ class SimulatedRecording:
 
 
 def random_streams(seed):
-    """The six independent random streams of a recording: parameters, beats, anatomy, artefacts, pixels and
-    the papillary muscles' shape (tips since 1.3, form since 1.4). The first five are those of simulators
-    1.0-1.2 (a SeedSequence's children do not depend on how many are spawned), so a seed draws the same
-    recording but for its papillary muscles."""
-    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(6)]
+    """The seven independent random streams of a recording: parameters, beats, anatomy, artefacts, pixels,
+    the papillary muscles' shape (tips since 1.3, form since 1.4) and the chordae riding on the posterior
+    wall (since 1.5). The first five are those of simulators 1.0-1.2 (a SeedSequence's children do not depend
+    on how many are spawned), so a seed draws the same recording but for what later versions added."""
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(7)]
 
 
 def simulate_recording(seed, duration_s=None, artefacts=None, name=None, condition=None, hr_bpm=None,
@@ -110,6 +111,8 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     index, phase = beat_phase(time_s, schedule)
     echoes = cavity_echoes(streams[4], index, phase, schedule, lower_px, lower_px - upper_px, params.mm_per_px,
                            streams[5])
+    chordae = riding_chordae(streams[6], lower_px, lower_px - upper_px, params.mm_per_px, params.s_per_px)
+    echoes = tuple(np.concatenate([a, b]) for a, b in zip(echoes, chordae))
     image = render(streams[4], boundaries_mm, params, contraction, echoes, artefact_list)
 
     lost_contact = np.zeros(width, dtype=bool)

@@ -11,7 +11,8 @@ from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
 from preprocess.sim_motion import (CONDITIONS, beat_phase, beat_schedule, contraction, draw_parameters,
                                    teichholz_volume_ul)
-from preprocess.sim_render import _add_cavity_echoes, cavity_echoes
+from preprocess.sim_render import (AXIAL_FWHM_MM, _add_cavity_echoes, _blur_rows, axial_sigma_px, cavity_echoes,
+                                   riding_chordae)
 from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, random_streams, refine_clicks,
                                  simulate_recording, write_simulations)
 
@@ -329,7 +330,73 @@ def test_a_papillary_caps_speckle_moves_with_the_wall_and_changes_nothing_else(m
     assert drawn[0].sum() > 100
     differs = anchored.image != free.image
     assert differs[:, drawn[0]].mean() > 10 * differs[:, ~drawn[0]].mean()
-    # Only inside the cavity, no deeper than the point-spread blur below the posterior wall.
+    # Only inside the cavity and the point-spread blur (the longest pulse, cut at 3.4 sigmas, and the
+    # post-detection smoothing's 4 rows) below it; elsewhere by at most one grey level, where the blurred cap
+    # moves the wall's median echo, to which the log compression is referred.
     rows = np.arange(differs.shape[0])[:, None]
-    assert not (differs & (rows > anchored.lower_px[None, :] + 16)).any()
-    assert not (differs & (rows < anchored.upper_px[None, :])).any()
+    blur_px = np.ceil(3.4 * AXIAL_FWHM_MM[1] / 2.3548 / anchored.mm_per_px) + 4
+    outside = (rows > anchored.lower_px[None, :] + blur_px) | (rows < anchored.upper_px[None, :])
+    assert not (outside & (np.abs(anchored.image.astype(int) - free.image) > 1)).any()
+
+
+def test_chordae_ride_on_the_posterior_wall_in_some_recordings_and_come_and_go():
+    width, mm_per_px = 3000, 0.01
+    columns = np.arange(width)
+    lower_px = 500 + 25 * np.sin(2 * np.pi * columns / 120)  # the wall moves 0.5 mm; the cavity keeps its size
+    lvid_px = np.full(width, 300.0)
+    counts = []
+    for seed in range(300):
+        top, bottom, level, tip, anchored = riding_chordae(np.random.default_rng(seed), lower_px, lvid_px, mm_per_px,
+                                                           0.001)
+        counts.append(level.shape[0])
+        for k in range(level.shape[0]):
+            height_mm = (lower_px - bottom[k]) * mm_per_px
+            assert 0.1 - 0.016 < height_mm.min() and height_mm.max() < 0.6 + 0.016
+            # Rides on the wall: follows its 50-row excursion to within the flutter.
+            assert np.corrcoef(bottom[k], lower_px)[0, 1] > 0.95
+            assert (bottom[k] - top[k]).min() >= 1.2 - 1e-9
+            # Comes and goes: absent somewhere in 3 s, and never brighter than 3x the myocardium.
+            assert level[k].min() == 0 and 0 < level[k].max() <= 3.0
+        assert not tip.any() and not anchored.any()
+    counts = np.array(counts)
+    assert 0.3 < np.mean(counts > 0) < 0.5
+    assert set(counts[counts > 0]) == {1, 2, 3}
+
+
+def test_riding_chordae_are_drawn_in_the_cavity_and_change_nothing_else(monkeypatch):
+    def none(rng, lower_px, *args):
+        return tuple(np.zeros((0, lower_px.size), dtype=dtype) for dtype in (float, float, float, float, bool))
+
+    seed = 3  # it has chordae riding on the wall
+    with_chordae = simulate_recording(seed, duration_s=1.2)
+    monkeypatch.setattr("preprocess.simulate.riding_chordae", none)
+    without = simulate_recording(seed, duration_s=1.2)
+    # The truth is the same: the chordae lie inside the cavity, which the truth keeps.
+    assert np.array_equal(with_chordae.upper_px, without.upper_px)
+    assert np.array_equal(with_chordae.lower_px, without.lower_px)
+    rows = np.arange(without.image.shape[0])[:, None]
+    above_wall_mm = (without.lower_px - rows) * without.mm_per_px
+    near_wall = (above_wall_mm > 0.05) & (above_wall_mm < 0.6)
+    brighter = with_chordae.image.astype(int) - without.image
+    assert brighter[near_wall].mean() > 5.0
+    blur_px = np.ceil(3.4 * AXIAL_FWHM_MM[1] / 2.3548 / without.mm_per_px) + 4
+    outside = (rows > without.lower_px + blur_px) | (rows < without.upper_px)
+    assert np.abs(brighter[outside]).max() <= 1
+
+
+def test_the_axial_blur_is_the_transducers_pulse_in_mm_whatever_the_pixel_size():
+    fwhm_mm = {}
+    for mm_per_px in (0.008, 0.016):
+        rng = np.random.default_rng(0)
+        fwhm_mm[mm_per_px] = np.array([axial_sigma_px(rng, mm_per_px) * 2.3548 * mm_per_px for _ in range(2000)])
+        assert AXIAL_FWHM_MM[0] <= fwhm_mm[mm_per_px].min() and fwhm_mm[mm_per_px].max() <= AXIAL_FWHM_MM[1]
+    # The same pulses at both pixel sizes: twice the rows at half the pixel size.
+    assert np.allclose(fwhm_mm[0.008], fwhm_mm[0.016])
+    # Log-uniform: the median is the geometric mean of the range.
+    assert abs(np.median(fwhm_mm[0.008]) / np.sqrt(np.prod(AXIAL_FWHM_MM)) - 1) < 0.05
+    # Cut at 3.4 sigmas (50 dB down), not 2: the tail that log compression shows is kept.
+    impulse = np.zeros((61, 1), dtype=np.float32)
+    impulse[30] = 1
+    response = _blur_rows(impulse, 4.0, truncate=3.4)[:, 0]
+    assert response[30 + 14] > 0 and response[30 + 15] == 0  # radius ceil(3.4 x 4) = 14 rows
+    assert abs(response[30 + 8] / response[30] - np.exp(-2)) < 1e-3
