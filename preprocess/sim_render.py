@@ -138,7 +138,7 @@ def riding_chordae(rng, lower_px, lvid_px, mm_per_px, s_per_px):
     three thin lines 0.1-0.6 mm above the posterior wall's surface (closer as the cavity shrinks) that ride on
     the wall through the whole cycle, flutter a little, fade in and out over fractions of a second, and range
     from faint to brighter than the wall (specular). The truth excludes them: they lie inside the cavity.
-    `rng` is a stream of its own, so the rest of a seed's recording is that of simulator 1.4.
+    `rng` is a stream of its own, so a seed's other draws are those of simulator 1.4.
 
     Returns (top_px, bottom_px, level, tip, anchored) as `cavity_echoes`, shape (K, W), K = 0-3.
     """
