@@ -133,18 +133,18 @@ def cavity_echoes(rng, index, phase, schedule, lower_px, lvid_px, mm_per_px, sha
             anchored)
 
 
-def riding_chordae(rng, lower_px, lvid_px, mm_per_px, s_per_px):
+def riding_chordae(rng, time_s, lower_px, lvid_px, mm_per_px):
     """Chordae tendineae crossed by the cursor (since 1.5): in RIDING_CHORDAE_FRACTION of recordings one to
     three thin lines 0.1-0.6 mm above the posterior wall's surface (closer as the cavity shrinks) that ride on
     the wall through the whole cycle, flutter a little, fade in and out over fractions of a second, and range
     from faint to brighter than the wall (specular). The truth excludes them: they lie inside the cavity.
     `rng` is a stream of its own, so a seed's other draws are those of simulator 1.4.
 
-    Returns (top_px, bottom_px, level, tip, anchored) as `cavity_echoes`, shape (K, W), K = 0-3.
+    `time_s` (W,) each column's time. Returns (top_px, bottom_px, level, tip, anchored) as `cavity_echoes`,
+    shape (K, W), K = 0-3.
     """
     width = lower_px.size
     count = int(rng.integers(1, 4)) if rng.random() < RIDING_CHORDAE_FRACTION else 0
-    time_s = np.arange(width) * s_per_px
     shrink = lvid_px / lvid_px.max()
     tops, bottoms, levels = [], [], []
     for _ in range(count):

@@ -111,7 +111,7 @@ def simulate_recording(seed, duration_s=None, artefacts=None, name=None, conditi
     index, phase = beat_phase(time_s, schedule)
     echoes = cavity_echoes(streams[4], index, phase, schedule, lower_px, lower_px - upper_px, params.mm_per_px,
                            streams[5])
-    chordae = riding_chordae(streams[6], lower_px, lower_px - upper_px, params.mm_per_px, params.s_per_px)
+    chordae = riding_chordae(streams[6], time_s, lower_px, lower_px - upper_px, params.mm_per_px)
     echoes = tuple(np.concatenate([a, b]) for a, b in zip(echoes, chordae))
     image = render(streams[4], boundaries_mm, params, contraction, echoes, artefact_list)
 

@@ -346,8 +346,8 @@ def test_chordae_ride_on_the_posterior_wall_in_some_recordings_and_come_and_go()
     lvid_px = np.full(width, 300.0)
     counts = []
     for seed in range(300):
-        top, bottom, level, tip, anchored = riding_chordae(np.random.default_rng(seed), lower_px, lvid_px, mm_per_px,
-                                                           0.001)
+        top, bottom, level, tip, anchored = riding_chordae(np.random.default_rng(seed), columns * 0.001, lower_px,
+                                                           lvid_px, mm_per_px)
         counts.append(level.shape[0])
         for k in range(level.shape[0]):
             height_mm = (lower_px - bottom[k]) * mm_per_px
@@ -364,7 +364,7 @@ def test_chordae_ride_on_the_posterior_wall_in_some_recordings_and_come_and_go()
 
 
 def test_riding_chordae_are_drawn_in_the_cavity_and_change_nothing_else(monkeypatch):
-    def none(rng, lower_px, *args):
+    def none(rng, time_s, lower_px, *args):
         return tuple(np.zeros((0, lower_px.size), dtype=dtype) for dtype in (float, float, float, float, bool))
 
     seed = 3  # it has chordae riding on the wall
