@@ -125,11 +125,19 @@ def format_comparison(result):
     return "\n".join(lines)
 
 
+def describe(figures):
+    """The pair an accuracy JSON measured: segmentation and refiner (JSONs before session 14 name no refiner)."""
+    if "refiner" not in figures:
+        return str(figures.get("model"))
+    refiner = figures["refiner"]
+    return f"{figures.get('model')} with refiner {refiner}" if refiner else f"{figures.get('model')} without refiner"
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     first, second = read_figures(args.first), read_figures(args.second)
     result = compare(first, second, args.first, args.second)
-    print(f"first: {first.get('model')}; second: {second.get('model')}; {first.get('generator')} generator, "
+    print(f"first: {describe(first)}; second: {describe(second)}; {first.get('generator')} generator, "
           f"batch seed {first.get('seed')}, {first.get('n')} recordings per set")
     print(format_comparison(result))
     if args.out is not None:

@@ -90,3 +90,11 @@ def test_a_file_that_is_not_an_accuracy_json_is_named(tmp_path, content, problem
     result = _run(a, b)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {b}: {problem}")
+
+
+def test_the_header_names_each_pair_with_its_refiner():
+    from bench.compare import describe
+
+    assert describe(dict(model="m.pt", refiner="r.pt")) == "m.pt with refiner r.pt"
+    assert describe(dict(model="m.pt", refiner=None)) == "m.pt without refiner"
+    assert describe(dict(model="m.pt")) == "m.pt"  # written before the refiner was recorded
