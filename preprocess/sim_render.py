@@ -15,6 +15,9 @@ ARTEFACT_KINDS = ("probe_motion", "lost_contact", "reverberation")
 # probes resolve 40-75 um axially (VisualSonics MS-550D 40, MS-400 50, MS-250 75 um), worse with depth and
 # at low transmit frequency. Simulators 1.0-1.4 drew 0.5-4 px (median about 0.016 mm at 0.0115 mm/px).
 AXIAL_FWHM_MM = (0.03, 0.12)
+# The pulse envelope is cut where it is 50 dB down: exp(-x^2 / 2 sigma^2) = 10^(-50/20) at x = 3.4 sigma.
+PULSE_CUT_SIGMAS = 3.4
+FWHM_PER_SIGMA = 2.3548  # a Gaussian's 2 sqrt(2 ln 2), to the digits simulator 1.5's recordings were drawn with
 # Fraction of recordings with chordae that ride on the posterior wall through the whole cycle (since 1.5).
 RIDING_CHORDAE_FRACTION = 0.4
 # Fraction of recordings whose papillary muscles are caps that blend into the posterior wall (simulator 1.4).
@@ -306,7 +309,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
     # Point-spread function: a coherent blur of the echo along depth (the transducer's axial resolution,
     # in mm: a Gaussian pulse envelope of AXIAL_FWHM_MM, cut where it is 50 dB down, since 1.5) and along
     # time (beam width / line density).
-    echo = _blur_rows(echo, axial_sigma_px(rng, mm_per_px), truncate=3.4)
+    echo = _blur_rows(echo, axial_sigma_px(rng, mm_per_px), truncate=PULSE_CUT_SIGMAS)
     sigma_t = rng.uniform(0, 2.5)
     if sigma_t > 0.4:
         echo = _blur_rows(echo.T, sigma_t).T
@@ -338,7 +341,7 @@ def render(rng, boundaries_mm, params, contraction, echoes, artefacts):
 
 def axial_sigma_px(rng, mm_per_px):
     """The axial point-spread's Gaussian sigma in rows: a pulse of FWHM drawn log-uniformly in AXIAL_FWHM_MM."""
-    return np.exp(rng.uniform(*np.log(AXIAL_FWHM_MM))) / 2.3548 / mm_per_px
+    return np.exp(rng.uniform(*np.log(AXIAL_FWHM_MM))) / FWHM_PER_SIGMA / mm_per_px
 
 
 def _anchored_pixels(rows, echoes):

@@ -11,8 +11,8 @@ from preprocess.annotations import read_annotations
 from preprocess.masks import interpolate_trace, traces_to_mask
 from preprocess.sim_motion import (CONDITIONS, beat_phase, beat_schedule, contraction, draw_parameters,
                                    teichholz_volume_ul)
-from preprocess.sim_render import (AXIAL_FWHM_MM, _add_cavity_echoes, _blur_rows, axial_sigma_px, cavity_echoes,
-                                   riding_chordae)
+from preprocess.sim_render import (AXIAL_FWHM_MM, FWHM_PER_SIGMA, PULSE_CUT_SIGMAS, _add_cavity_echoes, _blur_rows,
+                                   axial_sigma_px, cavity_echoes, riding_chordae)
 from preprocess.simulate import (CLICK_TOLERANCE_PX, SIMULATOR_VERSION, random_streams, refine_clicks,
                                  simulate_recording, write_simulations)
 
@@ -314,6 +314,12 @@ def test_papillary_muscles_are_spires_in_some_recordings_and_caps_growing_with_t
     assert not np.concatenate(spire_end_diastole).any()
 
 
+def _blur_reach_px(mm_per_px):
+    """How far below the posterior wall rendering can move a pixel: the longest pulse, cut at its 50 dB
+    points, and the post-detection smoothing's 4 rows."""
+    return np.ceil(PULSE_CUT_SIGMAS * AXIAL_FWHM_MM[1] / FWHM_PER_SIGMA / mm_per_px) + 4
+
+
 def test_a_papillary_caps_speckle_moves_with_the_wall_and_changes_nothing_else(monkeypatch):
     drawn = []
 
@@ -334,7 +340,7 @@ def test_a_papillary_caps_speckle_moves_with_the_wall_and_changes_nothing_else(m
     # post-detection smoothing's 4 rows) below it; elsewhere by at most one grey level, where the blurred cap
     # moves the wall's median echo, to which the log compression is referred.
     rows = np.arange(differs.shape[0])[:, None]
-    blur_px = np.ceil(3.4 * AXIAL_FWHM_MM[1] / 2.3548 / anchored.mm_per_px) + 4
+    blur_px = _blur_reach_px(anchored.mm_per_px)
     outside = (rows > anchored.lower_px[None, :] + blur_px) | (rows < anchored.upper_px[None, :])
     assert not (outside & (np.abs(anchored.image.astype(int) - free.image) > 1)).any()
 
@@ -379,7 +385,7 @@ def test_riding_chordae_are_drawn_in_the_cavity_and_change_nothing_else(monkeypa
     near_wall = (above_wall_mm > 0.05) & (above_wall_mm < 0.6)
     brighter = with_chordae.image.astype(int) - without.image
     assert brighter[near_wall].mean() > 5.0
-    blur_px = np.ceil(3.4 * AXIAL_FWHM_MM[1] / 2.3548 / without.mm_per_px) + 4
+    blur_px = _blur_reach_px(without.mm_per_px)
     outside = (rows > without.lower_px + blur_px) | (rows < without.upper_px)
     assert np.abs(brighter[outside]).max() <= 1
 
@@ -388,7 +394,8 @@ def test_the_axial_blur_is_the_transducers_pulse_in_mm_whatever_the_pixel_size()
     fwhm_mm = {}
     for mm_per_px in (0.008, 0.016):
         rng = np.random.default_rng(0)
-        fwhm_mm[mm_per_px] = np.array([axial_sigma_px(rng, mm_per_px) * 2.3548 * mm_per_px for _ in range(2000)])
+        sigma_px = np.array([axial_sigma_px(rng, mm_per_px) for _ in range(2000)])
+        fwhm_mm[mm_per_px] = sigma_px * FWHM_PER_SIGMA * mm_per_px
         assert AXIAL_FWHM_MM[0] <= fwhm_mm[mm_per_px].min() and fwhm_mm[mm_per_px].max() <= AXIAL_FWHM_MM[1]
     # The same pulses at both pixel sizes: twice the rows at half the pixel size.
     assert np.allclose(fwhm_mm[0.008], fwhm_mm[0.016])
@@ -397,6 +404,6 @@ def test_the_axial_blur_is_the_transducers_pulse_in_mm_whatever_the_pixel_size()
     # Cut at 3.4 sigmas (50 dB down), not 2: the tail that log compression shows is kept.
     impulse = np.zeros((61, 1), dtype=np.float32)
     impulse[30] = 1
-    response = _blur_rows(impulse, 4.0, truncate=3.4)[:, 0]
+    response = _blur_rows(impulse, 4.0, truncate=PULSE_CUT_SIGMAS)[:, 0]
     assert response[30 + 14] > 0 and response[30 + 15] == 0  # radius ceil(3.4 x 4) = 14 rows
     assert abs(response[30 + 8] / response[30] - np.exp(-2)) < 1e-3
