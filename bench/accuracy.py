@@ -8,7 +8,8 @@ training never used), analyses each with `test.py`'s code, and compares with the
 - LVIDd and LVIDs MAE (mm), EF and FS MAE (points) and HR MAE (bpm and %) per beat, for truth beats
   matched to a detected beat (end-diastoles within a quarter of the RR interval), and the share of
   truth beats found;
-- the same per recording, from the summary medians a user would report;
+- the same per recording, from the summary medians a user would report (over the beats the tool does not
+  flag, as `test.py`; `--keep-flagged`: over all), and the share of detected beats flagged;
 - Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric);
 - for the per-column MAE and the per-recording MAEs, a 95 % bootstrap interval over recordings: how far
   the figure could move on another draw of as many recordings from the same generator (to compare two
@@ -62,6 +63,8 @@ def build_parser():
     parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"),
                         help="border refiner (default: checkpoints/heart-seg-refine.pt)")
     parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
+    parser.add_argument("--keep-flagged", action="store_true",
+                        help="per-recording figures from medians over all beats, as test.py --keep-flagged")
     parser.add_argument("--n", type=int, default=20, help="recordings per set (default: 20)")
     parser.add_argument("--seed", type=int, default=9000,
                         help="batch seed of the simulated recordings; keep it away from training seeds "
@@ -144,6 +147,7 @@ def compare_recording(simulated, analysis):
     return dict(column_error_mm=column_error_mm, missed_columns=int(visible.sum() - measured.sum()),
                 visible_columns=int(visible.sum()), n_truth_beats=len(truth_beats), n_matched=len(pairs),
                 n_detected=len(analysis.parameters["t_ed_s"]), beat_errors=beat_errors,
+                n_flagged=sum(bool(reasons) for reasons in analysis.beat_flags),
                 recording_errors=recording_errors)
 
 
@@ -262,7 +266,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
             analysis = analyse_recording(recording, net, img_size, device, refiner=refiner,
-                                         ms_per_column=args.ms_per_column)
+                                         ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged)
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
@@ -291,6 +295,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
         beats_found_pct=100.0 * sum(r["n_matched"] for r in results) / max(1, sum(r["n_truth_beats"]
                                                                                   for r in results)),
         extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
+        flagged_beats_pct=100.0 * sum(r["n_flagged"] for r in results) / max(1, sum(r["n_detected"] for r in results)),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
         per_recording=per_recording,
     )
@@ -310,6 +315,7 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("LVID per column 95th pct error (mm)", "lvid_column_p95_mm", "{:.4f}"),
         ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
         ("truth beats found (%)", "beats_found_pct", "{:.1f}"), ("extra beats", "extra_beats", "{:d}"),
+        ("detected beats flagged (%)", "flagged_beats_pct", "{:.1f}"),
         ("LVIDd MAE per beat (mm)", "beat_lvid_d_mm_mae", "{:.4f}"),
         ("LVIDs MAE per beat (mm)", "beat_lvid_s_mm_mae", "{:.4f}"),
         ("EF MAE per beat (points)", "beat_ef_pct_mae", "{:.2f}"),
@@ -362,13 +368,16 @@ def main(argv=None):
     figures = {name: run_set(name, args, net, img_size, device, refiner) for name in args.sets}
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
-          f"refiner {'none' if refiner is None else args.refiner}, {args.n} recordings of {args.duration:g} s "
-          f"per set from the {args.generator} generator, batch seed {args.seed}, device {device}")
+          f"refiner {'none' if refiner is None else args.refiner}, "
+          f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, "
+          f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
+          f"batch seed {args.seed}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, generator=args.generator,
                                         seed=args.seed, n=args.n, ms_per_column=args.ms_per_column,
+                                        keep_flagged=args.keep_flagged,
                                         duration_s=args.duration,
                                         device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)

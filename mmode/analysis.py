@@ -26,8 +26,9 @@ from PIL import Image
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
 from mmode.cli import float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
-from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, VOLUME_FORMULAS, beat_parameters, cavity_borders_px,
-                           detect_beats, summarise, traces_to_mask, volume_ul)
+from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
+                           beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
+                           flag_beats, summarise, traces_to_mask, volume_ul)
 
 log = logging.getLogger("test")
 
@@ -38,7 +39,7 @@ N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 STUDY_FILE = "study.csv"
-STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "mm_per_px", "s_per_px",
+STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
                  "calibration_source")
 
 DESCRIPTION = """\
@@ -118,6 +119,14 @@ def build_parser():
     measure.add_argument("--volume-formula", choices=sorted(VOLUME_FORMULAS), default="mouse",
                          help="Teichholz convention: mouse (D in mm -> µL, the small-animal scanners') or "
                               "clinical (D in cm -> mL); volumes are written in µL either way (default: mouse)")
+    measure.add_argument("--keep-flagged", action="store_true",
+                         help="summary medians over every detected beat, also those flagged for an uncertain "
+                              "segmentation or an irregular RR (they are flagged in the summary JSON either way)")
+    measure.add_argument("--uncertainty-limit", type=positive_float, default=UNCERTAINTY_LIMIT, metavar="U",
+                         help="flag a beat as uncertain when, from end-diastole to end-systole, the network's cavity "
+                              "probability disagrees with the reported cavity by more than U of its LVIDd on "
+                              f"average (default: {UNCERTAINTY_LIMIT}, set for the shipped model; a less sure model "
+                              "of your own may need more)")
     measure.add_argument("--refiner", type=Path, default=None, metavar="CKPT",
                          help="border refiner: a second network that re-reads each border at the recording's "
                               "full resolution (default: checkpoints/heart-seg-refine.pt in the project)")
@@ -363,7 +372,9 @@ class RecordingAnalysis:
     `mask` uint8 (H, W) 0/1: the thresholded prediction, or with a refiner the rows strictly between the
     refined borders; `upper_px`, `lower_px` (W,) cavity borders (rows, NaN where no cavity); `lvid_mm`,
     `volume_ul` (W,); `beats` (measure.Beats); `parameters` per-beat dict of arrays (measure.BEAT_COLUMNS);
-    `summary` medians and counts (measure.summarise).
+    `uncertainty` per beat (measure.beat_uncertainty); `beat_flags` per beat, the reasons it is doubted
+    (measure.flag_beats; empty for a sound beat); `summary` medians over the unflagged beats (all beats with
+    `keep_flagged`) and counts (measure.summarise).
     """
 
     recording: object
@@ -374,6 +385,8 @@ class RecordingAnalysis:
     volume_ul: np.ndarray
     beats: object
     parameters: dict
+    uncertainty: np.ndarray
+    beat_flags: list
     summary: dict
 
     @property
@@ -390,6 +403,11 @@ def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=8, thre
 
     probability = predict_probability(net, image_uint8, img_size, device, tile_width=tile_width,
                                       batch_size=batch_size, progress=progress, stretch=stretch)
+    return borders_from_probability(probability, threshold)
+
+
+def borders_from_probability(probability, threshold=0.5):
+    """(uint8 0/1 mask, upper_px, lower_px) of a cavity probability map (H, W)."""
     mask = (probability > threshold).astype(np.uint8)
     upper_px, lower_px = cavity_borders_px(mask, probability, threshold)
     return mask, upper_px, lower_px
@@ -397,17 +415,20 @@ def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=8, thre
 
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
                       min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None,
-                      ms_per_column=None):
+                      ms_per_column=None, keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
     an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
     borders are then re-read at full resolution (`mmode.refine`); `ms_per_column` the time one network
-    column spans (None: the height rule, `mmode.inference.time_stretch`)."""
-    from mmode.inference import time_stretch
+    column spans (None: the height rule, `mmode.inference.time_stretch`); `keep_flagged`: the summary's
+    medians over all beats, not only the unflagged ones; `uncertainty_limit`: above it a beat is flagged
+    "uncertain" (`mmode.measure.flag_beats`)."""
+    from mmode.inference import predict_probability, time_stretch
 
     calibration = recording.calibration
     stretch = time_stretch(recording.image.shape[0], calibration.s_per_px, img_size, ms_per_column)
-    mask, upper_px, lower_px = segment_borders(net, recording.image, img_size, device, batch_size, threshold,
-                                               tile_width, progress, stretch)
+    probability = predict_probability(net, recording.image, img_size, device, tile_width=tile_width,
+                                      batch_size=batch_size, progress=progress, stretch=stretch)
+    mask, upper_px, lower_px = borders_from_probability(probability, threshold)
     if refiner is not None:
         from mmode.refine import refine_borders
 
@@ -421,8 +442,11 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
+    uncertainty = beat_uncertainty(disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px, beats)
+    beat_flags = flag_beats(parameters, uncertainty, min_hr_bpm, max_hr_bpm, uncertainty_limit)
+    used = None if keep_flagged else [not reasons for reasons in beat_flags]
     return RecordingAnalysis(recording, mask, upper_px, lower_px, lvid_mm, volume_ul(lvid_mm, volume_formula),
-                             beats, parameters, summarise(parameters))
+                             beats, parameters, uncertainty, beat_flags, summarise(parameters, used))
 
 
 def recording_output_names(stem):
@@ -438,6 +462,8 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
     measured = np.isfinite(analysis.lvid_mm)
     summary.update(
         n_beats=analysis.summary["n_beats"],
+        n_beats_used=analysis.summary["n_beats_used"],
+        flagged_beats=flagged_beats(analysis),
         mm_per_px=calibration.mm_per_px,
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
@@ -455,8 +481,20 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         threshold=options["threshold"],
         max_hr_bpm=options["max_hr_bpm"],
         min_hr_bpm=options["min_hr_bpm"],
+        keep_flagged=options["keep_flagged"],
+        uncertainty_limit=options["uncertainty_limit"],
+        rr_tolerance=RR_TOLERANCE,
     )
     return summary
+
+
+def flagged_beats(analysis):
+    """The doubted beats, one dict each: `beat` (its row in <stem>_beats.csv, from 1), `t_ed_s`, `reasons`,
+    `uncertainty` and `hr_bpm`."""
+    parameters = analysis.parameters
+    return [dict(beat=index + 1, t_ed_s=_number(parameters["t_ed_s"][index], 6), reasons=list(reasons),
+                 uncertainty=_number(analysis.uncertainty[index], 3), hr_bpm=_number(parameters["hr_bpm"][index], 1))
+            for index, reasons in enumerate(analysis.beat_flags) if reasons]
 
 
 def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None):
@@ -477,10 +515,12 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     _write_json(staged.path(f"{stem}_summary.json"),
                 summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
+    flagged = [bool(reasons) for reasons in analysis.beat_flags]
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
-              analysis.beats.es_index, title=f"{name}: LVID")
+              analysis.beats.es_index, title=f"{name}: LVID", flagged=flagged)
     plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,
-                analysis.beats.es_index, title=f"{name}: LV volume ({options['volume_formula']} Teichholz)")
+                analysis.beats.es_index, title=f"{name}: LV volume ({options['volume_formula']} Teichholz)",
+                flagged=flagged)
     save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px)
 
 
@@ -488,7 +528,8 @@ def _analysis_options(args):
     if not args.min_hr < args.max_hr:
         raise InputError(f"--min-hr {args.min_hr:g} must be below --max-hr {args.max_hr:g}")
     return dict(threshold=args.threshold, max_hr_bpm=args.max_hr, min_hr_bpm=args.min_hr,
-                volume_formula=args.volume_formula)
+                volume_formula=args.volume_formula, keep_flagged=args.keep_flagged,
+                uncertainty_limit=args.uncertainty_limit)
 
 
 def _check_suffix(path):
@@ -505,9 +546,21 @@ def _log_summary(analysis):
         log.warning("%s: no complete beat found in the LVID curve; per-beat values are empty",
                     analysis.recording.path)
         return
+    n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
+    if summary["n_beats_used"] == 0:
+        log.warning("%s: all %d beats are flagged (uncertain segmentation or irregular RR, see flagged_beats in "
+                    "the summary JSON); the summary is empty (--keep-flagged puts them in)",
+                    analysis.recording.path, summary["n_beats"])
+        return
+    counts = f"{summary['n_beats']} beats"
+    if n_flagged:
+        reasons = [reason for beat in analysis.beat_flags for reason in beat]
+        medians = "in" if summary["n_beats_used"] == summary["n_beats"] else "not in"
+        counts += (f" ({n_flagged} flagged: {reasons.count('uncertain')} uncertain segmentation, "
+                   f"{reasons.count('rr')} irregular RR; {medians} the medians)")
     values = {key: "n/a" if summary[key] is None else f"{summary[key]:.4g}" for key in SUMMARY_KEYS}
-    log.info("%s: %d beats, LVIDd %s mm, LVIDs %s mm, EF %s %%, FS %s %%, HR %s bpm, CO %s mL/min",
-             analysis.recording.path, summary["n_beats"], values["lvid_d_mm"], values["lvid_s_mm"],
+    log.info("%s: %s, LVIDd %s mm, LVIDs %s mm, EF %s %%, FS %s %%, HR %s bpm, CO %s mL/min",
+             analysis.recording.path, counts, values["lvid_d_mm"], values["lvid_s_mm"],
              values["ef_pct"], values["fs_pct"], values["hr_bpm"], values["co_ml_min"])
 
 
@@ -568,7 +621,8 @@ def _study_row(path, analysis=None, error=None):
         for key in SUMMARY_KEYS:
             value = _number(analysis.summary[key], 4)
             row[key] = "" if value is None else value
-        row.update(n_beats=analysis.summary["n_beats"], mm_per_px=calibration.mm_per_px,
+        row.update(n_beats=analysis.summary["n_beats"], n_beats_used=analysis.summary["n_beats_used"],
+                   mm_per_px=calibration.mm_per_px,
                    s_per_px=calibration.s_per_px, calibration_source=calibration.source)
     return row
 

@@ -12,6 +12,7 @@ UPPER_COLOUR = (255, 64, 64)
 LOWER_COLOUR = (64, 160, 255)
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
+FLAGGED_COLOUR = "0.6"  # a flagged beat's markers: grey, hollow
 # Figure width grows with the recording (inches per second), within limits a viewer can open.
 INCHES_PER_S = 4.0
 MIN_WIDTH_IN, MAX_WIDTH_IN = 8.0, 60.0
@@ -35,12 +36,18 @@ def _save(figure, path):
     return path
 
 
-def _curve_with_beats(path, time_s, values, ed_index, es_index, ylabel, title):
+def _curve_with_beats(path, time_s, values, ed_index, es_index, ylabel, title, flagged=None):
     figure, axes = _figure(time_s[-1] - time_s[0] if time_s.size else 0.0)
     axes.plot(time_s, values, color="black", linewidth=0.8)
     ed_index, es_index = np.asarray(ed_index, dtype=int), np.asarray(es_index, dtype=int)
-    axes.plot(time_s[ed_index], values[ed_index], "v", color=END_DIASTOLE_COLOUR, label="end-diastole")
-    axes.plot(time_s[es_index], values[es_index], "^", color=END_SYSTOLE_COLOUR, label="end-systole")
+    flagged = np.zeros(ed_index.size, dtype=bool) if flagged is None else np.asarray(flagged, dtype=bool)
+    sound_ed, sound_es = ed_index[~flagged], es_index[~flagged]
+    axes.plot(time_s[sound_ed], values[sound_ed], "v", color=END_DIASTOLE_COLOUR, label="end-diastole")
+    axes.plot(time_s[sound_es], values[sound_es], "^", color=END_SYSTOLE_COLOUR, label="end-systole")
+    if flagged.any():
+        for index, marker in ((ed_index[flagged], "v"), (es_index[flagged], "^")):
+            axes.plot(time_s[index], values[index], marker, markerfacecolor="none", color=FLAGGED_COLOUR,
+                      label="flagged beat (not in the medians)" if marker == "v" else None)
     axes.set_xlabel("time (s)")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
@@ -51,16 +58,18 @@ def _curve_with_beats(path, time_s, values, ed_index, es_index, ylabel, title):
     return _save(figure, path)
 
 
-def plot_lvid(path, time_s, lvid_mm, ed_index, es_index, title="LVID"):
-    """Save LVID (mm, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`."""
+def plot_lvid(path, time_s, lvid_mm, ed_index, es_index, title="LVID", flagged=None):
+    """Save LVID (mm, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`;
+    the beats `flagged` (bool per beat) hollow and grey."""
     return _curve_with_beats(path, np.asarray(time_s), np.asarray(lvid_mm), ed_index, es_index,
-                             "LVID (mm)", title)
+                             "LVID (mm)", title, flagged)
 
 
-def plot_volume(path, time_s, volume_ul, ed_index, es_index, title="LV volume"):
-    """Save LV volume (µL, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`."""
+def plot_volume(path, time_s, volume_ul, ed_index, es_index, title="LV volume", flagged=None):
+    """Save LV volume (µL, NaN = gap) against time (s) with ED (▼) and ES (▲) columns marked, as PNG `path`;
+    the beats `flagged` (bool per beat) hollow and grey."""
     return _curve_with_beats(path, np.asarray(time_s), np.asarray(volume_ul), ed_index, es_index,
-                             "LV volume (µL)", title)
+                             "LV volume (µL)", title, flagged)
 
 
 def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None):

@@ -34,10 +34,17 @@ def no_default_refiner(monkeypatch, tmp_path):
 
 
 class DarkIsCavity(torch.nn.Module):
-    """A stand-in for a trained network on clean images: logit = 4 (0.42 - grey), dark = cavity."""
+    """A stand-in for a trained network on clean images: logit = slope (0.42 - grey), dark = cavity. The default
+    slope 4 gives a smooth map (probability 0.78 on the clean image's cavity grey, 0.21 on its wall's) whose
+    crossings interpolate well between coarse network columns, but a network that unsure has every beat flagged
+    as uncertain; slope 12 (0.98 / 0.02) is about as sure as a trained network."""
+
+    def __init__(self, slope=4.0):
+        super().__init__()
+        self.slope = slope
 
     def forward(self, x):
-        return 4.0 * ((CAVITY_GREY + TISSUE_GREY) / 2 / 255 - x)
+        return self.slope * ((CAVITY_GREY + TISSUE_GREY) / 2 / 255 - x)
 
 
 def tiny_checkpoint(path, num_filters=4, claimed_filters=None, **extra):
@@ -127,12 +134,12 @@ def files(tmp_path_factory):
 
 @pytest.fixture
 def dark_network(monkeypatch, files):
-    """Make test.py use DarkIsCavity, as a checkpoint of input size 256, in place of the checkpoint's network.
+    """Make test.py use a sure DarkIsCavity, as a checkpoint of input size 256, in place of the checkpoint's network.
     (256: a 650-row recording then keeps a network pixel per 2.5 columns, enough for the fast systolic
     wall motion; at 64 px, 10 columns blur into one and a perfect segmenter still errs by 20 px there.)"""
     monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", files["checkpoint"])
     monkeypatch.setattr("mmode.checkpoint.load_model",
-                        lambda path, device="cpu": (DarkIsCavity(), dict(img_size=256)))
+                        lambda path, device="cpu": (DarkIsCavity(slope=12.0), dict(img_size=256)))
 
 
 def run(*argv):
@@ -240,6 +247,46 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     d, s = float(beats[0]["lvid_d_mm"]), float(beats[0]["lvid_s_mm"])
     assert float(beats[0]["fs_pct"]) == pytest.approx(100 * (d - s) / d, abs=0.01)
     assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000, rel=1e-3)
+
+
+def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of_the_medians(files, tmp_path,
+                                                                                             dark_network):
+    """The first half of the clean recording at a tenth of its contrast: DarkIsCavity still puts the borders
+    in the right rows there (its threshold grey lies between the dimmed greys) but with probabilities of 0.2-0.8
+    in every row, the picture of a network that cannot tell cavity from wall."""
+    recording = files["recording"]
+    image = np.asarray(Image.open(files["clean"])).astype(float)
+    half = image.shape[1] // 2
+    middle = (CAVITY_GREY + TISSUE_GREY) / 2
+    image[:, :half] = middle + 0.1 * (image[:, :half] - middle)
+    path = tmp_path / "hesitant.png"
+    Image.fromarray(np.round(image).astype(np.uint8)).save(path)
+    calibration = ("--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet")
+    assert run("-d", path, "-o", tmp_path / "out", *calibration) == 0
+    _, beats, summary = check_recording_files(tmp_path / "out", "hesitant", image.shape[1])
+    es_px = np.array([float(row["t_es_s"]) for row in beats]) / recording.s_per_px
+    ed_px = np.array([float(row["t_ed_s"]) for row in beats]) / recording.s_per_px
+    flagged = {entry["beat"] - 1: entry for entry in summary["flagged_beats"]}
+    hesitant, sure = np.flatnonzero(es_px < half), np.flatnonzero(ed_px >= half)
+    assert hesitant.size >= 3 and sure.size >= 3
+    assert all("uncertain" in flagged[i]["reasons"] and flagged[i]["uncertainty"] > 0.15 for i in hesitant)
+    assert not any(i in flagged for i in sure)
+    used = [i for i in range(len(beats)) if i not in flagged]
+    assert summary["n_beats"] == len(beats) and summary["n_beats_used"] == len(used)
+    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct"):
+        assert summary[key] == pytest.approx(np.median([float(beats[i][key]) for i in used]), abs=1e-3)
+
+    assert run("-d", path, "-o", tmp_path / "all", "--keep-flagged", *calibration) == 0
+    _, beats_all, summary_all = check_recording_files(tmp_path / "all", "hesitant", image.shape[1])
+    assert beats_all == beats and summary_all["flagged_beats"] == summary["flagged_beats"]
+    assert summary_all["n_beats_used"] == len(beats) and summary_all["keep_flagged"] is True
+    assert summary_all["lvid_s_mm"] == pytest.approx(np.median([float(row["lvid_s_mm"]) for row in beats]), abs=1e-3)
+
+    # a limit above every beat's uncertainty flags none of them for it
+    assert run("-d", path, "-o", tmp_path / "loose", "--uncertainty-limit", 100, *calibration) == 0
+    _, _, summary_loose = check_recording_files(tmp_path / "loose", "hesitant", image.shape[1])
+    assert not any("uncertain" in entry["reasons"] for entry in summary_loose["flagged_beats"])
+    assert summary_loose["uncertainty_limit"] == 100
 
 
 @pytest.mark.parametrize("flags, shape", [((), (256, 96)), (("-s", 128), (128, 48))])

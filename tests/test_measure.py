@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from mmode.measure import (BEAT_COLUMNS, SUMMARY_KEYS, beat_parameters, cavity_borders_px, detect_beats, lvid_px,
+from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SUMMARY_KEYS, UNCERTAINTY_LIMIT, Beats, beat_parameters,
+                           beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px, flag_beats, lvid_px,
                            summarise, teichholz_clinical_volume_ml, teichholz_volume_ul, volume_ul)
 from preprocess.masks import traces_to_mask
 from preprocess.simulate import simulate_recording
@@ -294,8 +295,8 @@ def test_beat_parameters_and_summary_follow_the_formulas():
     assert ((beats.downstroke_px > beats.ed_index) & (beats.downstroke_px < beats.es_index)).all()
     assert np.isnan(table["hr_bpm"][-1])  # the last beat has no next end-diastole
     summary = summarise(table)
-    assert set(SUMMARY_KEYS) | {"n_beats"} == set(summary)
-    assert summary["n_beats"] == len(beats)
+    assert set(SUMMARY_KEYS) | {"n_beats", "n_beats_used"} == set(summary)
+    assert summary["n_beats"] == summary["n_beats_used"] == len(beats)
     for key in SUMMARY_KEYS[:-1]:
         assert summary[key] == pytest.approx(np.nanmedian(table[key]))
     assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000)
@@ -305,3 +306,73 @@ def test_summary_without_beats_is_empty_not_zero():
     summary = summarise(beat_parameters(detect_beats(np.full(100, np.nan), S_PER_PX), S_PER_PX))
     assert summary["n_beats"] == 0
     assert all(summary[key] is None for key in SUMMARY_KEYS)
+
+
+# --------------------------------------------------------------------------- beats the tool doubts
+
+def test_summary_takes_medians_over_the_used_beats_only():
+    table = beat_parameters(detect_beats(synthetic_lvid(600, seed=5)[0], S_PER_PX), S_PER_PX)
+    used = np.arange(table["t_ed_s"].size) % 3 != 0
+    summary = summarise(table, used)
+    assert summary["n_beats"] == used.size and summary["n_beats_used"] == used.sum()
+    for key in SUMMARY_KEYS[:-1]:
+        assert summary[key] == pytest.approx(np.nanmedian(table[key][used]))
+    nothing = summarise(table, np.zeros(used.size, dtype=bool))
+    assert nothing["n_beats_used"] == 0 and all(nothing[key] is None for key in SUMMARY_KEYS)
+
+
+def test_disagreement_counts_hesitant_rows_and_cavity_the_borders_leave_out():
+    probability = np.zeros((80, 4))
+    probability[10:30] = 1.0             # the cavity the borders report: rows 10-29
+    probability[30:40, 1] = 0.5          # column 1: ten hesitant rows below it
+    probability[50:60, 2] = 1.0          # column 2: a second run of cavity the borders leave out
+    probability[15:25, 3] = 0.0          # column 3: a hole the borders span
+    upper, lower = np.full(4, 9.5), np.full(4, 29.5)
+    np.testing.assert_allclose(disagreement_px(probability, upper, lower), [0.0, 5.0, 10.0, 10.0])
+    # Where a column has no borders, everything the network calls cavity disagrees.
+    np.testing.assert_allclose(disagreement_px(probability, [np.nan] * 4, lower), [20, 25, 30, 10])
+
+
+def test_beat_uncertainty_is_the_mean_disagreement_from_ed_to_es_over_lvidd():
+    disagreement_mm = np.arange(10.0)
+    beats = Beats(ed_index=np.array([0, 5]), es_index=np.array([2, 8]), lvid_d_mm=np.array([2.0, 4.0]),
+                  lvid_s_mm=np.array([1.0, 2.0]), rr_s=np.array([0.1, np.nan]), downstroke_px=np.array([1.0, 6.0]))
+    np.testing.assert_allclose(beat_uncertainty(disagreement_mm, beats), [1.0 / 2.0, 6.5 / 4.0])
+    assert beat_uncertainty(disagreement_mm, detect_beats(np.full(10, np.nan), S_PER_PX)).size == 0
+
+
+def test_beats_are_flagged_for_uncertainty_and_for_an_rr_off_the_median():
+    hr_bpm = np.array([600, 640, 560, 600, 600 * (1 + RR_TOLERANCE) + 20, 600 * (1 - RR_TOLERANCE) - 20, 1000, 240,
+                       np.nan, 610])
+    uncertainty = np.zeros(hr_bpm.size)
+    uncertainty[[3, 9]] = UNCERTAINTY_LIMIT + 0.01
+    flags = flag_beats({"hr_bpm": hr_bpm}, uncertainty, min_hr_bpm=250, max_hr_bpm=900)
+    assert flags == [(), (), (), ("uncertain",), ("rr",), ("rr",), ("rr",), ("rr",), (), ("uncertain",)]
+
+
+def test_the_rr_reference_is_the_median_of_the_certain_beats():
+    # Three uncertain beats at half the rate do not drag the reference: they are the irregular ones.
+    hr_bpm = np.array([300, 300, 300, 600, 610])
+    uncertainty = np.array([1.0, 1.0, 1.0, 0.0, 0.0])
+    flags = flag_beats({"hr_bpm": hr_bpm}, uncertainty)
+    assert flags == [("uncertain", "rr")] * 3 + [(), ()]
+    # When every beat is uncertain, the reference is the median of all of them (300 bpm here).
+    assert flag_beats({"hr_bpm": hr_bpm}, np.ones(5)) == [("uncertain",)] * 3 + [("uncertain", "rr")] * 2
+
+
+def test_a_sinus_pause_flags_the_beat_whose_rr_spans_it_and_no_other():
+    lvid_mm, ed_s, _ = synthetic_lvid(600, seed=3)
+    ed_px = np.round(ed_s / S_PER_PX).astype(int)
+    ed_px = ed_px[(ed_px > 0) & (ed_px < lvid_mm.size)]
+    start, stop = ed_px[6], ed_px[7]
+    lvid_mm = lvid_mm.copy()
+    lvid_mm[start:stop] = lvid_mm[start]  # beat 7 never ejects: one diastole two cycles long
+    beats = detect_beats(lvid_mm, S_PER_PX)
+    table = beat_parameters(beats, S_PER_PX)
+    flags = flag_beats(table, np.zeros(len(beats)))
+    flagged = [index for index, reasons in enumerate(flags) if reasons]
+    assert len(flagged) == 1 and flags[flagged[0]] == ("rr",)
+    # the flagged beat is the one before the pause, its rate about half the others'
+    assert beats.es_index[flagged[0]] < start < beats.ed_index[flagged[0] + 1]
+    others = np.delete(table["hr_bpm"], flagged)
+    assert table["hr_bpm"][flagged[0]] == pytest.approx(np.nanmedian(others) / 2, rel=0.15)
