@@ -9,7 +9,8 @@ training never used), analyses each with `test.py`'s code, and compares with the
   matched to a detected beat (end-diastoles within a quarter of the RR interval), and the share of
   truth beats found;
 - the same per recording, from the summary medians a user would report (over the beats the tool does not
-  flag, as `test.py`; `--keep-flagged`: over all), and the share of detected beats flagged;
+  flag, as `test.py`; `--keep-flagged`: over all), the share of detected beats flagged, and the median, 99th
+  percentile and maximum of the beats' uncertainty (what `--uncertainty-limit` is compared with);
 - Dice, MSE and loss of the model on the square windows of the truth masks (the test-set metric);
 - for the per-column MAE and the per-recording MAEs, a 95 % bootstrap interval over recordings: how far
   the figure could move on another draw of as many recordings from the same generator (to compare two
@@ -148,6 +149,7 @@ def compare_recording(simulated, analysis):
                 visible_columns=int(visible.sum()), n_truth_beats=len(truth_beats), n_matched=len(pairs),
                 n_detected=len(analysis.parameters["t_ed_s"]), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons in analysis.beat_flags),
+                uncertainty=np.asarray(analysis.uncertainty, dtype=float),
                 recording_errors=recording_errors)
 
 
@@ -249,6 +251,10 @@ def recording_row(result):
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
 
 
+def _quantile(values, q):
+    return float(np.quantile(values, q)) if values.size else None
+
+
 def run_set(name, args, net, img_size, device, refiner=None):
     """Simulate, analyse and compare one set -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
@@ -278,6 +284,7 @@ def run_set(name, args, net, img_size, device, refiner=None):
         window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
+    uncertainty = np.concatenate([r["uncertainty"] for r in results])
     per_recording = [recording_row(r) for r in results]
     figures = dict(
         recordings=args.n,
@@ -296,6 +303,8 @@ def run_set(name, args, net, img_size, device, refiner=None):
                                                                                   for r in results)),
         extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
         flagged_beats_pct=100.0 * sum(r["n_flagged"] for r in results) / max(1, sum(r["n_detected"] for r in results)),
+        beat_uncertainty_median=_quantile(uncertainty, 0.5), beat_uncertainty_p99=_quantile(uncertainty, 0.99),
+        beat_uncertainty_max=_quantile(uncertainty, 1.0),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
         per_recording=per_recording,
     )
@@ -316,6 +325,9 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
         ("truth beats found (%)", "beats_found_pct", "{:.1f}"), ("extra beats", "extra_beats", "{:d}"),
         ("detected beats flagged (%)", "flagged_beats_pct", "{:.1f}"),
+        ("beat uncertainty, median", "beat_uncertainty_median", "{:.3f}"),
+        ("beat uncertainty, 99th pct", "beat_uncertainty_p99", "{:.3f}"),
+        ("beat uncertainty, max", "beat_uncertainty_max", "{:.3f}"),
         ("LVIDd MAE per beat (mm)", "beat_lvid_d_mm_mae", "{:.4f}"),
         ("LVIDs MAE per beat (mm)", "beat_lvid_s_mm_mae", "{:.4f}"),
         ("EF MAE per beat (points)", "beat_ef_pct_mae", "{:.2f}"),

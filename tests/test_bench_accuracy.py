@@ -3,7 +3,10 @@ intervals over recordings."""
 import numpy as np
 import pytest
 
-from bench.accuracy import bootstrap_ci, format_cell, recording_row, write_truth_windows
+from types import SimpleNamespace
+
+from bench.accuracy import bootstrap_ci, compare_recording, format_cell, recording_row, write_truth_windows
+from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
 
@@ -67,3 +70,21 @@ def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
     unmeasured = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([]), recording_errors={}))
     assert unmeasured["lvid_column_mae_mm"] is None and unmeasured["lvid_column_bias_mm"] is None
     assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
+
+
+def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_the_tool_reports():
+    simulated = simulate_recording(11, duration_s=1.5)
+    lvid_mm = simulated.lvid_mm.copy()
+    beats = detect_beats(lvid_mm, simulated.s_per_px)
+    parameters = beat_parameters(beats, simulated.s_per_px)
+    n_flagged = len(beats) // 2 + 1  # most beats, so a median over all of them would be theirs
+    flags = [("rr",)] * n_flagged + [()] * (len(beats) - n_flagged)
+    parameters["hr_bpm"][:n_flagged] = 100.0  # the flagged beats' HR, far off, stays out of the summary
+    analysis = SimpleNamespace(lvid_mm=lvid_mm, parameters=parameters, beat_flags=flags,
+                               uncertainty=np.linspace(0.0, 0.1, len(beats)),
+                               summary=summarise(parameters, [not reasons for reasons in flags]))
+    result = compare_recording(simulated, analysis)
+    assert len(beats) >= 8 and result["n_flagged"] == n_flagged and result["n_detected"] == len(beats)
+    np.testing.assert_array_equal(result["uncertainty"], analysis.uncertainty)
+    assert np.abs(result["column_error_mm"]).max() == 0.0
+    assert result["recording_errors"]["hr_pct"] < 2.0  # the median of the sound beats; the 100-bpm ones left out
