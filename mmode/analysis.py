@@ -521,7 +521,11 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,
                 analysis.beats.es_index, title=f"{name}: LV volume ({options['volume_formula']} Teichholz)",
                 flagged=flagged)
-    save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px)
+    flagged_columns = np.zeros(analysis.lvid_mm.size, dtype=bool)
+    for index in np.flatnonzero(flagged):
+        flagged_columns[analysis.beats.ed_index[index]:analysis.beats.es_index[index] + 1] = True
+    save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px,
+                 flagged_columns)
 
 
 def _analysis_options(args):

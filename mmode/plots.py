@@ -3,13 +3,15 @@
 - `plot_lvid`: LVID (mm) over time (s) with end-diastoles and end-systoles marked.
 - `plot_volume`: LV volume (µL) over time (s) with the same beats marked.
 - `draw_overlay`: the recording at full resolution with the predicted cavity borders drawn on it
-  (an image, not a chart, so a recording of any length keeps every column).
+  (an image, not a chart, so a recording of any length keeps every column), and the flagged beats marked
+  by a band along its top edge.
 """
 import numpy as np
 from PIL import Image
 
 UPPER_COLOUR = (255, 64, 64)
 LOWER_COLOUR = (64, 160, 255)
+FLAGGED_BAND_COLOUR = (255, 176, 0)  # along the overlay's top edge over a flagged beat's ED..ES columns
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
 FLAGGED_COLOUR = "0.6"  # a flagged beat's markers: grey, hollow
@@ -72,9 +74,10 @@ def plot_volume(path, time_s, volume_ul, ed_index, es_index, title="LV volume", 
                              "LV volume (µL)", title, flagged)
 
 
-def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None):
+def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None, flagged_columns=None):
     """The grey recording (H, W) as RGB uint8 (H, W, 3) with the upper (red) and lower (blue) cavity
-    borders drawn in every column that has them; `thickness_px` defaults to about H / 200 (at least 1)."""
+    borders drawn in every column that has them; `thickness_px` defaults to about H / 200 (at least 1).
+    `flagged_columns` (bool, W): an orange band, about H / 40 rows (at least 2), along the top edge there."""
     image = np.asarray(image_uint8)
     height, width = image.shape
     rgb = np.repeat(image[:, :, None], 3, axis=2)
@@ -89,10 +92,13 @@ def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None):
         cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
         inside = (rows >= 0) & (rows < height)
         rgb[rows[inside], cols[inside]] = colour
+    if flagged_columns is not None:
+        rgb[:max(2, height // 40), np.asarray(flagged_columns, dtype=bool)] = FLAGGED_BAND_COLOUR
     return rgb
 
 
-def save_overlay(path, image_uint8, upper_px, lower_px):
+def save_overlay(path, image_uint8, upper_px, lower_px, flagged_columns=None):
     """Write `draw_overlay` as PNG `path`."""
-    Image.fromarray(draw_overlay(image_uint8, upper_px, lower_px)).save(path, format="PNG")
+    rgb = draw_overlay(image_uint8, upper_px, lower_px, flagged_columns=flagged_columns)
+    Image.fromarray(rgb).save(path, format="PNG")
     return path

@@ -16,6 +16,7 @@ from mmode import analysis  # noqa: E402
 from mmode.checkpoint import save_checkpoint  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.measure import BEAT_COLUMNS, SUMMARY_KEYS  # noqa: E402
+from mmode.plots import FLAGGED_BAND_COLOUR  # noqa: E402
 from preprocess.masks import traces_to_mask  # noqa: E402
 from preprocess.simulate import simulate_recording  # noqa: E402
 
@@ -273,6 +274,10 @@ def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of
     assert not any(i in flagged for i in sure)
     used = [i for i in range(len(beats)) if i not in flagged]
     assert summary["n_beats"] == len(beats) and summary["n_beats_used"] == len(used)
+    # the overlay marks the flagged beats' ED..ES columns along its top edge, and only those
+    band = np.all(np.asarray(Image.open(tmp_path / "out" / "hesitant_overlay.png"))[0] == FLAGGED_BAND_COLOUR, axis=1)
+    spans = [np.arange(round(ed_px[i]), round(es_px[i]) + 1) for i in range(len(beats))]
+    assert all(band[spans[i]].all() for i in flagged) and not any(band[spans[i]].any() for i in sure)
     for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct"):
         assert summary[key] == pytest.approx(np.median([float(beats[i][key]) for i in used]), abs=1e-3)
 
