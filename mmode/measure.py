@@ -46,6 +46,7 @@ BEAT_COLUMNS = ("t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s
 #   +-60 bpm (DESIGN.md), under 15 % even at 420 bpm.
 UNCERTAINTY_LIMIT = 0.15
 RR_TOLERANCE = 0.2
+DISAGREEMENT_CHUNK = 4096  # columns at a time
 
 SUMMARY_KEYS = ("lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s_ul", "ef_pct", "fs_pct", "sv_ul",
                 "hr_bpm", "co_ml_min")
@@ -514,9 +515,14 @@ def disagreement_px(probability, upper_px, lower_px):
     """Per column (W,), the sum over depth of |network's cavity probability - reported cavity| (rows between
     the borders, `traces_to_mask`): near 0 where the network is sure and the borders follow it, about the
     width of its hesitant band where it hesitates, a whole run's height where it sees cavity the borders
-    leave out."""
-    inside = traces_to_mask(upper_px, lower_px, probability.shape[0])
-    return np.abs(probability - inside).sum(axis=0)
+    leave out. In chunks of columns, so a long recording needs no second map of its size."""
+    upper_px, lower_px = np.asarray(upper_px, dtype=float), np.asarray(lower_px, dtype=float)
+    total = np.empty(probability.shape[1])
+    for start in range(0, probability.shape[1], DISAGREEMENT_CHUNK):
+        part = slice(start, start + DISAGREEMENT_CHUNK)
+        inside = traces_to_mask(upper_px[part], lower_px[part], probability.shape[0])
+        total[part] = np.abs(probability[:, part] - inside).sum(axis=0)
+    return total
 
 
 def beat_uncertainty(disagreement_mm, beats):

@@ -331,6 +331,10 @@ def test_disagreement_counts_hesitant_rows_and_cavity_the_borders_leave_out():
     np.testing.assert_allclose(disagreement_px(probability, upper, lower), [0.0, 5.0, 10.0, 10.0])
     # Where a column has no borders, everything the network calls cavity disagrees.
     np.testing.assert_allclose(disagreement_px(probability, [np.nan] * 4, lower), [20, 25, 30, 10])
+    # Chunked over columns, the same as in one piece.
+    wide = np.tile(probability, (1, 2500))
+    np.testing.assert_allclose(disagreement_px(wide, np.full(10000, 9.5), np.full(10000, 29.5)),
+                               np.tile([0.0, 5.0, 10.0, 10.0], 2500))
 
 
 def test_beat_uncertainty_is_the_mean_disagreement_from_ed_to_es_over_lvidd():
