@@ -420,8 +420,8 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
     an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
     borders are then re-read at full resolution (`mmode.refine`); `ms_per_column` the time one network
     column spans (None: the height rule, `mmode.inference.time_stretch`); `keep_flagged`: the summary's
-    medians over all beats, not only the unflagged ones; `uncertainty_limit`: above it a beat is flagged
-    "uncertain" (`mmode.measure.flag_beats`)."""
+    medians over all beats, not only the unflagged ones (so they are when every beat is flagged);
+    `uncertainty_limit`: above it a beat is flagged "uncertain" (`mmode.measure.flag_beats`)."""
     from mmode.inference import predict_probability, time_stretch
 
     calibration = recording.calibration
@@ -444,7 +444,9 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, thre
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
     uncertainty = beat_uncertainty(disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px, beats)
     beat_flags = flag_beats(parameters, uncertainty, min_hr_bpm, max_hr_bpm, uncertainty_limit)
-    used = None if keep_flagged else [not reasons for reasons in beat_flags]
+    sound = [not reasons for reasons in beat_flags]
+    # Every beat doubted: medians over all of them, as before flags existed, with the warning of _log_summary.
+    used = None if keep_flagged or not any(sound) else sound
     return RecordingAnalysis(recording, mask, upper_px, lower_px, lvid_mm, volume_ul(lvid_mm, volume_formula),
                              beats, parameters, uncertainty, beat_flags, summarise(parameters, used))
 
@@ -551,11 +553,10 @@ def _log_summary(analysis):
                     analysis.recording.path)
         return
     n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
-    if summary["n_beats_used"] == 0:
-        log.warning("%s: all %d beats are flagged (uncertain segmentation or irregular RR, see flagged_beats in "
-                    "the summary JSON); the summary is empty (--keep-flagged puts them in)",
-                    analysis.recording.path, summary["n_beats"])
-        return
+    if n_flagged == summary["n_beats"]:
+        log.warning("%s: every beat is flagged (uncertain segmentation or irregular RR, see flagged_beats in the "
+                    "summary JSON), so the medians are over all of them: check the overlay before using them",
+                    analysis.recording.path)
     counts = f"{summary['n_beats']} beats"
     if n_flagged:
         reasons = [reason for beat in analysis.beat_flags for reason in beat]

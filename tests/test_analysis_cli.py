@@ -294,6 +294,21 @@ def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of
     assert summary_loose["uncertainty_limit"] == 100
 
 
+def test_when_every_beat_is_flagged_the_medians_are_over_all_of_them_with_a_warning(files, tmp_path, monkeypatch,
+                                                                                    caplog):
+    # DarkIsCavity's default slope: probabilities of 0.2-0.8 everywhere, a network unsure of every beat
+    monkeypatch.setattr(analysis, "DEFAULT_CHECKPOINT", files["checkpoint"])
+    monkeypatch.setattr("mmode.checkpoint.load_model", lambda path, device="cpu": (DarkIsCavity(), dict(img_size=256)))
+    recording = files["recording"]
+    assert run("-d", files["clean"], "-o", tmp_path / "out", "--mm-per-px", recording.mm_per_px,
+               "--s-per-px", recording.s_per_px, "--quiet") == 0
+    _, beats, summary = check_recording_files(tmp_path / "out", "clean", recording.image.shape[1])
+    assert len(beats) >= 5 and len(summary["flagged_beats"]) == len(beats) == summary["n_beats_used"]
+    assert all("uncertain" in entry["reasons"] for entry in summary["flagged_beats"])
+    assert summary["lvid_d_mm"] == pytest.approx(np.median([float(row["lvid_d_mm"]) for row in beats]), abs=1e-3)
+    assert "every beat is flagged" in caplog.text
+
+
 @pytest.mark.parametrize("flags, shape", [((), (256, 96)), (("-s", 128), (128, 48))])
 def test_a_rows_by_columns_checkpoint_sets_the_input_and_minus_s_scales_it(files, tmp_path, monkeypatch, flags,
                                                                            shape):
