@@ -38,8 +38,8 @@ BEAT_COLUMNS = ("t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s
                 "ef_pct", "fs_pct", "sv_ul", "hr_bpm")
 # A beat is flagged - kept in <stem>_beats.csv, left out of the summary's medians - when
 # - "uncertain": from its end-diastole to its end-systole, the network's cavity probability disagrees with the
-#   reported cavity (`disagreement_px`) by more than UNCERTAINTY_LIMIT of its LVIDd on average. On 700 beats of
-#   simulated recordings (three generators, clean and with artefacts) it stays below 0.12; on the real strip's
+#   reported cavity (`disagreement_px`) by more than UNCERTAINTY_LIMIT of its LVIDd on average. On simulated
+#   recordings of three generators (bench seed 7800, 12 + 12 each) it stays below 0.145; on the real strip's
 #   badly viewed stretches, where the network loses the posterior wall, it reads 0.15-0.41 (good beats 0.05-0.10).
 # - "rr": its heart rate lies outside the detector's range (--min-hr, --max-hr) or further than RR_TOLERANCE from
 #   the recording's median: a missed, split or ectopic beat. A mouse's rate varies within a recording by about
