@@ -3,9 +3,11 @@
 1. Measuring LVID from a mask: the vectorised `mmode.measure.lvid_px` against a plain per-column Python
    loop that takes each column's longest run (the straightforward way), on the same mask.
 2. Whole-recording inference with the default model: tile widths (network px) and batch sizes, on the
-   CPU and, where present, on CUDA; seconds of compute per second of recording, and ratios to the
-   default setting.
-3. The whole analysis of `test.py` (segmentation, borders, beats), without and with the border refiner.
+   CPU and, where present, on CUDA; seconds of compute per second of recording, and ratios to 8 tiles
+   of the default width per pass (the default before session 19; now, with no `-b`, a CPU pass holds
+   what fits in `mmode.inference.CPU_PASS_PIXELS`, a GPU pass 8 tiles).
+3. The whole analysis of `test.py` (segmentation, borders, beats), without and with the border refiner,
+   and with the refiner at 8 tiles per pass (2 for the refiner), as before session 19.
 
     python bench/speed.py -m checkpoints/heart-seg-net.pt --refiner checkpoints/heart-seg-refine.pt --duration 10
 """
@@ -60,7 +62,7 @@ def main(argv=None):
     from mmode.checkpoint import input_shape, load_model
     from mmode.io import Recording
     from mmode.refine import check_refiner
-    from mmode.inference import default_tile_width, predict_probability
+    from mmode.inference import default_batch_size, default_tile_width, predict_probability
     from mmode.measure import lvid_px
     from preprocess.masks import traces_to_mask
     from preprocess.simulate import simulate_recording
@@ -79,14 +81,16 @@ def main(argv=None):
     print(f"| mmode.measure.lvid_px (vectorised) | {vector_s:.4f} | {loop_s / vector_s:.0f}x faster |")
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    print("\n| inference | device | tile width (net px) | batch | s per recorded s | ratio to default on CPU |")
+    print("\n| inference | device | tile width (net px) | batch | s per recorded s | ratio to 8 default tiles |")
     print("| --- | --- | --- | --- | --- | --- |")
-    reference_s = None
     for device in devices:
+        reference_s = None
         net, checkpoint = load_model(args.model, device)
         img_size = input_shape(checkpoint)
         default_width = default_tile_width(img_size[1])
-        settings = [(default_width, 8), (4 * default_width, 2), (4 * default_width, 8)]
+        default_batch = default_batch_size(device, img_size[0] * default_width)
+        settings = [(default_width, 8), (default_width, 1), (default_width, 2), (4 * default_width, 1),
+                    (4 * default_width, 2), (4 * default_width, 8)]
         for tile_width, batch_size in settings:
             predict_probability(net, recording.image[:, :2000], img_size, device, tile_width=tile_width,
                                 batch_size=batch_size)  # warm-up
@@ -95,7 +99,7 @@ def main(argv=None):
             seconds, _ = best_of(args.repeats, predict_probability, net, recording.image, img_size, device,
                                  tile_width=tile_width, batch_size=batch_size)
             reference_s = seconds if reference_s is None else reference_s
-            label = "default" if tile_width == default_width and batch_size == 8 else ""
+            label = "default" if tile_width == default_width and batch_size == default_batch else ""
             print(f"| {label} | {device} | {tile_width} | {batch_size} | {seconds / recorded_s:.3f} | "
                   f"{reference_s / seconds:.2f}x |")
 
@@ -108,9 +112,11 @@ def main(argv=None):
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)
         refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
         alone_s = None
-        for label, chosen in (("segmentation alone (--no-refine)", None), ("with the border refiner", refiner)):
+        runs = (("segmentation alone (--no-refine)", None, None), ("with the border refiner", refiner, None),
+                ("with the border refiner, -b 8", refiner, 8))
+        for label, chosen, batch_size in runs:
             seconds, _ = best_of(args.repeats, analyse_recording, as_recording, net, input_shape(checkpoint), device,
-                                 refiner=chosen)
+                                 batch_size, refiner=chosen)
             alone_s = seconds if alone_s is None else alone_s
             print(f"| {label} | {device} | {seconds / recorded_s:.3f} | {seconds / alone_s:.2f}x |")
     return 0

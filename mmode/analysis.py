@@ -101,8 +101,10 @@ def build_parser():
                              "img_size)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, metavar="OUT",
                         help="output folder, created if missing (default: results)")
-    parser.add_argument("-b", "--batch-size", type=positive_int, default=8, metavar="B",
-                        help="images (test set) or tiles (recordings) per forward pass (default: 8)")
+    parser.add_argument("-b", "--batch-size", type=positive_int, default=None, metavar="B",
+                        help="images (test set) or tiles (recordings) per forward pass (default: on a CPU as "
+                             "many as fit in 131,072 pixels, the fastest here: 1 recording tile, 2 test "
+                             "windows; on a GPU 8)")
     parser.add_argument("--threshold", type=float_between(0, 1), default=0.5, metavar="P",
                         help="cavity where the predicted probability exceeds P (default: 0.5)")
 
@@ -286,7 +288,7 @@ def _save_grey_png(path, array_uint8):
 
 # --------------------------------------------------------------------------- test set
 
-def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, threshold=0.5, progress=False,
+def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=None, threshold=0.5, progress=False,
                       n_saved=N_SAVED_TRIPLETS, names=None):
     """Dice, MSE and BCE-with-logits loss of `net` on the test set in `folder` (img/ and mask/), its
     images and masks resized to `img_size` (an int: square; or (rows, columns)); `names`: the checked
@@ -295,16 +297,18 @@ def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=8, thresho
     Returns (metrics dict `dice, mse, loss, n_images` (averages over images; Dice and MSE of the
     prediction thresholded at `threshold`, loss the mean per-pixel BCE with logits), per-image rows
     `index, name, dice, mse, loss`, and up to `n_saved` (image, mask, prediction) uint8 triplets at
-    the network's input size).
+    the network's input size). `batch_size` None: `mmode.inference.default_batch_size`.
     """
     import torch
 
     from mmode.dataset import SegmentationDataset
-    from mmode.inference import input_rows_columns
+    from mmode.inference import default_batch_size, input_rows_columns
     from mmode.metrics import dice_per_image, mse_per_image
 
     rows, columns = input_rows_columns(img_size)
     dataset = SegmentationDataset(folder, rows, names=names, img_width=columns)
+    if batch_size is None:
+        batch_size = default_batch_size(device, rows * columns)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
     if progress:
         from tqdm import tqdm
@@ -394,7 +398,7 @@ class RecordingAnalysis:
         return np.arange(self.lvid_mm.size) * self.recording.calibration.s_per_px
 
 
-def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=8, threshold=0.5, tile_width=None,
+def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=None, threshold=0.5, tile_width=None,
                     progress=False, stretch=1.0):
     """The segmentation network's reading of a recording (H, W): (uint8 0/1 mask, upper_px, lower_px), the
     borders (W,) in rows, NaN where no cavity; the guides the refiner and `preprocess build --guide-model`
@@ -413,7 +417,7 @@ def borders_from_probability(probability, threshold=0.5):
     return mask, upper_px, lower_px
 
 
-def analyse_recording(recording, net, img_size, device="cpu", batch_size=8, threshold=0.5, max_hr_bpm=900.0,
+def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, threshold=0.5, max_hr_bpm=900.0,
                       min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None,
                       ms_per_column=None, keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,

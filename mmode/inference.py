@@ -11,6 +11,12 @@ import numpy as np
 from PIL import Image
 
 SIZE_MULTIPLE = 16  # QuickNat pools four times
+# Pixels per forward pass on a CPU when no batch size is given. Per pixel, a CPU pass is fastest while
+# its activations stay in cache: on the 2-core machine of README "Benchmarks", one 256 x 384 tile of the
+# default model ran 3.9x faster per pixel than a batch of 8, and one 96 x 768 refiner strip tile as fast
+# as two (bench/speed.py). So: one recording tile, two 256 x 192 test windows, one refiner tile.
+CPU_PASS_PIXELS = 131_072
+GPU_BATCH_SIZE = 8  # tiles per pass on a GPU, where larger passes are not slower
 
 
 def _round_up(value, multiple=SIZE_MULTIPLE):
@@ -25,6 +31,16 @@ def default_tile_width(columns):
 def default_overlap(columns):
     """Overlap (network px) between neighbouring tiles when none is given: half the input's columns."""
     return max(1, int(columns) // 2)
+
+
+def default_batch_size(device, tile_pixels, gpu_batch_size=GPU_BATCH_SIZE):
+    """Tiles (or images) of `tile_pixels` pixels per forward pass when the user gives no batch size: on
+    a CPU as many as fit in CPU_PASS_PIXELS, at least one; on any other device `gpu_batch_size`."""
+    import torch
+
+    if torch.device(device).type == "cpu":
+        return max(1, CPU_PASS_PIXELS // int(tile_pixels))
+    return gpu_batch_size
 
 
 def input_rows_columns(img_size):
@@ -98,14 +114,15 @@ def upsample_bilinear(probability, shape, chunk_columns=4096):
 
 
 def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=None, overlap=None,
-                        batch_size=8, progress=False, stretch=1.0):
+                        batch_size=None, progress=False, stretch=1.0):
     """Cavity probability of every pixel of a whole recording.
 
     `net`: a network in eval mode mapping (N, 1, h, w) with h, w multiples of 16 to logits (N, 1, h, w);
     `image_uint8`: (H, W) grey recording; `img_size`: the network's input, an int (square) or (rows,
     columns) as `mmode.checkpoint.input_shape` gives it; `tile_width` (default 2 x columns) and `overlap`
     (default columns / 2) in network pixels, the tile width a multiple of 16; `batch_size` tiles per
-    forward pass; `stretch` the time axis's extra scale (`time_stretch`). Returns float32 (H, W) in [0, 1].
+    forward pass (None: `default_batch_size` for the device); `stretch` the time axis's extra scale
+    (`time_stretch`). Returns float32 (H, W) in [0, 1].
     """
     import torch
 
@@ -130,6 +147,8 @@ def predict_probability(net, image_uint8, img_size, device="cpu", tile_width=Non
     tile_width = min(tile_width, padded_width)
     starts = tile_starts(padded_width, tile_width, overlap)
     weights = blend_weights(tile_width, min(overlap, tile_width))
+    if batch_size is None:
+        batch_size = default_batch_size(device, padded_height * tile_width)
 
     total = np.zeros(padded_width, dtype=np.float32)
     blended = np.zeros((padded_height, padded_width), dtype=np.float32)

@@ -26,9 +26,11 @@ SUBPIXEL_HALF_WINDOW = 6  # rows each side of the best step whose tissue probabi
 # another bright line (the pericardium) where it is unsure, as it did on the real reference strip.
 SEARCH_HALF_ROWS = 12
 # Strips run in tiles of this many columns (overlapping by a quarter of the strip rows), `batch_size` // 4
-# per forward pass: the pixels per pass of `batch_size` tiles twice the strip rows wide, with less
-# overlap to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
+# per forward pass when a batch size is given (the pixels per pass of `batch_size` tiles twice the strip
+# rows wide), else `mmode.inference.default_batch_size` (on a GPU 2, as // 4 of its 8), with less overlap
+# to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
 TILE_COLUMNS = 768
+GPU_BATCH_SIZE = 2
 # Depth calibrations of the refiner's training recordings (simulator: 0.011526 mm/px +- 30 %; measured
 # 0.00807-0.01495 over the 800 training recordings).
 TRAINED_MM_PER_PX = (0.0081, 0.0150)
@@ -127,7 +129,8 @@ def fill_gaps(trace_px):
     return np.interp(np.arange(trace_px.size), finite, trace_px[finite])
 
 
-def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu", batch_size=8, mm_per_px=None):
+def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu", batch_size=None,
+                   mm_per_px=None):
     """Refined (upper_px, lower_px), float (W,) image rows, NaN where the guide borders are NaN.
 
     `net`: the refiner in eval mode; `image_uint8` (H, W); `upper_px`, `lower_px` (W,) the guide borders
@@ -136,10 +139,14 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
     resolution in overlapping tiles of TILE_COLUMNS (`mmode.inference.predict_probability` with a square
     input of `strip_rows`, so one strip column is one image column).
     """
-    from mmode.inference import predict_probability
+    from mmode.inference import default_batch_size, predict_probability
 
     image_uint8 = np.asarray(image_uint8)
     zoom = strip_zoom(mm_per_px)
+    if batch_size is None:
+        tiles_per_pass = default_batch_size(device, strip_rows * TILE_COLUMNS, GPU_BATCH_SIZE)
+    else:
+        tiles_per_pass = max(1, batch_size // 4)
     refined = []
     for side, guide_px in zip(SIDES, (upper_px, lower_px)):
         filled = fill_gaps(guide_px)
@@ -148,7 +155,7 @@ def refine_borders(net, image_uint8, upper_px, lower_px, strip_rows, device="cpu
             continue
         strip, base = straighten(image_uint8, filled, side, strip_rows, zoom)
         probability = predict_probability(net, strip, strip_rows, device, tile_width=TILE_COLUMNS,
-                                          overlap=strip_rows // 4, batch_size=max(1, batch_size // 4))
+                                          overlap=strip_rows // 4, batch_size=tiles_per_pass)
         border_px = image_border(strip_border(probability), base, side, strip_rows, zoom)
         refined.append(np.where(np.isfinite(guide_px), border_px, np.nan))
     return tuple(refined)

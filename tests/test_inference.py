@@ -4,8 +4,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mmode.inference import (blend_weights, predict_probability, resize_to_height, tile_starts,  # noqa: E402
-                             time_stretch, upsample_bilinear)
+from mmode.inference import (CPU_PASS_PIXELS, blend_weights, default_batch_size, predict_probability,  # noqa: E402
+                             resize_to_height, tile_starts, time_stretch, upsample_bilinear)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -187,3 +187,27 @@ def test_a_finer_time_scale_follows_fast_walls_more_closely():
     assert stretched.shape == image.shape
     assert mean_border_error_px(by_height > 0.5, upper, lower) > 2.5
     assert mean_border_error_px(stretched > 0.5, upper, lower) < 0.6
+
+
+def test_without_a_batch_size_a_cpu_pass_holds_what_fits_in_its_pixel_budget_and_a_gpu_pass_eight():
+    assert CPU_PASS_PIXELS == 131_072
+    assert default_batch_size("cpu", 256 * 384) == 1  # a recording tile of the default model
+    assert default_batch_size("cpu", 256 * 192) == 2  # a test window of the default model
+    assert default_batch_size(torch.device("cpu"), 96 * 768) == 1  # a refiner tile
+    assert default_batch_size("cpu", 64 * 64) == 32
+    assert default_batch_size("cpu", 10 ** 6) == 1  # never none
+    assert default_batch_size("cuda", 256 * 384) == 8
+    assert default_batch_size(torch.device("cuda", 0), 64 * 64, gpu_batch_size=2) == 2
+
+
+def test_a_recording_runs_one_default_sized_tile_per_cpu_pass_with_the_same_result_as_batches_of_eight():
+    # 256 x 192 input: tiles of 256 x 384 network px, one per pass on the CPU; batching changes nothing.
+    image = np.random.default_rng(2).integers(0, 256, (300, 4000)).astype(np.uint8)  # 2,560 network columns
+    net = ShapeRecorder()
+    default = predict_probability(net, image, (256, 192))
+    assert net.shapes == [(1, 1, 256, 384)] * tile_starts(2560, 384, 96).size
+    assert len(net.shapes) == 9
+    net.shapes.clear()
+    batched = predict_probability(net, image, (256, 192), batch_size=8)
+    assert net.shapes[0] == (8, 1, 256, 384)
+    np.testing.assert_allclose(default, batched, atol=1e-6)

@@ -147,3 +147,31 @@ def test_a_border_the_network_never_found_gives_no_guide_strips():
     strips = cut_guide_strips(np.random.default_rng(0), image, (no_cavity, lower_px + 8), upper_px, lower_px,
                               (0, 300), stride=96, strip_rows=96)
     assert len(strips) == 2 and all(hard for *_, hard in strips)  # lower strips at 0 and 96, 8 rows off
+
+
+def test_the_refiner_runs_one_tile_per_cpu_pass_unless_told_a_batch_size_of_which_it_takes_a_quarter():
+    torch = pytest.importorskip("torch")
+    from mmode.refine import TILE_COLUMNS, refine_borders
+
+    class Recorder(torch.nn.Module):  # dark is cavity; remembers every batch's shape
+        def __init__(self):
+            super().__init__()
+            self.shapes = []
+
+        def forward(self, x):
+            self.shapes.append(tuple(x.shape))
+            return 8.0 * (105 / 255 - x)
+
+    rng = np.random.default_rng(3)
+    upper_px, lower_px = moving_borders(3000, rng)
+    image = walls_image(upper_px, lower_px, 200)
+    net = Recorder()
+    default = refine_borders(net, image, upper_px + 2, lower_px - 2, 96)
+    assert {shape[0] for shape in net.shapes} == {1} and net.shapes[0] == (1, 1, 96, TILE_COLUMNS)
+    net.shapes.clear()
+    batched = refine_borders(net, image, upper_px + 2, lower_px - 2, 96, batch_size=8)
+    assert net.shapes[0][0] == 2
+    for refined, told in zip(default, batched):
+        np.testing.assert_allclose(refined, told, atol=1e-4)
+    # and the borders are the image's: the guides were 2 rows inside the cavity
+    assert np.nanmedian(np.abs(default[0] - (np.floor(upper_px) + 0.5))) < 0.5
