@@ -8,10 +8,12 @@
    what fits in `mmode.inference.CPU_PASS_PIXELS`, a GPU pass 8 tiles).
 3. The whole analysis of `test.py` (segmentation, borders, beats), without and with the border refiner,
    and with the refiner at 8 tiles per pass (2 for the refiner), as before session 19.
+4. Writing the overlay PNG at PIL's default zlib level (6) and at `mmode.plots.OVERLAY_PNG_COMPRESSION`.
 
     python bench/speed.py -m checkpoints/heart-seg-net.pt --refiner checkpoints/heart-seg-refine.pt --duration 10
 """
 import argparse
+import io
 import sys
 import time
 from pathlib import Path
@@ -64,6 +66,8 @@ def main(argv=None):
     from mmode.refine import check_refiner
     from mmode.inference import default_batch_size, default_tile_width, predict_probability
     from mmode.measure import lvid_px
+    from mmode.plots import OVERLAY_PNG_COMPRESSION, draw_overlay
+    from PIL import Image
     from preprocess.masks import traces_to_mask
     from preprocess.simulate import simulate_recording
 
@@ -119,7 +123,24 @@ def main(argv=None):
                                  batch_size, refiner=chosen)
             alone_s = seconds if alone_s is None else alone_s
             print(f"| {label} | {device} | {seconds / recorded_s:.3f} | {seconds / alone_s:.2f}x |")
+
+    print("\n| overlay PNG | zlib level | seconds | MB | ratio to level 6 |")
+    print("| --- | --- | --- | --- | --- |")
+    overlay = Image.fromarray(draw_overlay(recording.image, recording.upper_px, recording.lower_px))
+    level6_s = None
+    for level in (6, OVERLAY_PNG_COMPRESSION):
+        seconds, size = best_of(args.repeats, png_bytes, overlay, level)
+        level6_s = seconds if level6_s is None else level6_s
+        label = "default" if level == OVERLAY_PNG_COMPRESSION else "PIL's default"
+        print(f"| {label} | {level} | {seconds:.3f} | {size / 1e6:.2f} | {level6_s / seconds:.2f}x |")
     return 0
+
+
+def png_bytes(image, level):
+    """Size in bytes of `image` written as PNG at zlib `level`."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=level)
+    return buffer.tell()
 
 
 if __name__ == "__main__":
