@@ -31,6 +31,13 @@ lines, side-lobe clutter and interference stripes), on which no model was ever s
 The default border refiner (checkpoints/heart-seg-refine.pt) is used as `test.py` uses it; `--refiner`
 names another, `--no-refine` measures the segmentation's own borders. Window Dice is the segmentation
 network's alone (the refiner reads borders, not windows).
+
+`--recordings DIR` measures recordings on disk instead of simulating them: your own annotated recordings
+(`annotations.csv` and `calibration.csv` beside them, as `preprocess build` reads them), or the output of a
+generator the model never saw, with a `truth/<name>.json` per recording in the format `preprocess simulate`
+writes. One set, named after the folder; `bench/truth_files.py` says how the truth is read.
+
+    python bench/accuracy.py --recordings examples
 """
 import argparse
 import json
@@ -71,11 +78,21 @@ def build_parser():
                         help="batch seed of the simulated recordings; keep it away from training seeds "
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
-    parser.add_argument("--generator", choices=GENERATORS, default="simulator",
+    parser.add_argument("--recordings", type=Path, metavar="DIR",
+                        help="measure the recordings in DIR against their truth JSONs (DIR/truth/<name>.json) or "
+                             "annotated traces instead of simulating; --n, --seed, --duration, --generator and "
+                             "--sets do not apply")
+    parser.add_argument("--annotations", type=Path, metavar="FILE",
+                        help="with --recordings: annotated traces, a CSV or LabelMe JSON(s) as preprocess build "
+                             "reads them (default: DIR/annotations.csv where there is one)")
+    parser.add_argument("--calibration", type=Path, metavar="CSV",
+                        help="with --recordings: image,mm_per_px,s_per_px per recording (default: "
+                             "DIR/calibration.csv where there is one, else the truth JSON's)")
+    parser.add_argument("--generator", choices=GENERATORS,
                         help="simulator: the training simulator (preprocess.simulate) with unseen seeds; alt: "
                              "bench/altsim.py, an independent generator the networks never saw; scatter: "
                              "bench/scattersim.py, a third independent generator (default: simulator)")
-    parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"), default=["clean", "artefacts"],
+    parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"),
                         help="which sets to run (default: both)")
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
                         help="time one network column spans (ms), as test.py's option; 0: the height rule "
@@ -138,6 +155,7 @@ def compare_recording(simulated, analysis):
         beat_errors["hr_pct"] = 100.0 * beat_errors["hr_bpm"] / truth["hr_bpm"][t_index]
         beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
 
+    counted = counted_detections(simulated, analysis, [m for _, m in pairs])
     summary, recording_errors = analysis.summary, {}
     if truth is not None:
         for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
@@ -147,10 +165,23 @@ def compare_recording(simulated, analysis):
         recording_errors["hr_pct"] = 100.0 * recording_errors["hr_bpm"] / float(np.nanmedian(truth["hr_bpm"]))
     return dict(column_error_mm=column_error_mm, missed_columns=int(visible.sum() - measured.sum()),
                 visible_columns=int(visible.sum()), n_truth_beats=len(truth_beats), n_matched=len(pairs),
-                n_detected=len(analysis.parameters["t_ed_s"]), beat_errors=beat_errors,
-                n_flagged=sum(bool(reasons) for reasons in analysis.beat_flags),
-                uncertainty=np.asarray(analysis.uncertainty, dtype=float),
+                n_detected=int(counted.sum()), beat_errors=beat_errors,
+                n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
+                uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
                 recording_errors=recording_errors)
+
+
+def counted_detections(recording, analysis, matched):
+    """Which detected beats count (bool per beat): all, or where the truth covers only the recording's
+    `scored_span` (annotated traces), those whose end-diastole lies in it and those `matched` to a truth beat."""
+    ed_s = np.asarray(analysis.parameters["t_ed_s"], dtype=float)
+    span = getattr(recording, "scored_span", None)
+    if span is None:
+        return np.ones(ed_s.size, dtype=bool)
+    ed_column = np.round(ed_s / recording.s_per_px)
+    counted = (ed_column >= span[0]) & (ed_column < span[1])
+    counted[list(matched)] = True
+    return counted
 
 
 def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
@@ -255,20 +286,35 @@ def _quantile(values, q):
     return float(np.quantile(values, q)) if values.size else None
 
 
-def run_set(name, args, net, img_size, device, refiner=None):
-    """Simulate, analyse and compare one set -> figures dict."""
+def simulated_set(name, args):
+    """The recordings of set `name` ("clean" or "artefacts"), simulated one at a time."""
+    batch_seed = set_batch_seed(args.seed, name)
+    for i in range(args.n):
+        yield generate(args.generator, batch_seed, i, args.duration, name == "artefacts", f"bench_{name}_{i:03d}")
+
+
+def files_set(sources):
+    """The recordings `bench.truth_files.truth_sources` found, with their truth, read one at a time."""
+    from bench.truth_files import load_truth
+
+    files, annotations, calibrations = sources
+    for path in files:
+        yield load_truth(path, annotations, calibrations)
+
+
+def run_set(name, recordings, args, net, img_size, device, refiner=None):
+    """Analyse and compare one set of `recordings` (truth objects: `SimulatedRecording` or
+    `bench.truth_files.FileTruth`) -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
 
-    batch_seed = set_batch_seed(args.seed, name)
     results, analysis_s, recorded_s = [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
         windows = Path(scratch)
         (windows / "img").mkdir()
         (windows / "mask").mkdir()
-        for i in range(args.n):
-            simulated = generate(args.generator, batch_seed, i, args.duration, name == "artefacts",
-                                 f"bench_{name}_{i:03d}")
-            recording = Recording(image=simulated.image, path=Path(f"{simulated.name}.png"),
+        for i, simulated in enumerate(recordings):
+            path = getattr(simulated, "path", None) or Path(f"{simulated.name}.png")
+            recording = Recording(image=simulated.image, path=path,
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
             analysis = analyse_recording(recording, net, img_size, device, refiner=refiner,
@@ -278,16 +324,20 @@ def run_set(name, args, net, img_size, device, refiner=None):
             results.append(compare_recording(simulated, analysis))
             results[-1].update(name=simulated.name, condition=simulated.condition)
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
-            log.info("%s %d/%d: %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1, args.n,
-                     simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
+            log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1,
+                     simulated.name, simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
                      np.abs(results[-1]["column_error_mm"]).mean())
-        window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
+        window_metrics = dict.fromkeys(("dice", "mse", "loss", "n_images"))
+        if any((windows / "img").iterdir()):
+            window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
+        else:
+            log.warning("%s: no truth stretch is as wide as one window; no window Dice", name)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
     uncertainty = np.concatenate([r["uncertainty"] for r in results])
     per_recording = [recording_row(r) for r in results]
     figures = dict(
-        recordings=args.n,
+        recordings=len(results),
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
         lvid_column_mae_mm=float(np.abs(columns).mean()),
@@ -360,9 +410,30 @@ def format_table(figures_by_set):
     return "\n".join(lines)
 
 
+def check_sources(args):
+    """The options' recordings: `truth_sources` of --recordings, or None to simulate (then --generator and --sets
+    get their defaults). InputError for options that do not go together."""
+    from mmode.errors import InputError
+
+    if args.recordings is None:
+        for option, value in (("--annotations", args.annotations), ("--calibration", args.calibration)):
+            if value is not None:
+                raise InputError(f"{option} goes with --recordings (simulated recordings carry their own truth)")
+        args.generator = args.generator or "simulator"
+        args.sets = args.sets or ["clean", "artefacts"]
+        return None
+    if args.generator is not None or args.sets is not None:
+        raise InputError("--recordings measures the recordings in its folder; --generator and --sets are for "
+                         "simulated ones")
+    from bench.truth_files import truth_sources
+
+    return truth_sources(args.recordings, args.annotations, args.calibration)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet)
+    sources = check_sources(args)
     import torch
 
     from mmode.checkpoint import input_shape, load_model, ms_per_column
@@ -377,20 +448,26 @@ def main(argv=None):
     if not args.no_refine:
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)
         refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
-    figures = {name: run_set(name, args, net, img_size, device, refiner) for name in args.sets}
+    if sources is None:
+        figures = {name: run_set(name, simulated_set(name, args), args, net, img_size, device, refiner)
+                   for name in args.sets}
+        origin = (f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
+                  f"batch seed {args.seed}")
+        run = dict(generator=args.generator, seed=args.seed, n=args.n, duration_s=args.duration)
+    else:
+        name = args.recordings.resolve().name or "recordings"
+        figures = {name: run_set(name, files_set(sources), args, net, img_size, device, refiner)}
+        origin = f"{len(sources[0])} recordings from {args.recordings}"
+        run = dict(recordings=str(args.recordings), n=len(sources[0]))
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, "
-          f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, "
-          f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
-          f"batch seed {args.seed}, device {device}")
+          f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, {origin}, device {device}")
     print(format_table(figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
-    args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, generator=args.generator,
-                                        seed=args.seed, n=args.n, ms_per_column=args.ms_per_column,
-                                        keep_flagged=args.keep_flagged,
-                                        duration_s=args.duration,
+    args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,
+                                        ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged,
                                         device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)
     return 0

@@ -1,13 +1,13 @@
 """Two models measured on the same recordings: is the difference more than the draw of recordings?
 
 Reads two JSON files written by `bench/accuracy.py` with the same generator, batch seed, number and
-length of recordings (so both models saw the same recordings), pairs the recordings by name and reports,
-per set and figure, both models' values, the difference (second minus first: negative is better, as every
-figure is an error) with a 95 % paired bootstrap interval over recordings, and in how many recordings the
-second model was better. A difference whose interval holds 0 is not evidence either way; on 12 or 20
-recordings, differences between two fine-tunes of one model often are of that kind. The per-column MAE is
-pooled over each recording's measured columns (JSONs written before session 14 lack the counts: then it
-is the mean over recordings).
+length of recordings, or the same `--recordings` folder (so both models saw the same recordings), pairs the
+recordings by name and reports, per set and figure, both models' values, the difference (second minus
+first: negative is better, as every figure is an error) with a 95 % paired bootstrap interval over
+recordings, and in how many recordings the second model was better. A difference whose interval holds 0
+is not evidence either way; on 12 or 20 recordings, differences between two fine-tunes of one model often
+are of that kind. The per-column MAE is pooled over each recording's measured columns (JSONs written
+before session 14 lack the counts: then it is the mean over recordings).
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --generator alt --n 20 --seed 9600 --out a.json
     python bench/accuracy.py -m candidate.pt --generator alt --n 20 --seed 9600 --out b.json
@@ -32,7 +32,7 @@ FIGURES = (("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
            ("LVIDs error per recording (mm)", "lvid_s_mm_error", "{:.4f}"),
            ("EF error per recording (points)", "ef_pct_error", "{:.2f}"),
            ("HR error per recording (%)", "hr_pct_error", "{:.3f}"))
-SAME = ("generator", "seed", "n", "duration_s")
+SAME = ("generator", "seed", "n", "duration_s", "recordings")
 
 
 def build_parser():
@@ -137,8 +137,10 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     first, second = read_figures(args.first), read_figures(args.second)
     result = compare(first, second, args.first, args.second)
-    print(f"first: {describe(first)}; second: {describe(second)}; {first.get('generator')} generator, "
-          f"batch seed {first.get('seed')}, {first.get('n')} recordings per set")
+    origin = (f"recordings from {first['recordings']}" if first.get("recordings") else
+              f"{first.get('generator')} generator, batch seed {first.get('seed')}, "
+              f"{first.get('n')} recordings per set")
+    print(f"first: {describe(first)}; second: {describe(second)}; {origin}")
     print(format_comparison(result))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,20 @@ def test_models_measured_on_different_recordings_are_refused(tmp_path):
     assert not (tmp_path / "c.json").exists()
 
 
+def test_models_measured_on_different_recording_folders_are_refused(tmp_path):
+    def folder_json(path, folder):  # as accuracy.py --recordings writes it: no generator, no seed
+        path.write_text(json.dumps(dict(model="m.pt", recordings=folder, n=2,
+                                        figures=dict(lab=dict(per_recording=_recordings([0.03, 0.04]))))))
+        return path
+
+    a, b = folder_json(tmp_path / "a.json", "lab"), folder_json(tmp_path / "b.json", "other")
+    result = _run(a, b)
+    assert result.returncode == 2 and "recordings 'other' differs from" in result.stderr
+    same = _run(a, folder_json(tmp_path / "c.json", "lab"))
+    assert same.returncode == 0, same.stderr
+    assert "recordings from lab" in same.stdout.splitlines()[0]
+
+
 @pytest.mark.parametrize("content, problem", [(None, "no such file"), ("{", "not a JSON file"),
                                               ("[]", "not written by bench/accuracy.py")])
 def test_a_file_that_is_not_an_accuracy_json_is_named(tmp_path, content, problem):

@@ -1,0 +1,174 @@
+"""Recordings on disk with their truth, for `bench/accuracy.py --recordings DIR`.
+
+A lab's annotated recordings, or another generator's output, measured the way the bench measures the
+simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py` reads them) takes its truth from
+
+1. `DIR/truth/<stem>.json`, the simulators' truth format (README "Truth"): `upper_px`, `lower_px` per column,
+   `beats` (`t_ed_s`, `lvid_d_mm`, `lvid_s_mm`, optional `rr_s` and `visible`), optional `lost_contact_columns`,
+   `condition`, `mm_per_px`, `s_per_px`; or else
+2. its annotated traces (`--annotations`, default `DIR/annotations.csv`; the CSV or LabelMe formats of
+   `preprocess build`), interpolated as `preprocess build` makes masks of them. The truth is then the annotated
+   span only, and the truth beats are those `test.py`'s beat detector finds on the annotated LVID curve, whole
+   inside the span, with the same formulas: the model's curve and the annotator's are measured by one rule.
+
+Calibration: a DICOM's own wins (as in `test.py`); else the calibration CSV (`--calibration`, default
+`DIR/calibration.csv`); else the truth JSON's; else the seed's defaults, with a warning.
+"""
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mmode.calibration import Calibration
+from mmode.errors import InputError
+from mmode.io import RECORDING_SUFFIXES, read_recording
+
+log = logging.getLogger("accuracy")
+
+TRUTH_DIR = "truth"
+ANNOTATIONS_FILE = "annotations.csv"
+CALIBRATION_FILE = "calibration.csv"
+
+
+@dataclass
+class FileTruth:
+    """A recording read from disk and its truth, with the attributes of `preprocess.simulate.SimulatedRecording`
+    that the bench reads. `scored_span`: [start, stop) columns the truth covers (annotations), None for all;
+    detected beats outside it are not counted as extra."""
+
+    image: np.ndarray
+    upper_px: np.ndarray
+    lower_px: np.ndarray
+    mm_per_px: float
+    s_per_px: float
+    beats: list
+    lost_contact: np.ndarray
+    name: str
+    condition: str
+    path: Path
+    scored_span: tuple = None
+    artefacts: list = field(default_factory=list)
+
+    @property
+    def lvid_mm(self):
+        """Inner diameter (mm) per column, NaN where the truth has none."""
+        return (self.lower_px - self.upper_px) * self.mm_per_px
+
+
+def recording_files(folder):
+    """The recording files of `folder` (sorted); InputError when it is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: recordings folder not found")
+    files = sorted(path for path in folder.iterdir()
+                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
+    if not files:
+        raise InputError(f"{folder}: no recordings ({', '.join(sorted(RECORDING_SUFFIXES))}) in this folder")
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so one truth would "
+                             f"serve both; rename one")
+        stems[path.stem] = path
+    return files
+
+
+def truth_sources(folder, annotations_path=None, calibration_path=None):
+    """Which recordings of `folder` have truth, before any image is read.
+
+    Returns (files, annotations, calibrations): the recording files with a truth JSON or annotated traces,
+    {stem: traces} and {stem: Calibration}. A recording with neither is skipped with a warning; InputError
+    when none is left, when an annotated recording has no file in `folder`, or for an unreadable
+    annotation or calibration file (named)."""
+    from preprocess.annotations import read_annotations, read_calibration_csv
+
+    folder = Path(folder)
+    files = recording_files(folder)
+    default_annotations = folder / ANNOTATIONS_FILE
+    if annotations_path is None and default_annotations.is_file():
+        annotations_path = default_annotations
+    annotations = read_annotations(annotations_path) if annotations_path is not None else {}
+    default_calibration = folder / CALIBRATION_FILE
+    if calibration_path is None and default_calibration.is_file():
+        calibration_path = default_calibration
+    calibrations = read_calibration_csv(calibration_path) if calibration_path is not None else {}
+    stems = {path.stem for path in files}
+    missing = sorted(set(annotations) - stems)
+    if missing:
+        raise InputError(f"{annotations_path}: recording {missing[0]} is annotated but {folder} has no file of it"
+                         + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
+    with_truth = []
+    for path in files:
+        if (folder / TRUTH_DIR / f"{path.stem}.json").is_file() or path.stem in annotations:
+            with_truth.append(path)
+        else:
+            log.warning("%s: no %s/%s.json and no annotated traces; left out", path, TRUTH_DIR, path.stem)
+    if not with_truth:
+        raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json or annotated "
+                         f"traces (--annotations, default {default_annotations})")
+    return with_truth, annotations, calibrations
+
+
+def load_truth(path, annotations, calibrations):
+    """The FileTruth of recording `path`, from its truth JSON or else its annotated traces (`truth_sources`)."""
+    json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
+    truth = _read_json(json_path) if json_path.is_file() else None
+    calibration = calibrations.get(path.stem)
+    if calibration is None and truth is not None:
+        calibration = Calibration(float(truth["mm_per_px"]), float(truth["s_per_px"]), source="user")
+    if calibration is None and path.suffix.lower() not in (".dcm", ".dicom"):
+        log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
+    recording = read_recording(path, calibration)
+    if truth is not None:
+        return _json_truth(recording, truth, json_path)
+    return _annotated_truth(recording, annotations[path.stem])
+
+
+def _read_json(path):
+    try:
+        truth = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a readable truth JSON ({error})") from None
+    missing = [key for key in ("upper_px", "lower_px", "beats") if key not in truth]
+    if missing:
+        raise InputError(f"{path}: a truth JSON needs {', '.join(missing)}")
+    return truth
+
+
+def _json_truth(recording, truth, json_path):
+    height, width = recording.image.shape
+    upper_px = np.asarray(truth["upper_px"], dtype=float)
+    lower_px = np.asarray(truth["lower_px"], dtype=float)
+    if upper_px.shape != (width,) or lower_px.shape != (width,):
+        raise InputError(f"{json_path}: upper_px and lower_px hold {upper_px.size} and {lower_px.size} columns, "
+                         f"the recording {recording.path} {width}")
+    lost_contact = np.zeros(width, dtype=bool)
+    for start, stop in truth.get("lost_contact_columns", []):
+        lost_contact[int(start):int(stop)] = True
+    lost_contact |= ~(np.isfinite(upper_px) & np.isfinite(lower_px))
+    calibration = recording.calibration
+    return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
+                     list(truth["beats"]), lost_contact, recording.path.stem, truth.get("condition", "truth JSON"),
+                     recording.path, artefacts=list(truth.get("artefacts", [])))
+
+
+def _annotated_truth(recording, traces):
+    from mmode.measure import beat_parameters, detect_beats
+    from preprocess.masks import annotation_traces
+
+    upper_px, lower_px, span = annotation_traces(recording.path.stem, traces, recording.image.shape)
+    calibration = recording.calibration
+    lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
+    beats = detect_beats(lvid_mm, calibration.s_per_px)
+    parameters = beat_parameters(beats, calibration.s_per_px)
+    # a beat counts when both its extremes lie inside the annotated span
+    inside = ((beats.ed_index >= span[0]) & (beats.es_index < span[1]))
+    truth_beats = [dict(t_ed_s=float(parameters["t_ed_s"][i]), t_es_s=float(parameters["t_es_s"][i]),
+                        lvid_d_mm=float(parameters["lvid_d_mm"][i]), lvid_s_mm=float(parameters["lvid_s_mm"][i]),
+                        rr_s=float(60.0 / parameters["hr_bpm"][i]))
+                   for i in np.flatnonzero(inside)]
+    lost_contact = ~(np.isfinite(upper_px) & np.isfinite(lower_px))
+    return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
+                     truth_beats, lost_contact, recording.path.stem, "annotated", recording.path, scored_span=span)

@@ -1,0 +1,136 @@
+"""bench/accuracy.py --recordings: recordings on disk with a truth JSON or annotated traces, measured as the bench
+measures simulated ones."""
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bench import accuracy  # noqa: E402
+from bench.truth_files import load_truth, truth_sources  # noqa: E402
+from mmode.cli import run_main  # noqa: E402
+from mmode.errors import InputError  # noqa: E402
+from preprocess.simulate import write_simulations  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 8123  # batch seed of the two recordings below; no model trained on it
+DURATION_S = 1.5
+# preprocess simulate's annotations lie within 0.004 mm of the truth's LVID on average (README "Annotations"),
+# so a model's per-column MAE against them is within that of its MAE against the truth
+ANNOTATION_LVID_ERROR_MM = 0.004
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Two simulated recordings as `preprocess simulate` writes them (PNG, annotations.csv, calibration.csv,
+    truth/), and a copy without truth/, so the annotations are the truth."""
+    folder = tmp_path_factory.mktemp("recordings")
+    write_simulations(folder / "with_truth", 2, SEED, progress=False, duration_s=DURATION_S)
+    shutil.copytree(folder / "with_truth", folder / "annotated", ignore=shutil.ignore_patterns("truth"))
+    return folder
+
+
+def accuracy_json(out, *argv):
+    assert run_main(accuracy.main, [*map(str, argv), "--no-refine", "--quiet", "--out", str(out)]) == 0
+    return json.loads(Path(out).read_text())
+
+
+def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(recordings, tmp_path):
+    simulated = accuracy_json(tmp_path / "sim.json", "--n", 2, "--seed", SEED, "--duration", DURATION_S,
+                              "--sets", "clean")["figures"]["clean"]
+    on_disk = accuracy_json(tmp_path / "disk.json", "--recordings", recordings / "with_truth")
+    assert on_disk["recordings"] == str(recordings / "with_truth") and "generator" not in on_disk
+    figures = on_disk["figures"]["with_truth"]
+    assert figures["recordings"] == 2 and figures["n_windows"] == simulated["n_windows"]
+    for key in ("beats_found_pct", "extra_beats", "flagged_beats_pct"):
+        assert figures[key] == simulated[key]
+    # the truth JSON rounds the borders to 3 decimals of a row
+    for key in ("lvid_column_mae_mm", "window_dice", "recording_lvid_d_mm_mae", "recording_lvid_s_mm_mae"):
+        assert figures[key] == pytest.approx(simulated[key], abs=2e-4)
+    assert figures["recording_ef_pct_mae"] == pytest.approx(simulated["recording_ef_pct_mae"], abs=0.01)
+    assert figures["recording_hr_pct_mae"] == pytest.approx(simulated["recording_hr_pct_mae"], abs=1e-3)
+
+
+def test_annotated_traces_stand_in_for_the_truth(recordings, tmp_path):
+    exact = accuracy_json(tmp_path / "exact.json", "--recordings", recordings / "with_truth")["figures"]["with_truth"]
+    annotated = accuracy_json(tmp_path / "ann.json", "--recordings", recordings / "annotated")["figures"]["annotated"]
+    for by_truth, by_clicks in zip(exact["per_recording"], annotated["per_recording"]):
+        assert by_clicks["condition"] == "annotated" and by_clicks["name"] == by_truth["name"]
+        assert abs(by_clicks["lvid_column_mae_mm"] - by_truth["lvid_column_mae_mm"]) <= ANNOTATION_LVID_ERROR_MM
+    assert annotated["beats_found_pct"] >= 90.0 and annotated["extra_beats"] <= exact["extra_beats"] + 1
+    assert annotated["recording_lvid_d_mm_mae"] == pytest.approx(exact["recording_lvid_d_mm_mae"], abs=0.02)
+
+
+def test_annotated_truth_keeps_to_the_clicked_span(recordings):
+    folder = recordings / "annotated"
+    files, annotations, calibrations = truth_sources(folder)
+    truth = load_truth(files[0], annotations, calibrations)
+    with_truth = json.loads((recordings / "with_truth" / "truth" / f"{files[0].stem}.json").read_text())
+    start, stop = with_truth["annotated_columns"]
+    assert truth.scored_span == (start, stop) and truth.mm_per_px == with_truth["mm_per_px"]
+    assert np.isnan(truth.lvid_mm[:start]).all() and np.isfinite(truth.lvid_mm[start:stop]).all()
+    assert truth.lost_contact[:start].all() and not truth.lost_contact[start:stop].any()
+    assert len(truth.beats) >= 2
+    for beat in truth.beats:
+        assert start <= beat["t_ed_s"] / truth.s_per_px < stop and beat["lvid_d_mm"] > beat["lvid_s_mm"]
+
+
+def test_detected_beats_outside_the_annotated_span_are_not_extra():
+    recording = SimpleNamespace(s_per_px=0.001, scored_span=(100, 400))
+    analysis = SimpleNamespace(parameters=dict(t_ed_s=np.array([0.05, 0.099, 0.15, 0.39, 0.45])))
+    counted = accuracy.counted_detections(recording, analysis, matched=[1])
+    np.testing.assert_array_equal(counted, [False, True, True, True, False])
+    everywhere = accuracy.counted_detections(SimpleNamespace(s_per_px=0.001), analysis, matched=[])
+    assert everywhere.all()
+
+
+def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_path):
+    with pytest.raises(InputError, match="recordings folder not found"):
+        truth_sources(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no recordings"):
+        truth_sources(tmp_path / "empty")
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    shutil.copy(next((recordings / "annotated").glob("*.png")), bare)
+    twice = tmp_path / "twice"
+    shutil.copytree(bare, twice)
+    png = next(twice.glob("*.png"))
+    shutil.copy(png, png.with_suffix(".tif"))
+    with pytest.raises(InputError, match=f"share the name '{png.stem}'"):
+        truth_sources(twice)
+    with pytest.raises(InputError, match="has a truth/<name>.json or annotated traces"):
+        truth_sources(bare)
+    extra = tmp_path / "extra"
+    shutil.copytree(recordings / "annotated", extra)
+    lost = next(extra.glob("*.png"))
+    lost.unlink()
+    with pytest.raises(InputError, match=f"recording {lost.stem} is annotated but"):
+        truth_sources(extra)
+    short = tmp_path / "short"
+    shutil.copytree(recordings / "with_truth", short)
+    json_path = next((short / "truth").glob("*.json"))
+    truth = json.loads(json_path.read_text())
+    json_path.write_text(json.dumps(dict(truth, upper_px=truth["upper_px"][:-5])))
+    files, annotations, calibrations = truth_sources(short)
+    with pytest.raises(InputError, match=f"{json_path}: upper_px and lower_px hold"):
+        load_truth(short / f"{json_path.stem}.png", annotations, calibrations)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--annotations", "a.csv"], "--annotations goes with --recordings"),
+    (["--recordings", "examples", "--generator", "alt"], "--generator and --sets are for simulated"),
+    (["--recordings", "examples", "--sets", "clean"], "--generator and --sets are for simulated"),
+])
+def test_options_that_do_not_go_together_are_refused(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_main(accuracy.main, [*argv, "--out", str(tmp_path / "a.json")])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "a.json").exists()
