@@ -3,9 +3,10 @@
 A lab's annotated recordings, or another generator's output, measured the way the bench measures the
 simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py` reads them) takes its truth from
 
-1. `DIR/truth/<stem>.json`, the simulators' truth format (README "Truth"): `upper_px`, `lower_px` per column,
-   `beats` (`t_ed_s`, `lvid_d_mm`, `lvid_s_mm`, optional `rr_s` and `visible`), optional `lost_contact_columns`,
-   `condition`, `mm_per_px`, `s_per_px`; or else
+1. `DIR/truth/<stem>.json`, the simulators' truth format (README "Truth"): `upper_px`, `lower_px` per column
+   (null where there is no truth), and optionally `beats` (`t_ed_s`, `lvid_d_mm`, `lvid_s_mm`, optional `rr_s`
+   and `visible`; without them, the beats `test.py`'s detector finds on the truth's LVID curve, as for
+   annotations below), `lost_contact_columns`, `condition`, `mm_per_px`, `s_per_px`; or else
 2. its annotated traces (`--annotations`, default `DIR/annotations.csv`; the CSV or LabelMe formats of
    `preprocess build`), interpolated as `preprocess build` makes masks of them. The truth is then the annotated
    span only, and the truth beats are those `test.py`'s beat detector finds on the annotated LVID curve, whole
@@ -131,7 +132,7 @@ def _read_json(path):
         truth = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a readable truth JSON ({error})") from None
-    missing = [key for key in ("upper_px", "lower_px", "beats") if key not in truth]
+    missing = [key for key in ("upper_px", "lower_px") if key not in truth]
     if missing:
         raise InputError(f"{path}: a truth JSON needs {', '.join(missing)}")
     return truth
@@ -139,8 +140,11 @@ def _read_json(path):
 
 def _json_truth(recording, truth, json_path):
     height, width = recording.image.shape
-    upper_px = np.asarray(truth["upper_px"], dtype=float)
-    lower_px = np.asarray(truth["lower_px"], dtype=float)
+    try:
+        upper_px = np.asarray(truth["upper_px"], dtype=float)
+        lower_px = np.asarray(truth["lower_px"], dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{json_path}: upper_px and lower_px must be lists of numbers (null: no truth)") from None
     if upper_px.shape != (width,) or lower_px.shape != (width,):
         raise InputError(f"{json_path}: upper_px and lower_px hold {upper_px.size} and {lower_px.size} columns, "
                          f"the recording {recording.path} {width}")
@@ -149,26 +153,37 @@ def _json_truth(recording, truth, json_path):
         lost_contact[int(start):int(stop)] = True
     lost_contact |= ~(np.isfinite(upper_px) & np.isfinite(lower_px))
     calibration = recording.calibration
+    if "beats" in truth:
+        beats = list(truth["beats"])
+    else:
+        beats = detected_beats(np.where(lost_contact, np.nan, lower_px - upper_px) * calibration.mm_per_px,
+                               calibration.s_per_px, ~lost_contact)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
-                     list(truth["beats"]), lost_contact, recording.path.stem, truth.get("condition", "truth JSON"),
+                     beats, lost_contact, recording.path.stem, truth.get("condition", "truth JSON"),
                      recording.path, artefacts=list(truth.get("artefacts", [])))
 
 
-def _annotated_truth(recording, traces):
+def detected_beats(lvid_mm, s_per_px, known):
+    """Truth beats of an LVID curve (mm per column, NaN where unknown), found by `test.py`'s detector and
+    measured by its rules: dicts `t_ed_s`, `t_es_s`, `lvid_d_mm`, `lvid_s_mm`, `rr_s` (NaN for the last), for
+    the beats whose end-diastole and end-systole both lie in `known` columns (bool)."""
     from mmode.measure import beat_parameters, detect_beats
+
+    beats = detect_beats(lvid_mm, s_per_px)
+    parameters = beat_parameters(beats, s_per_px)
+    inside = known[beats.ed_index] & known[beats.es_index]
+    return [dict(t_ed_s=float(parameters["t_ed_s"][i]), t_es_s=float(parameters["t_es_s"][i]),
+                 lvid_d_mm=float(parameters["lvid_d_mm"][i]), lvid_s_mm=float(parameters["lvid_s_mm"][i]),
+                 rr_s=float(60.0 / parameters["hr_bpm"][i]))
+            for i in np.flatnonzero(inside)]
+
+
+def _annotated_truth(recording, traces):
     from preprocess.masks import annotation_traces
 
     upper_px, lower_px, span = annotation_traces(recording.path.stem, traces, recording.image.shape)
     calibration = recording.calibration
-    lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
-    beats = detect_beats(lvid_mm, calibration.s_per_px)
-    parameters = beat_parameters(beats, calibration.s_per_px)
-    # a beat counts when both its extremes lie inside the annotated span
-    inside = ((beats.ed_index >= span[0]) & (beats.es_index < span[1]))
-    truth_beats = [dict(t_ed_s=float(parameters["t_ed_s"][i]), t_es_s=float(parameters["t_es_s"][i]),
-                        lvid_d_mm=float(parameters["lvid_d_mm"][i]), lvid_s_mm=float(parameters["lvid_s_mm"][i]),
-                        rr_s=float(60.0 / parameters["hr_bpm"][i]))
-                   for i in np.flatnonzero(inside)]
-    lost_contact = ~(np.isfinite(upper_px) & np.isfinite(lower_px))
+    known = np.isfinite(upper_px) & np.isfinite(lower_px)
+    beats = detected_beats((lower_px - upper_px) * calibration.mm_per_px, calibration.s_per_px, known)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
-                     truth_beats, lost_contact, recording.path.stem, "annotated", recording.path, scored_span=span)
+                     beats, ~known, recording.path.stem, "annotated", recording.path, scored_span=span)

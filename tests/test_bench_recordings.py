@@ -81,6 +81,28 @@ def test_annotated_truth_keeps_to_the_clicked_span(recordings):
         assert start <= beat["t_ed_s"] / truth.s_per_px < stop and beat["lvid_d_mm"] > beat["lvid_s_mm"]
 
 
+def test_a_truth_json_of_borders_alone_gets_the_simulators_beats(recordings, tmp_path):
+    # another generator may write only the borders and the calibration: the beats come from its LVID curve
+    minimal = tmp_path / "minimal"
+    (minimal / "truth").mkdir(parents=True)
+    for png in sorted((recordings / "with_truth").glob("*.png")):
+        shutil.copy(png, minimal)
+        full = json.loads((recordings / "with_truth" / "truth" / f"{png.stem}.json").read_text())
+        kept = {key: full[key] for key in ("upper_px", "lower_px", "mm_per_px", "s_per_px")}
+        (minimal / "truth" / f"{png.stem}.json").write_text(json.dumps(kept))
+    files, annotations, calibrations = truth_sources(minimal)
+    for path in files:
+        truth = load_truth(path, annotations, calibrations)
+        drawn = json.loads((recordings / "with_truth" / "truth" / f"{path.stem}.json").read_text())["beats"]
+        assert truth.condition == "truth JSON" and len(truth.beats) == len(drawn) >= 8
+        for found, simulated in zip(truth.beats, drawn):
+            assert found["t_ed_s"] == pytest.approx(simulated["t_ed_s"], abs=0.002)
+            assert found["lvid_d_mm"] == pytest.approx(simulated["lvid_d_mm"], abs=0.001)
+            assert found["lvid_s_mm"] == pytest.approx(simulated["lvid_s_mm"], abs=0.001)
+        intervals = [(found["rr_s"], simulated["rr_s"]) for found, simulated in zip(truth.beats[:-1], drawn)]
+        np.testing.assert_allclose(*zip(*intervals), atol=0.002)  # the simulated cycle lengths, to 2 ms
+
+
 def test_detected_beats_outside_the_annotated_span_are_not_extra():
     recording = SimpleNamespace(s_per_px=0.001, scored_span=(100, 400))
     analysis = SimpleNamespace(parameters=dict(t_ed_s=np.array([0.05, 0.099, 0.15, 0.39, 0.45])))
