@@ -26,7 +26,7 @@ from PIL import Image
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
 from mmode.cli import float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
-from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
+from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
                            flag_beats, summarise, traces_to_mask, volume_ul)
 
@@ -40,7 +40,7 @@ RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 STUDY_FILE = "study.csv"
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
-                 "calibration_source")
+                 "calibration_source", *SPREAD_KEYS)
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -464,7 +464,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
     """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings;
     `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any."""
     calibration = analysis.recording.calibration
-    summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS}
+    summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS + SPREAD_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
     summary.update(
         n_beats=analysis.summary["n_beats"],
@@ -627,7 +627,7 @@ def _study_row(path, analysis=None, error=None):
     row.update(recording=path.name, status="error" if error else "ok", error=error or "")
     if analysis is not None:
         calibration = analysis.recording.calibration
-        for key in SUMMARY_KEYS:
+        for key in SUMMARY_KEYS + SPREAD_KEYS:
             value = _number(analysis.summary[key], 4)
             row[key] = "" if value is None else value
         row.update(n_beats=analysis.summary["n_beats"], n_beats_used=analysis.summary["n_beats_used"],

@@ -50,6 +50,10 @@ DISAGREEMENT_CHUNK = 4096  # columns at a time
 
 SUMMARY_KEYS = ("lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s_ul", "ef_pct", "fs_pct", "sv_ul",
                 "hr_bpm", "co_ml_min")
+# Beside each per-beat median, its beat-to-beat spread: the interquartile range over the same beats, given
+# from SPREAD_MIN_BEATS beats on (quartiles of fewer say no more than the values themselves).
+SPREAD_KEYS = tuple(f"{key}_iqr" for key in SUMMARY_KEYS[:-1])
+SPREAD_MIN_BEATS = 3
 
 
 # --------------------------------------------------------------------------- LVID per column
@@ -554,8 +558,9 @@ def flag_beats(parameters, uncertainty, min_hr_bpm=250.0, max_hr_bpm=900.0, unce
 
 def summarise(parameters, used=None):
     """Medians over the `used` beats (bool per beat; default all) of every per-beat parameter (NaN
-    ignored; None where no used beat has a value), `co_ml_min` = median SV (µL) x median HR (bpm) / 1000,
-    `n_beats` (all beats) and `n_beats_used` (those in the medians).
+    ignored; None where no used beat has a value), their interquartile ranges `<key>_iqr` (None from fewer
+    than SPREAD_MIN_BEATS values), `co_ml_min` = median SV (µL) x median HR (bpm) / 1000, `n_beats` (all
+    beats) and `n_beats_used` (those in the medians).
 
     CO is the product of the reported medians, so the summary is consistent with itself.
     """
@@ -566,6 +571,8 @@ def summarise(parameters, used=None):
         values = np.asarray(parameters[key], dtype=float)[used]
         values = values[np.isfinite(values)]
         summary[key] = float(np.median(values)) if values.size else None
+        lower, upper = np.percentile(values, [25, 75]) if values.size >= SPREAD_MIN_BEATS else (None, None)
+        summary[f"{key}_iqr"] = None if lower is None else float(upper - lower)
     known = summary["sv_ul"] is not None and summary["hr_bpm"] is not None
     summary["co_ml_min"] = summary["sv_ul"] * summary["hr_bpm"] / 1000.0 if known else None
     summary["n_beats"] = n_beats

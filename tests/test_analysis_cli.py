@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 from mmode import analysis  # noqa: E402
 from mmode.checkpoint import save_checkpoint  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
-from mmode.measure import BEAT_COLUMNS, SUMMARY_KEYS  # noqa: E402
+from mmode.measure import BEAT_COLUMNS, SPREAD_KEYS, SUMMARY_KEYS  # noqa: E402
 from mmode.plots import FLAGGED_BAND_COLOUR  # noqa: E402
 from preprocess.masks import traces_to_mask  # noqa: E402
 from preprocess.simulate import simulate_recording  # noqa: E402
@@ -248,6 +248,12 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     d, s = float(beats[0]["lvid_d_mm"]), float(beats[0]["lvid_s_mm"])
     assert float(beats[0]["fs_pct"]) == pytest.approx(100 * (d - s) / d, abs=0.01)
     assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000, rel=1e-3)
+    # the spread beside each median: the beats' interquartile range (every beat is used here), near the truth's
+    assert summary["n_beats_used"] == len(beats)
+    measured_d = [float(row["lvid_d_mm"]) for row in beats]
+    assert summary["lvid_d_mm_iqr"] == pytest.approx(np.subtract(*np.percentile(measured_d, [75, 25])), abs=1e-4)
+    true_iqr = np.subtract(*np.percentile([beat["lvid_d_mm"] for beat in recording.beats], [75, 25]))
+    assert summary["lvid_d_mm_iqr"] == pytest.approx(true_iqr, abs=recording.mm_per_px)
 
 
 def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of_the_medians(files, tmp_path,
@@ -379,6 +385,8 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert len(file_names(out)) == 2 * 7 + 1
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
+    assert columns[-len(SPREAD_KEYS):] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
 
 
 # --------------------------------------------------------------------------- bad input

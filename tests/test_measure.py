@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SUMMARY_KEYS, UNCERTAINTY_LIMIT, Beats, beat_parameters,
+from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SPREAD_MIN_BEATS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, Beats, beat_parameters,
                            beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px, flag_beats, lvid_px,
                            summarise, teichholz_clinical_volume_ml, teichholz_volume_ul, volume_ul)
 from preprocess.masks import traces_to_mask
@@ -295,17 +295,33 @@ def test_beat_parameters_and_summary_follow_the_formulas():
     assert ((beats.downstroke_px > beats.ed_index) & (beats.downstroke_px < beats.es_index)).all()
     assert np.isnan(table["hr_bpm"][-1])  # the last beat has no next end-diastole
     summary = summarise(table)
-    assert set(SUMMARY_KEYS) | {"n_beats", "n_beats_used"} == set(summary)
+    assert set(SUMMARY_KEYS) | set(SPREAD_KEYS) | {"n_beats", "n_beats_used"} == set(summary)
     assert summary["n_beats"] == summary["n_beats_used"] == len(beats)
     for key in SUMMARY_KEYS[:-1]:
         assert summary[key] == pytest.approx(np.nanmedian(table[key]))
     assert summary["co_ml_min"] == pytest.approx(summary["sv_ul"] * summary["hr_bpm"] / 1000)
 
 
+def test_the_spread_beside_each_median_is_its_interquartile_range_over_the_same_beats():
+    n_beats = 9
+    table = {key: np.arange(1.0, n_beats + 1) for key in BEAT_COLUMNS}
+    table["hr_bpm"] = np.array([600, 610, 620, 630, 640, 650, 660, 670, np.nan])  # the last beat has no RR
+    used = np.ones(n_beats, dtype=bool)
+    used[0] = False  # a flagged beat stays out of the spread as out of the median
+    summary = summarise(table, used)
+    # beats 2..9: quartiles by linear interpolation at 3.75 and 7.25
+    assert summary["ef_pct"] == 5.5 and summary["ef_pct_iqr"] == pytest.approx(3.5)
+    # HR over 610..670 (7 values): quartiles 625 and 655
+    assert summary["hr_bpm"] == 640 and summary["hr_bpm_iqr"] == pytest.approx(30.0)
+    few = np.zeros(n_beats, dtype=bool)
+    few[:SPREAD_MIN_BEATS - 1] = True
+    assert summarise(table, few)["lvid_d_mm_iqr"] is None and summarise(table, few)["lvid_d_mm"] == 1.5
+
+
 def test_summary_without_beats_is_empty_not_zero():
     summary = summarise(beat_parameters(detect_beats(np.full(100, np.nan), S_PER_PX), S_PER_PX))
     assert summary["n_beats"] == 0
-    assert all(summary[key] is None for key in SUMMARY_KEYS)
+    assert all(summary[key] is None for key in SUMMARY_KEYS + SPREAD_KEYS)
 
 
 # --------------------------------------------------------------------------- beats the tool doubts
