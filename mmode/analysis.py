@@ -11,6 +11,8 @@ with --overwrite. torch, matplotlib and pydicom load only after the arguments ar
 """
 import argparse
 import csv
+import functools
+import hashlib
 import io
 import json
 import logging
@@ -351,7 +353,8 @@ def _run_test_set(args, folder):
     print(f"Average MSE: {metrics['mse']:.6f}")
     print(f"Measured loss: {metrics['loss']:.6f}")
     with staged:
-        _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path), img_size=img_size[0],
+        _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path),
+                                                      model_sha256=file_sha256(model_path), img_size=img_size[0],
                                                       img_width=img_size[1],
                                                       threshold=args.threshold, data=str(folder)))
         with open(staged.path("per_image.csv"), "w", newline="") as handle:
@@ -474,10 +477,12 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
         model=str(model_path),
+        model_sha256=file_sha256(model_path),
         img_size=int(img_size[0]),
         img_width=int(img_size[1]),
         ms_per_column=options["ms_per_column"],
         refiner=None if refiner_path is None else str(refiner_path),
+        refiner_sha256=None if refiner_path is None else file_sha256(refiner_path),
         recording=str(analysis.recording.path),
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),
@@ -492,6 +497,26 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         rr_tolerance=RR_TOLERANCE,
     )
     return summary
+
+
+def file_sha256(path):
+    """SHA-256 (hex) of the file at `path`: which weights made a result, even after the file at that path
+    is replaced; None when it can no longer be read (the network is in memory already). Computed once per
+    file and version."""
+    try:
+        status = os.stat(path)
+        return _sha256(str(Path(path).resolve()), status.st_mtime_ns, status.st_size)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _sha256(path, mtime_ns, size):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def flagged_beats(analysis):

@@ -1,5 +1,6 @@
 """test.py (mmode.analysis): test-set mode, recording mode (PNG, DICOM), studies, and bad input."""
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
@@ -228,6 +229,9 @@ def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files,
     np.testing.assert_allclose([float(row["time_s"]) for row in trace], np.arange(width_px) * 0.001, atol=1e-6)
     assert Image.open(out / "sim_mask.png").size == (width_px, height_px)
     assert Image.open(out / "sim_overlay.png").size == (width_px, height_px)
+    # the weights that made the result, whatever later happens to the file at that path
+    assert summary["model_sha256"] == hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
+    assert summary["refiner"] is None and summary["refiner_sha256"] is None
 
 
 def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_network):

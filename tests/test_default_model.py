@@ -1,4 +1,5 @@
 """The shipped model and examples: the README's quick start measures what the simulator drew."""
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,6 +29,13 @@ def test_the_default_model_is_a_complete_small_checkpoint():
     assert checkpoint["img_size"] % 16 == 0
     # time read in milliseconds per network column, inside what its training windows spanned (1.6-4.4 ms)
     assert 1.6 <= ms_per_column(checkpoint) <= 4.4
+
+
+def test_the_model_card_names_the_shipped_files_by_their_sha256():
+    # a checkpoint replaced without its model card would leave the card describing other weights
+    card = (ROOT / "checkpoints" / "MODEL_CARD.md").read_text()
+    for path in (MODEL, REFINER):
+        assert f"`{hashlib.sha256(path.read_bytes()).hexdigest()}`" in card, path
 
 
 def test_the_default_refiner_is_a_complete_small_border_refiner():
