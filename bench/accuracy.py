@@ -97,6 +97,11 @@ def build_parser():
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
                         help="time one network column spans (ms), as test.py's option; 0: the height rule "
                              "(default: the checkpoint's)")
+    parser.add_argument("--overlays", type=Path, metavar="DIR",
+                        help="also write each recording's overlay to DIR/<name>_overlay.png: the model's borders "
+                             "as test.py draws them (red, blue) and the truth's, dotted green")
+    parser.add_argument("--per-recording", action="store_true",
+                        help="also print each recording's errors (they are in the JSON either way)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/accuracy.json"),
                         help="JSON file for the figures (default: bench/out/accuracy.json)")
@@ -169,6 +174,19 @@ def compare_recording(simulated, analysis):
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
                 recording_errors=recording_errors)
+
+
+def save_truth_overlay(folder, truth, analysis):
+    """Write `folder`/<name>_overlay.png: `test.py`'s overlay of the analysis with the truth's visible borders
+    dotted over it."""
+    from mmode.analysis import flagged_columns
+    from mmode.plots import draw_overlay, draw_truth, save_png
+
+    visible = visible_columns(truth)
+    rgb = draw_overlay(truth.image, analysis.upper_px, analysis.lower_px, flagged_columns=flagged_columns(analysis))
+    rgb = draw_truth(rgb, np.where(visible, truth.upper_px, np.nan), np.where(visible, truth.lower_px, np.nan))
+    folder.mkdir(parents=True, exist_ok=True)
+    return save_png(folder / f"{truth.name}_overlay.png", rgb)
 
 
 def counted_detections(recording, analysis, matched):
@@ -322,6 +340,8 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
+            if args.overlays is not None:
+                save_truth_overlay(args.overlays, simulated, analysis)
             results[-1].update(name=simulated.name, condition=simulated.condition)
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
             log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1,
@@ -430,6 +450,24 @@ def check_sources(args):
     return truth_sources(args.recordings, args.annotations, args.calibration)
 
 
+RECORDING_COLUMNS = (("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+                     ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
+                     ("LVIDd error (mm)", "lvid_d_mm_error", "{:.4f}"),
+                     ("LVIDs error (mm)", "lvid_s_mm_error", "{:.4f}"),
+                     ("EF error (points)", "ef_pct_error", "{:.2f}"), ("HR error (%)", "hr_pct_error", "{:.2f}"))
+
+
+def format_recordings(name, figures):
+    """One set's recordings as a table: each recording's per-column error and the errors of its summary."""
+    lines = [f"| {name}: recording | condition | " + " | ".join(label for label, _, _ in RECORDING_COLUMNS) + " |",
+             "| --- | --- |" + " --- |" * len(RECORDING_COLUMNS)]
+    for row in figures["per_recording"]:
+        cells = ["n/a" if row[key] is None or not np.isfinite(row[key]) else pattern.format(row[key])
+                 for _, key, pattern in RECORDING_COLUMNS]
+        lines.append(f"| {row['name']} | {row['condition']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet)
@@ -464,6 +502,9 @@ def main(argv=None):
           f"refiner {'none' if refiner is None else args.refiner}, "
           f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, {origin}, device {device}")
     print(format_table(figures))
+    if args.per_recording:
+        for name, set_figures in figures.items():
+            print("\n" + format_recordings(name, set_figures))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,

@@ -552,11 +552,16 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,
                 analysis.beats.es_index, title=f"{name}: LV volume ({options['volume_formula']} Teichholz)",
                 flagged=flagged)
-    flagged_columns = np.zeros(analysis.lvid_mm.size, dtype=bool)
-    for index in np.flatnonzero(flagged):
-        flagged_columns[analysis.beats.ed_index[index]:analysis.beats.es_index[index] + 1] = True
     save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px,
-                 flagged_columns)
+                 flagged_columns(analysis))
+
+
+def flagged_columns(analysis):
+    """Bool (W,): the columns from end-diastole to end-systole of each flagged beat (the overlay's band)."""
+    columns = np.zeros(analysis.lvid_mm.size, dtype=bool)
+    for index in np.flatnonzero([bool(reasons) for reasons in analysis.beat_flags]):
+        columns[analysis.beats.ed_index[index]:analysis.beats.es_index[index] + 1] = True
+    return columns
 
 
 def _analysis_options(args):

@@ -12,6 +12,7 @@ from PIL import Image
 UPPER_COLOUR = (255, 64, 64)
 LOWER_COLOUR = (64, 160, 255)
 FLAGGED_BAND_COLOUR = (255, 176, 0)  # along the overlay's top edge over a flagged beat's ED..ES columns
+TRUTH_COLOUR = (64, 255, 64)  # the truth's borders beside the model's (bench/accuracy.py --overlays)
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
 FLAGGED_COLOUR = "0.6"  # a flagged beat's markers: grey, hollow
@@ -100,8 +101,29 @@ def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None, flagged_col
     return rgb
 
 
-def save_overlay(path, image_uint8, upper_px, lower_px, flagged_columns=None):
-    """Write `draw_overlay` as PNG `path`."""
-    rgb = draw_overlay(image_uint8, upper_px, lower_px, flagged_columns=flagged_columns)
+def draw_truth(rgb, upper_px, lower_px, dash_px=8):
+    """`rgb` (H, W, 3) uint8 with the truth's borders (W,) (NaN: none) drawn in TRUTH_COLOUR over it, dashed
+    (`dash_px` columns on, as many off) and thinner than the model's, so both stay visible where they agree."""
+    rgb = rgb.copy()
+    height, width = rgb.shape[:2]
+    thickness = max(1, height // 400)
+    columns = np.flatnonzero((np.arange(width) // dash_px) % 2 == 0)
+    for border in (upper_px, lower_px):
+        border = np.asarray(border, dtype=float)[columns]
+        known = np.isfinite(border)
+        rows = np.floor(border[known] + 0.5).astype(int)[:, None] + np.arange(-thickness, thickness)
+        cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
+        inside = (rows >= 0) & (rows < height)
+        rgb[rows[inside], cols[inside]] = TRUTH_COLOUR
+    return rgb
+
+
+def save_png(path, rgb):
+    """Write an RGB uint8 image as PNG `path` at OVERLAY_PNG_COMPRESSION."""
     Image.fromarray(rgb).save(path, format="PNG", compress_level=OVERLAY_PNG_COMPRESSION)
     return path
+
+
+def save_overlay(path, image_uint8, upper_px, lower_px, flagged_columns=None):
+    """Write `draw_overlay` as PNG `path`."""
+    return save_png(path, draw_overlay(image_uint8, upper_px, lower_px, flagged_columns=flagged_columns))

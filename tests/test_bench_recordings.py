@@ -57,6 +57,23 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
     assert figures["recording_hr_pct_mae"] == pytest.approx(simulated["recording_hr_pct_mae"], abs=1e-3)
 
 
+def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(recordings, tmp_path, capsys):
+    from PIL import Image
+
+    from mmode.plots import TRUTH_COLOUR
+
+    capsys.readouterr()
+    written = accuracy_json(tmp_path / "a.json", "--recordings", recordings / "with_truth", "--per-recording",
+                            "--overlays", tmp_path / "overlays")
+    printed = capsys.readouterr().out
+    for row in written["figures"]["with_truth"]["per_recording"]:
+        assert f"| {row['name']} | {row['condition']} | {row['lvid_column_mae_mm']:.4f} |" in printed
+        overlay = np.asarray(Image.open(tmp_path / "overlays" / f"{row['name']}_overlay.png"))
+        image = np.asarray(Image.open(recordings / "with_truth" / f"{row['name']}.png"))
+        assert overlay.shape == (*image.shape, 3)
+        assert np.all(overlay == TRUTH_COLOUR, axis=2).any()
+
+
 def test_annotated_traces_stand_in_for_the_truth(recordings, tmp_path):
     exact = accuracy_json(tmp_path / "exact.json", "--recordings", recordings / "with_truth")["figures"]["with_truth"]
     annotated = accuracy_json(tmp_path / "ann.json", "--recordings", recordings / "annotated")["figures"]["annotated"]

@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from mmode.plots import LOWER_COLOUR, UPPER_COLOUR, draw_overlay, save_overlay
+from mmode.plots import LOWER_COLOUR, TRUTH_COLOUR, UPPER_COLOUR, draw_overlay, draw_truth, save_overlay
 
 
 def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
@@ -16,3 +16,17 @@ def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
     np.testing.assert_array_equal(written, draw_overlay(image, upper, lower))
     assert tuple(written[30, 0]) == tuple(UPPER_COLOUR) and tuple(written[80, 0]) == tuple(LOWER_COLOUR)
     assert tuple(written[80, 120]) == (image[80, 120],) * 3
+
+
+def test_the_truth_is_dashed_over_the_drawing_and_leaves_the_rest():
+    image = np.full((400, 64), 90, dtype=np.uint8)
+    rgb = draw_overlay(image, np.full(64, 100.0), np.full(64, 300.0))
+    upper = np.full(64, 110.2)  # 10 rows under the model's upper border
+    lower = np.full(64, np.nan)  # no truth there
+    marked = draw_truth(rgb, upper, lower, dash_px=8)
+    changed = np.any(marked != rgb, axis=2)
+    # thickness max(1, 400 // 400) = 1 each side: rows 109 and 110, in columns 0-7, 16-23, ...
+    dashes = (np.arange(64) // 8) % 2 == 0
+    np.testing.assert_array_equal(np.flatnonzero(changed.any(axis=1)), [109, 110])
+    np.testing.assert_array_equal(changed[109], dashes)
+    assert tuple(marked[110, 0]) == TRUTH_COLOUR and tuple(marked[110, 8]) == (90, 90, 90)
