@@ -24,7 +24,7 @@ import numpy as np
 
 from mmode.calibration import Calibration
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, read_recording
+from mmode.io import RECORDING_SUFFIXES, read_recording, recording_files
 
 log = logging.getLogger("accuracy")
 
@@ -58,21 +58,15 @@ class FileTruth:
         return (self.lower_px - self.upper_px) * self.mm_per_px
 
 
-def recording_files(folder):
-    """The recording files of `folder` (sorted); InputError when it is missing or holds none."""
+def folder_recordings(folder):
+    """The recording files of `folder` (sorted); InputError when it is missing, holds none, or holds two of
+    one name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: recordings folder not found")
-    files = sorted(path for path in folder.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
+    files = recording_files(folder, collision="one truth would serve both")
     if not files:
         raise InputError(f"{folder}: no recordings ({', '.join(sorted(RECORDING_SUFFIXES))}) in this folder")
-    stems = {}
-    for path in files:
-        if path.stem in stems:
-            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so one truth would "
-                             f"serve both; rename one")
-        stems[path.stem] = path
     return files
 
 
@@ -86,7 +80,7 @@ def truth_sources(folder, annotations_path=None, calibration_path=None):
     from preprocess.annotations import read_annotations, read_calibration_csv
 
     folder = Path(folder)
-    files = recording_files(folder)
+    files = folder_recordings(folder)
     default_annotations = folder / ANNOTATIONS_FILE
     if annotations_path is None and default_annotations.is_file():
         annotations_path = default_annotations

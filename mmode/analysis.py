@@ -636,19 +636,12 @@ def _note_ignored_calibration(args, recording):
 
 
 def _study_recordings(folder):
-    from mmode.io import RECORDING_SUFFIXES
+    from mmode.io import RECORDING_SUFFIXES, recording_files
 
-    files = sorted(path for path in folder.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
+    files = recording_files(folder)
     if not files:
         raise InputError(f"{folder}: neither a test set (img/ and mask/) nor a folder holding recordings "
                          f"({', '.join(sorted(RECORDING_SUFFIXES))})")
-    stems = {}
-    for path in files:
-        if path.stem in stems:
-            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so their result "
-                             f"files would collide; rename one")
-        stems[path.stem] = path
     return files
 
 

@@ -128,6 +128,21 @@ def write_png(path, array_uint8):
     return path
 
 
+def recording_files(folder, collision="their result files would collide"):
+    """The recording files (RECORDING_SUFFIXES) directly in `folder`, sorted, hidden files left out; an
+    InputError naming both files when two share a stem (`collision` says why that matters)."""
+    folder = Path(folder)
+    files = sorted(path for path in folder.iterdir()
+                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
+    stems = {}
+    for path in files:
+        if path.stem in stems:
+            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so {collision}; "
+                             f"rename one")
+        stems[path.stem] = path
+    return files
+
+
 def read_recording(path, calibration=None):
     """Read one recording (image file or DICOM) -> Recording.
 
