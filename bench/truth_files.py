@@ -31,6 +31,7 @@ log = logging.getLogger("accuracy")
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 CALIBRATION_FILE = "calibration.csv"
+BEAT_KEYS = {"t_ed_s", "lvid_d_mm", "lvid_s_mm"}  # what a truth JSON's beat needs (rr_s, visible optional)
 
 
 @dataclass
@@ -111,7 +112,7 @@ def load_truth(path, annotations, calibrations):
     json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
     calibration = calibrations.get(path.stem)
-    if calibration is None and truth is not None:
+    if calibration is None and truth is not None and "mm_per_px" in truth and "s_per_px" in truth:
         calibration = Calibration(float(truth["mm_per_px"]), float(truth["s_per_px"]), source="user")
     if calibration is None and path.suffix.lower() not in (".dcm", ".dicom"):
         log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
@@ -126,14 +127,22 @@ def _read_json(path):
         truth = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"{path}: not a readable truth JSON ({error})") from None
+    if not isinstance(truth, dict):
+        raise InputError(f"{path}: a truth JSON is an object with upper_px and lower_px")
     missing = [key for key in ("upper_px", "lower_px") if key not in truth]
     if missing:
         raise InputError(f"{path}: a truth JSON needs {', '.join(missing)}")
+    for key in ("mm_per_px", "s_per_px"):
+        if key in truth and not (isinstance(truth[key], (int, float)) and truth[key] > 0):
+            raise InputError(f"{path}: {key} must be a positive number, got {truth[key]!r}")
+    beats = truth.get("beats", [])
+    if not isinstance(beats, list) or not all(isinstance(beat, dict) and BEAT_KEYS <= set(beat) for beat in beats):
+        raise InputError(f"{path}: beats must be a list of objects with {', '.join(sorted(BEAT_KEYS))}")
     return truth
 
 
 def _json_truth(recording, truth, json_path):
-    height, width = recording.image.shape
+    width = recording.image.shape[1]
     try:
         upper_px = np.asarray(truth["upper_px"], dtype=float)
         lower_px = np.asarray(truth["lower_px"], dtype=float)

@@ -160,6 +160,12 @@ def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_p
     files, annotations, calibrations = truth_sources(short)
     with pytest.raises(InputError, match=f"{json_path}: upper_px and lower_px hold"):
         load_truth(short / f"{json_path.stem}.png", annotations, calibrations)
+    for broken, message in ((dict(truth, beats=[{"t_ed_s": 0.1}]), "beats must be a list of objects with"),
+                            (dict(truth, mm_per_px=0), "mm_per_px must be a positive number"),
+                            ([1, 2], "a truth JSON is an object"), ({"upper_px": [1]}, "needs lower_px")):
+        json_path.write_text(json.dumps(broken))
+        with pytest.raises(InputError, match=message):
+            load_truth(short / f"{json_path.stem}.png", annotations, calibrations)
 
 
 @pytest.mark.parametrize("argv, message", [
