@@ -99,7 +99,7 @@ def build_parser():
                              "(default: the checkpoint's)")
     parser.add_argument("--overlays", type=Path, metavar="DIR",
                         help="also write each recording's overlay to DIR/<name>_overlay.png: the model's borders "
-                             "as test.py draws them (red, blue) and the truth's, dotted green")
+                             "as test.py draws them (red, blue) and the truth's, dashed green")
     parser.add_argument("--per-recording", action="store_true",
                         help="also print each recording's errors (they are in the JSON either way)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -178,7 +178,7 @@ def compare_recording(simulated, analysis):
 
 def save_truth_overlay(folder, truth, analysis):
     """Write `folder`/<name>_overlay.png: `test.py`'s overlay of the analysis with the truth's visible borders
-    dotted over it."""
+    dashed over it."""
     from mmode.analysis import flagged_columns
     from mmode.plots import draw_overlay, draw_truth, save_png
 
