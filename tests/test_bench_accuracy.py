@@ -88,3 +88,31 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
     np.testing.assert_array_equal(result["uncertainty"], analysis.uncertainty)
     assert np.abs(result["column_error_mm"]).max() == 0.0
     assert result["recording_errors"]["hr_pct"] < 2.0  # the median of the sound beats; the 100-bpm ones left out
+
+
+def test_fixed_pixel_sizes_reach_the_simulated_recordings_and_leave_the_rest_of_the_draw():
+    from bench.accuracy import build_parser, check_sources, simulated_set
+
+    args = build_parser().parse_args(["--n", "2", "--seed", "8400", "--duration", "1", "--mm-per-px", "0.02",
+                                      "--s-per-px", "0.0015", "--height", "300"])
+    assert check_sources(args) is None and args.generator == "simulator"
+    drawn_args = build_parser().parse_args(["--n", "2", "--seed", "8400", "--duration", "1"])
+    check_sources(drawn_args)
+    for fixed, drawn in zip(simulated_set("clean", args), simulated_set("clean", drawn_args)):
+        assert (fixed.mm_per_px, fixed.s_per_px) == (0.02, 0.0015)
+        assert fixed.image.shape == (300, round(1 / 0.0015))
+        # the same heart: the drawn physiology does not depend on the pixel size
+        assert fixed.parameters["lvid_d_mm"] == drawn.parameters["lvid_d_mm"]
+        assert fixed.parameters["hr_bpm"] == drawn.parameters["hr_bpm"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--generator", "alt", "--mm-per-px", "0.02"], "the alt generator draws its own"),
+    (["--recordings", "examples", "--height", "500"], "are for simulated recordings"),
+])
+def test_fixed_pixel_sizes_are_for_the_training_simulator_only(argv, message):
+    from bench.accuracy import build_parser, check_sources
+    from mmode.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        check_sources(build_parser().parse_args(argv))

@@ -112,3 +112,17 @@ def test_the_header_names_each_pair_with_its_refiner():
     assert describe(dict(model="m.pt", refiner="r.pt")) == "m.pt with refiner r.pt"
     assert describe(dict(model="m.pt", refiner=None)) == "m.pt without refiner"
     assert describe(dict(model="m.pt")) == "m.pt"  # written before the refiner was recorded
+    # runs with fixed pixel sizes (same seeds, other pixel size) say so
+    assert describe(dict(model="m.pt", refiner=None, mm_per_px=0.02, height_px=300)) == \
+        "m.pt without refiner, mm_per_px 0.02, height_px 300"
+
+
+def test_the_same_seeds_at_another_pixel_size_pair(tmp_path):
+    a = _accuracy_json(tmp_path / "a.json", _recordings([0.03, 0.04]))
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(dict(json.loads(a.read_text()), mm_per_px=0.02,
+                                 figures=dict(clean=dict(per_recording=_recordings([0.05, 0.06]))))))
+    result = _run(a, b)
+    assert result.returncode == 0, result.stderr
+    assert "second: m.pt, mm_per_px 0.02" in result.stdout
+    assert "| LVID per column MAE (mm) | 0.0350 | 0.0550 | +0.0200 (0.0200 to 0.0200) | 0 of 2 |" in result.stdout
