@@ -88,6 +88,10 @@ def build_parser():
     parser.add_argument("--calibration", type=Path, metavar="CSV",
                         help="with --recordings: image,mm_per_px,s_per_px per recording (default: "
                              "DIR/calibration.csv where there is one, else the truth JSON's)")
+    parser.add_argument("--measurements", type=Path, metavar="CSV",
+                        help="with --recordings: manual per-beat measurements image,lvid_d_mm,lvid_s_mm (optional "
+                             "t_ed_s, hr_bpm) for recordings with neither a truth JSON nor annotated traces "
+                             "(default: DIR/measurements.csv where there is one)")
     parser.add_argument("--generator", choices=GENERATORS,
                         help="simulator: the training simulator (preprocess.simulate) with unseen seeds; alt: "
                              "bench/altsim.py, an independent generator the networks never saw; scatter: "
@@ -141,13 +145,12 @@ def truth_beat_table(truth_beats):
     """Per-beat truth parameters (arrays) computed with the same formulas as the measurements."""
     lvid_d_mm = np.array([beat["lvid_d_mm"] for beat in truth_beats])
     lvid_s_mm = np.array([beat["lvid_s_mm"] for beat in truth_beats])
-    ed_s = np.array([beat["t_ed_s"] for beat in truth_beats])
     vol_d_ul, vol_s_ul = teichholz_volume_ul(lvid_d_mm), teichholz_volume_ul(lvid_s_mm)
+    hr_bpm = np.full(lvid_d_mm.size, np.nan)
     if all("rr_s" in beat for beat in truth_beats):
-        hr_bpm = 60.0 / np.array([beat["rr_s"] for beat in truth_beats])  # the simulated cycle length
-    else:
-        hr_bpm = np.full(ed_s.size, np.nan)
-        hr_bpm[:-1] = 60.0 / np.diff(ed_s)
+        hr_bpm = 60.0 / np.array([beat["rr_s"] for beat in truth_beats], dtype=float)  # the simulated cycle length
+    elif all("t_ed_s" in beat for beat in truth_beats):  # consecutive beats: the intervals between them
+        hr_bpm[:-1] = 60.0 / np.diff([beat["t_ed_s"] for beat in truth_beats])
     return dict(lvid_d_mm=lvid_d_mm, lvid_s_mm=lvid_s_mm, ef_pct=100.0 * (vol_d_ul - vol_s_ul) / vol_d_ul,
                 fs_pct=100.0 * (lvid_d_mm - lvid_s_mm) / lvid_d_mm, hr_bpm=hr_bpm)
 
@@ -161,7 +164,9 @@ def compare_recording(simulated, analysis):
 
     truth_beats = [beat for beat in simulated.beats if beat.get("visible", True)]
     truth = truth_beat_table(truth_beats) if truth_beats else None
-    pairs = match_beats(truth_beats, analysis.parameters, simulated.s_per_px) if truth_beats else []
+    timed = [i for i, beat in enumerate(truth_beats) if "t_ed_s" in beat]  # measured beats may carry no time
+    pairs = [(timed[t], m) for t, m in match_beats([truth_beats[i] for i in timed], analysis.parameters,
+                                                   simulated.s_per_px)]
     beat_errors = {key: np.array([]) for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct")}
     if pairs:
         t_index, m_index = (np.array(index) for index in zip(*pairs))
@@ -177,9 +182,11 @@ def compare_recording(simulated, analysis):
             truth_median = float(np.nanmedian(truth[key])) if np.isfinite(truth[key]).any() else np.nan
             value = summary.get(key)
             recording_errors[key] = abs(value - truth_median) if value is not None else np.nan
-        recording_errors["hr_pct"] = 100.0 * recording_errors["hr_bpm"] / float(np.nanmedian(truth["hr_bpm"]))
+        known_hr = np.isfinite(truth["hr_bpm"]).any()
+        recording_errors["hr_pct"] = (100.0 * recording_errors["hr_bpm"] / float(np.nanmedian(truth["hr_bpm"]))
+                                      if known_hr else np.nan)
     return dict(column_error_mm=column_error_mm, missed_columns=int(visible.sum() - measured.sum()),
-                visible_columns=int(visible.sum()), n_truth_beats=len(truth_beats), n_matched=len(pairs),
+                visible_columns=int(visible.sum()), n_truth_beats=len(timed), n_matched=len(pairs),
                 n_detected=int(counted.sum()), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
@@ -220,6 +227,8 @@ def write_truth_windows(simulated, folder, ms_per_column=None, img_width=None):
     from preprocess.windows import columns_spanning, cut_windows, window_name
 
     visible = visible_columns(simulated)
+    if not visible.any():  # measured beats only: no borders to cut windows of
+        return
     upper_px = np.where(visible, simulated.upper_px, np.nan)
     lower_px = np.where(visible, simulated.lower_px, np.nan)
     mask = traces_to_mask(upper_px, lower_px, simulated.image.shape[0])
@@ -338,9 +347,8 @@ def files_set(sources):
     """The recordings `bench.truth_files.truth_sources` found, with their truth, read one at a time."""
     from bench.truth_files import load_truth
 
-    files, annotations, calibrations = sources
-    for path in files:
-        yield load_truth(path, annotations, calibrations)
+    for path in sources.files:
+        yield load_truth(path, sources)
 
 
 def run_set(name, recordings, args, net, img_size, device, refiner=None):
@@ -367,14 +375,15 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
                 save_truth_overlay(args.overlays, simulated, analysis)
             results[-1].update(name=simulated.name, condition=simulated.condition)
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
-            log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %.4f mm", name, i + 1,
+            column_mae_mm = recording_row(results[-1])["lvid_column_mae_mm"]
+            log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %s mm", name, i + 1,
                      simulated.name, simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
-                     np.abs(results[-1]["column_error_mm"]).mean())
+                     "n/a" if column_mae_mm is None else f"{column_mae_mm:.4f}")
         window_metrics = dict.fromkeys(("dice", "mse", "loss", "n_images"))
         if any((windows / "img").iterdir()):
             window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
         else:
-            log.warning("%s: no truth stretch is as wide as one window; no window Dice", name)
+            log.warning("%s: no truth borders span a whole window; no window Dice", name)
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
     uncertainty = np.concatenate([r["uncertainty"] for r in results])
@@ -383,15 +392,15 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         recordings=len(results),
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
         n_windows=window_metrics["n_images"],
-        lvid_column_mae_mm=float(np.abs(columns).mean()),
+        lvid_column_mae_mm=float(np.abs(columns).mean()) if columns.size else None,
         lvid_column_mae_mm_ci95=bootstrap_ci([np.nan if r["lvid_column_mae_mm"] is None else r["lvid_column_mae_mm"]
                                               for r in per_recording],
                                              [r["measured_columns"] for r in per_recording]),
-        lvid_column_median_mm=float(np.median(np.abs(columns))),
-        lvid_column_bias_mm=float(columns.mean()),
-        lvid_column_p95_mm=float(np.percentile(np.abs(columns), 95)),
-        missed_columns_pct=100.0 * sum(r["missed_columns"] for r in results) / sum(r["visible_columns"]
-                                                                                   for r in results),
+        lvid_column_median_mm=_quantile(np.abs(columns), 0.5),
+        lvid_column_bias_mm=float(columns.mean()) if columns.size else None,
+        lvid_column_p95_mm=_quantile(np.abs(columns), 0.95),
+        missed_columns_pct=(100.0 * sum(r["missed_columns"] for r in results) / visible
+                            if (visible := sum(r["visible_columns"] for r in results)) else None),
         beats_found_pct=100.0 * sum(r["n_matched"] for r in results) / max(1, sum(r["n_truth_beats"]
                                                                                   for r in results)),
         extra_beats=sum(r["n_detected"] - r["n_matched"] for r in results),
@@ -459,7 +468,8 @@ def check_sources(args):
     from mmode.errors import InputError
 
     if args.recordings is None:
-        for option, value in (("--annotations", args.annotations), ("--calibration", args.calibration)):
+        for option, value in (("--annotations", args.annotations), ("--calibration", args.calibration),
+                              ("--measurements", args.measurements)):
             if value is not None:
                 raise InputError(f"{option} goes with --recordings (simulated recordings carry their own truth)")
         args.generator = args.generator or "simulator"
@@ -476,7 +486,7 @@ def check_sources(args):
                          "simulated ones")
     from bench.truth_files import truth_sources
 
-    return truth_sources(args.recordings, args.annotations, args.calibration)
+    return truth_sources(args.recordings, args.annotations, args.calibration, args.measurements)
 
 
 RECORDING_COLUMNS = (("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
@@ -527,8 +537,8 @@ def main(argv=None):
     else:
         name = args.recordings.resolve().name or "recordings"
         figures = {name: run_set(name, files_set(sources), args, net, img_size, device, refiner)}
-        origin = f"{len(sources[0])} recordings from {args.recordings}"
-        run = dict(recordings=str(args.recordings), n=len(sources[0]))
+        origin = f"{len(sources.files)} recordings from {args.recordings}"
+        run = dict(recordings=str(args.recordings), n=len(sources.files))
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, "

@@ -10,7 +10,12 @@ simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py`
 2. its annotated traces (`--annotations`, default `DIR/annotations.csv`; the CSV or LabelMe formats of
    `preprocess build`), interpolated as `preprocess build` makes masks of them. The truth is then the annotated
    span only, and the truth beats are those `test.py`'s beat detector finds on the annotated LVID curve, whole
-   inside the span, with the same formulas: the model's curve and the annotator's are measured by one rule.
+   inside the span, with the same formulas: the model's curve and the annotator's are measured by one rule; or
+3. a lab's caliper measurements of single beats (`--measurements`, default `DIR/measurements.csv`: `image,
+   lvid_d_mm,lvid_s_mm`, optional `t_ed_s` and `hr_bpm`; `preprocess.annotations.read_measurements_csv`). No
+   borders, so no per-column errors or window Dice; the per-recording errors compare the tool's medians with
+   the medians of the measured beats, and beats with a `t_ed_s` are paired with detected ones for per-beat
+   errors. Detected beats no measured beat pairs with are not counted as extra (a lab measures a few).
 
 Calibration: a DICOM's own wins (as in `test.py`); else the calibration CSV (`--calibration`, default
 `DIR/calibration.csv`); else the truth JSON's; else the seed's defaults, with a warning.
@@ -31,6 +36,7 @@ log = logging.getLogger("accuracy")
 TRUTH_DIR = "truth"
 ANNOTATIONS_FILE = "annotations.csv"
 CALIBRATION_FILE = "calibration.csv"
+MEASUREMENTS_FILE = "measurements.csv"
 BEAT_KEYS = {"t_ed_s", "lvid_d_mm", "lvid_s_mm"}  # what a truth JSON's beat needs (rr_s, visible optional)
 
 
@@ -71,47 +77,67 @@ def folder_recordings(folder):
     return files
 
 
-def truth_sources(folder, annotations_path=None, calibration_path=None):
+@dataclass
+class TruthSources:
+    """What `truth_sources` found: the recording `files` with truth, and the `annotations` ({stem: traces}),
+    `calibrations` ({stem: Calibration}) and `measurements` ({stem: [beats]}) read for them."""
+
+    files: list
+    annotations: dict
+    calibrations: dict
+    measurements: dict
+
+
+def truth_sources(folder, annotations_path=None, calibration_path=None, measurements_path=None):
     """Which recordings of `folder` have truth, before any image is read.
 
-    Returns (files, annotations, calibrations): the recording files with a truth JSON or annotated traces,
-    {stem: traces} and {stem: Calibration}. A recording with neither is skipped with a warning; InputError
-    when none is left, when an annotated recording has no file in `folder`, or for an unreadable
-    annotation or calibration file (named)."""
-    from preprocess.annotations import read_annotations, read_calibration_csv
+    Returns TruthSources: the recording files with a truth JSON, annotated traces or measured beats, and the
+    annotations, calibrations and measurements read. A recording with none
+    is skipped with a warning; InputError when none is left, when an annotated or measured recording has no
+    file in `folder`, or for an unreadable annotation, calibration or measurements file (named)."""
+    from preprocess.annotations import read_annotations, read_calibration_csv, read_measurements_csv
 
     folder = Path(folder)
     files = folder_recordings(folder)
-    default_annotations = folder / ANNOTATIONS_FILE
-    if annotations_path is None and default_annotations.is_file():
-        annotations_path = default_annotations
+    annotations_path = _given_or_beside(annotations_path, folder / ANNOTATIONS_FILE)
     annotations = read_annotations(annotations_path) if annotations_path is not None else {}
-    default_calibration = folder / CALIBRATION_FILE
-    if calibration_path is None and default_calibration.is_file():
-        calibration_path = default_calibration
+    calibration_path = _given_or_beside(calibration_path, folder / CALIBRATION_FILE)
     calibrations = read_calibration_csv(calibration_path) if calibration_path is not None else {}
+    measurements_path = _given_or_beside(measurements_path, folder / MEASUREMENTS_FILE)
+    measurements = read_measurements_csv(measurements_path) if measurements_path is not None else {}
     stems = {path.stem for path in files}
-    missing = sorted(set(annotations) - stems)
-    if missing:
-        raise InputError(f"{annotations_path}: recording {missing[0]} is annotated but {folder} has no file of it"
-                         + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
+    for source, named in ((annotations_path, annotations), (measurements_path, measurements)):
+        missing = sorted(set(named) - stems)
+        if missing:
+            raise InputError(f"{source}: recording {missing[0]} is listed but {folder} has no file of it"
+                             + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
     with_truth = []
     for path in files:
-        if (folder / TRUTH_DIR / f"{path.stem}.json").is_file() or path.stem in annotations:
+        has_json = (folder / TRUTH_DIR / f"{path.stem}.json").is_file()
+        if has_json or path.stem in annotations or path.stem in measurements:
             with_truth.append(path)
         else:
-            log.warning("%s: no %s/%s.json and no annotated traces; left out", path, TRUTH_DIR, path.stem)
+            log.warning("%s: no %s/%s.json, annotated traces or measured beats; left out", path, TRUTH_DIR, path.stem)
     if not with_truth:
-        raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json or annotated "
-                         f"traces (--annotations, default {default_annotations})")
-    return with_truth, annotations, calibrations
+        raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json, annotated "
+                         f"traces (--annotations, default {folder / ANNOTATIONS_FILE}) or measured beats "
+                         f"(--measurements, default {folder / MEASUREMENTS_FILE})")
+    return TruthSources(with_truth, annotations, calibrations, measurements)
 
 
-def load_truth(path, annotations, calibrations):
-    """The FileTruth of recording `path`, from its truth JSON or else its annotated traces (`truth_sources`)."""
+def _given_or_beside(path, default):
+    """`path` if given, else `default` where that file exists, else None."""
+    if path is not None:
+        return path
+    return default if default.is_file() else None
+
+
+def load_truth(path, sources):
+    """The FileTruth of recording `path`, from its truth JSON, else its annotated traces, else its measured
+    beats (`sources`: TruthSources)."""
     json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
-    calibration = calibrations.get(path.stem)
+    calibration = sources.calibrations.get(path.stem)
     if calibration is None and truth is not None and "mm_per_px" in truth and "s_per_px" in truth:
         calibration = Calibration(float(truth["mm_per_px"]), float(truth["s_per_px"]), source="user")
     if calibration is None and path.suffix.lower() not in (".dcm", ".dicom"):
@@ -119,7 +145,9 @@ def load_truth(path, annotations, calibrations):
     recording = read_recording(path, calibration)
     if truth is not None:
         return _json_truth(recording, truth, json_path)
-    return _annotated_truth(recording, annotations[path.stem])
+    if path.stem in sources.annotations:
+        return _annotated_truth(recording, sources.annotations[path.stem])
+    return _measured_truth(recording, sources.measurements[path.stem])
 
 
 def _read_json(path):
@@ -190,3 +218,16 @@ def _annotated_truth(recording, traces):
     beats = detected_beats((lower_px - upper_px) * calibration.mm_per_px, calibration.s_per_px, known)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
                      beats, ~known, recording.path.stem, "annotated", recording.path, scored_span=span)
+
+
+def _measured_truth(recording, beats):
+    """Measured beats only: no borders (every column without truth), and an empty scored span, so only the
+    detected beats paired with a measured one count."""
+    width = recording.image.shape[1]
+    nothing = np.full(width, np.nan)
+    calibration = recording.calibration
+    # a beat without a rate is not compared on HR (measured beats need not follow one another)
+    beats = [dict(beat, rr_s=beat.get("rr_s", np.nan)) for beat in beats]
+    return FileTruth(recording.image, nothing, nothing.copy(), calibration.mm_per_px, calibration.s_per_px,
+                     beats, np.ones(width, dtype=bool), recording.path.stem, "measured", recording.path,
+                     scored_span=(0, 0))

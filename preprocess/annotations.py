@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 TRACES = ("upper", "lower")
 CSV_COLUMNS = ("image", "trace", "x", "y")
 CALIBRATION_COLUMNS = ("image", "mm_per_px", "s_per_px")
+MEASUREMENT_COLUMNS = ("image", "lvid_d_mm", "lvid_s_mm")  # a lab's caliper measurements, one row per beat
+MEASUREMENT_OPTIONAL = ("t_ed_s", "hr_bpm")
 LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")
 
 
@@ -75,10 +77,10 @@ def recording_stem(value):
     return Path(name).stem if Path(name).suffix.lower() in RECORDING_SUFFIXES else name
 
 
-def _csv_rows(path, columns):
-    """The rows of the CSV at `path` as (where, {column: text}) for `columns`, `where` naming file and line;
-    empty rows skipped. InputError for a header without one of `columns` or a row shorter than the header;
-    an unreadable file -> InputError "not a readable CSV file"."""
+def _csv_rows(path, columns, optional=()):
+    """The rows of the CSV at `path` as (where, {column: text}) for `columns` and those of `optional` the header
+    has, `where` naming file and line; empty rows skipped. InputError for a header without one of `columns` or
+    a row shorter than the header; an unreadable file -> InputError "not a readable CSV file"."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
@@ -93,7 +95,8 @@ def _csv_rows(path, columns):
                 where = f"{path} line {reader.line_num}"
                 if len(row) < len(header):
                     raise InputError(f"{where}: {len(row)} values, the header has {len(header)}")
-                yield where, {column: row[header.index(column)] for column in columns}
+                yield where, {column: row[header.index(column)] for column in (*columns, *optional)
+                              if column in header}
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable CSV file ({error})") from error
 
@@ -140,6 +143,37 @@ def read_calibration_csv(path):
     if not calibrations:
         raise InputError(f"{path}: no recordings listed")
     return calibrations
+
+
+def read_measurements_csv(path):
+    """Read a lab's manual per-beat measurements: a CSV `image,lvid_d_mm,lvid_s_mm` with optional `t_ed_s` (the
+    beat's end-diastole, s from the recording's first column; lets beats be paired) and `hr_bpm` (the beat's
+    rate) -> {recording: [beat dicts with lvid_d_mm, lvid_s_mm and, where given, t_ed_s and rr_s = 60 / hr]}.
+
+    InputError naming the file and line for a missing column, a value that is not a number, LVIDs not
+    below LVIDd, or a negative time."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: measurements file not found")
+    beats = {}
+    for where, row in _csv_rows(path, MEASUREMENT_COLUMNS, MEASUREMENT_OPTIONAL):
+        beat = {column: _number(row[column], column, where) for column in MEASUREMENT_COLUMNS[1:]}
+        if not (np.isfinite(beat["lvid_d_mm"]) and 0 < beat["lvid_s_mm"] < beat["lvid_d_mm"]):
+            raise InputError(f"{where}: LVIDs must be positive and below LVIDd, got {beat['lvid_s_mm']:g} and "
+                             f"{beat['lvid_d_mm']:g} mm")
+        if row.get("t_ed_s", "").strip():
+            beat["t_ed_s"] = _number(row["t_ed_s"], "t_ed_s", where)
+            if beat["t_ed_s"] < 0:
+                raise InputError(f"{where}: t_ed_s must not be negative, got {beat['t_ed_s']:g}")
+        if row.get("hr_bpm", "").strip():
+            hr_bpm = _number(row["hr_bpm"], "hr_bpm", where)
+            if not hr_bpm > 0:
+                raise InputError(f"{where}: hr_bpm must be positive, got {hr_bpm:g}")
+            beat["rr_s"] = 60.0 / hr_bpm
+        beats.setdefault(_row_recording(row, where), []).append(beat)
+    if not beats:
+        raise InputError(f"{path}: no measured beats")
+    return beats
 
 
 def read_labelme_annotations(path):

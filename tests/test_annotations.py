@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mmode.errors import InputError
-from preprocess.annotations import check_traces, read_annotations, read_calibration_csv
+from preprocess.annotations import check_traces, read_annotations, read_calibration_csv, read_measurements_csv
 from preprocess.masks import annotation_mask, covered_span, interpolate_trace, traces_to_mask
 
 
@@ -158,3 +158,31 @@ def test_a_bad_calibration_csv_is_named_with_its_line(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(InputError, match=re.escape(message)):
         read_calibration_csv(path)
+
+
+def test_measured_beats_are_read_per_recording_with_their_optional_time_and_rate(tmp_path):
+    path = tmp_path / "measurements.csv"
+    path.write_text("image,lvid_d_mm,lvid_s_mm,t_ed_s,hr_bpm\nrec1.png,3.80,2.70,0.369,480\n"
+                    "rec1,3.76,2.66,,\n\nrec2,2.40,1.40,0.5,600\n")
+    beats = read_measurements_csv(path)
+    assert beats["rec1"] == [dict(lvid_d_mm=3.80, lvid_s_mm=2.70, t_ed_s=0.369, rr_s=0.125),
+                             dict(lvid_d_mm=3.76, lvid_s_mm=2.66)]
+    assert beats["rec2"] == [dict(lvid_d_mm=2.40, lvid_s_mm=1.40, t_ed_s=0.5, rr_s=0.1)]
+    bare = tmp_path / "bare.csv"  # the optional columns may be left out altogether
+    bare.write_text("image,lvid_d_mm,lvid_s_mm\nrec1,3.8,2.7\n")
+    assert read_measurements_csv(bare) == {"rec1": [dict(lvid_d_mm=3.8, lvid_s_mm=2.7)]}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,lvid_d_mm\nrec1,3.8\n", "lacks column(s) lvid_s_mm"),
+    ("image,lvid_d_mm,lvid_s_mm\nrec1,2.7,3.8\n", "line 2: LVIDs must be positive and below LVIDd"),
+    ("image,lvid_d_mm,lvid_s_mm\nrec1,wide,2.7\n", "line 2: lvid_d_mm 'wide' is not a number"),
+    ("image,lvid_d_mm,lvid_s_mm,t_ed_s\nrec1,3.8,2.7,-1\n", "line 2: t_ed_s must not be negative"),
+    ("image,lvid_d_mm,lvid_s_mm,hr_bpm\nrec1,3.8,2.7,0\n", "line 2: hr_bpm must be positive"),
+    ("image,lvid_d_mm,lvid_s_mm\n", "no measured beats"),
+])
+def test_bad_measurements_are_named_with_their_line(tmp_path, text, message):
+    path = tmp_path / "measurements.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_measurements_csv(path)

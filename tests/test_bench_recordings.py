@@ -84,10 +84,40 @@ def test_annotated_traces_stand_in_for_the_truth(recordings, tmp_path):
     assert annotated["recording_lvid_d_mm_mae"] == pytest.approx(exact["recording_lvid_d_mm_mae"], abs=0.02)
 
 
+def test_a_labs_measured_beats_are_compared_beat_by_beat_and_by_their_medians(recordings, tmp_path):
+    # the simulator's own beats written as a lab's caliper measurements: per-beat and per-recording figures
+    # as against the truth JSON; a beat without a time still counts in the medians
+    measured = tmp_path / "measured"
+    measured.mkdir()
+    rows = ["image,lvid_d_mm,lvid_s_mm,t_ed_s,hr_bpm"]
+    for png in sorted((recordings / "with_truth").glob("*.png")):
+        shutil.copy(png, measured)
+        beats = json.loads((recordings / "with_truth" / "truth" / f"{png.stem}.json").read_text())["beats"]
+        rows += [f"{png.stem},{b['lvid_d_mm']},{b['lvid_s_mm']},{b['t_ed_s']},{60 / b['rr_s']}" for b in beats]
+    (measured / "measurements.csv").write_text("\n".join(rows) + "\n")
+    shutil.copy(recordings / "with_truth" / "calibration.csv", measured)
+    exact = accuracy_json(tmp_path / "exact.json", "--recordings", recordings / "with_truth")["figures"]["with_truth"]
+    by_hand = accuracy_json(tmp_path / "hand.json", "--recordings", measured)["figures"]["measured"]
+    assert by_hand["lvid_column_mae_mm"] is None and by_hand["window_dice"] is None
+    for key in ("beats_found_pct", "beat_lvid_d_mm_mae", "beat_lvid_s_mm_mae", "beat_ef_pct_mae", "beat_hr_pct_mae",
+                "recording_lvid_d_mm_mae", "recording_lvid_s_mm_mae", "recording_ef_pct_mae", "recording_hr_pct_mae"):
+        assert by_hand[key] == pytest.approx(exact[key], abs=1e-9), key
+    # detected beats that pair with no measured one are not extra: a lab measures a few
+    untimed = tmp_path / "untimed"
+    shutil.copytree(measured, untimed)
+    (untimed / "measurements.csv").write_text("image,lvid_d_mm,lvid_s_mm\n" + "".join(
+        f"{row.split(',')[0]},{row.split(',')[1]},{row.split(',')[2]}\n" for row in rows[1:]))
+    no_times = accuracy_json(tmp_path / "untimed.json", "--recordings", untimed)["figures"]["untimed"]
+    assert no_times["extra_beats"] == 0 and no_times["beat_lvid_d_mm_mae"] is None
+    assert no_times["recording_lvid_d_mm_mae"] == pytest.approx(exact["recording_lvid_d_mm_mae"], abs=1e-9)
+    assert no_times["recording_hr_pct_mae"] is None  # no rates measured
+
+
 def test_annotated_truth_keeps_to_the_clicked_span(recordings):
     folder = recordings / "annotated"
-    files, annotations, calibrations = truth_sources(folder)
-    truth = load_truth(files[0], annotations, calibrations)
+    sources = truth_sources(folder)
+    files = sources.files
+    truth = load_truth(files[0], sources)
     with_truth = json.loads((recordings / "with_truth" / "truth" / f"{files[0].stem}.json").read_text())
     start, stop = with_truth["annotated_columns"]
     assert truth.scored_span == (start, stop) and truth.mm_per_px == with_truth["mm_per_px"]
@@ -107,9 +137,9 @@ def test_a_truth_json_of_borders_alone_gets_the_simulators_beats(recordings, tmp
         full = json.loads((recordings / "with_truth" / "truth" / f"{png.stem}.json").read_text())
         kept = {key: full[key] for key in ("upper_px", "lower_px", "mm_per_px", "s_per_px")}
         (minimal / "truth" / f"{png.stem}.json").write_text(json.dumps(kept))
-    files, annotations, calibrations = truth_sources(minimal)
-    for path in files:
-        truth = load_truth(path, annotations, calibrations)
+    sources = truth_sources(minimal)
+    for path in sources.files:
+        truth = load_truth(path, sources)
         drawn = json.loads((recordings / "with_truth" / "truth" / f"{path.stem}.json").read_text())["beats"]
         assert truth.condition == "truth JSON" and len(truth.beats) == len(drawn) >= 8
         for found, simulated in zip(truth.beats, drawn):
@@ -144,28 +174,28 @@ def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_p
     shutil.copy(png, png.with_suffix(".tif"))
     with pytest.raises(InputError, match=f"share the name '{png.stem}'"):
         truth_sources(twice)
-    with pytest.raises(InputError, match="has a truth/<name>.json or annotated traces"):
+    with pytest.raises(InputError, match="has a truth/<name>.json, annotated traces .* or measured beats"):
         truth_sources(bare)
     extra = tmp_path / "extra"
     shutil.copytree(recordings / "annotated", extra)
     lost = next(extra.glob("*.png"))
     lost.unlink()
-    with pytest.raises(InputError, match=f"recording {lost.stem} is annotated but"):
+    with pytest.raises(InputError, match=f"recording {lost.stem} is listed but"):
         truth_sources(extra)
     short = tmp_path / "short"
     shutil.copytree(recordings / "with_truth", short)
     json_path = next((short / "truth").glob("*.json"))
     truth = json.loads(json_path.read_text())
     json_path.write_text(json.dumps(dict(truth, upper_px=truth["upper_px"][:-5])))
-    files, annotations, calibrations = truth_sources(short)
+    sources = truth_sources(short)
     with pytest.raises(InputError, match=f"{json_path}: upper_px and lower_px hold"):
-        load_truth(short / f"{json_path.stem}.png", annotations, calibrations)
+        load_truth(short / f"{json_path.stem}.png", sources)
     for broken, message in ((dict(truth, beats=[{"t_ed_s": 0.1}]), "beats must be a list of objects with"),
                             (dict(truth, mm_per_px=0), "mm_per_px must be a positive number"),
                             ([1, 2], "a truth JSON is an object"), ({"upper_px": [1]}, "needs lower_px")):
         json_path.write_text(json.dumps(broken))
         with pytest.raises(InputError, match=message):
-            load_truth(short / f"{json_path.stem}.png", annotations, calibrations)
+            load_truth(short / f"{json_path.stem}.png", sources)
 
 
 @pytest.mark.parametrize("argv, message", [
