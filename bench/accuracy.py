@@ -33,7 +33,8 @@ names another, `--no-refine` measures the segmentation's own borders. Window Dic
 network's alone (the refiner reads borders, not windows).
 
 `--recordings DIR` measures recordings on disk instead of simulating them: your own annotated recordings
-(`annotations.csv` and `calibration.csv` beside them, as `preprocess build` reads them), or the output of a
+(`annotations.csv` and `calibration.csv` beside them, as `preprocess build` reads them, or a lab's caliper
+values per beat in `measurements.csv`), or the output of a
 generator the model never saw, with a `truth/<name>.json` per recording in the format `preprocess simulate`
 writes. One set, named after the folder; `bench/truth_files.py` says how the truth is read.
 
@@ -79,9 +80,9 @@ def build_parser():
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
     parser.add_argument("--recordings", type=Path, metavar="DIR",
-                        help="measure the recordings in DIR against their truth JSONs (DIR/truth/<name>.json) or "
-                             "annotated traces instead of simulating; --n, --seed, --duration, --generator and "
-                             "--sets do not apply")
+                        help="measure the recordings in DIR against their truth JSONs (DIR/truth/<name>.json), "
+                             "annotated traces or measured beats instead of simulating; --n, --seed, --duration, "
+                             "--generator and --sets do not apply")
     parser.add_argument("--annotations", type=Path, metavar="FILE",
                         help="with --recordings: annotated traces, a CSV or LabelMe JSON(s) as preprocess build "
                              "reads them (default: DIR/annotations.csv where there is one)")
