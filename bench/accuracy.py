@@ -34,9 +34,9 @@ network's alone (the refiner reads borders, not windows).
 
 `--recordings DIR` measures recordings on disk instead of simulating them: your own annotated recordings
 (`annotations.csv` and `calibration.csv` beside them, as `preprocess build` reads them, or a lab's caliper
-values per beat in `measurements.csv`), or the output of a
-generator the model never saw, with a `truth/<name>.json` per recording in the format `preprocess simulate`
-writes. One set, named after the folder; `bench/truth_files.py` says how the truth is read.
+values per beat in `measurements.csv`), or the output of a generator the model never saw, with a
+`truth/<name>.json` per recording in the format `preprocess simulate` writes. One set, named after the folder;
+`bench/truth_files.py` says how the truth is read.
 
     python bench/accuracy.py --recordings examples
 """
