@@ -79,10 +79,11 @@ def straighten(image, guide_px, side, strip_rows, zoom=1.0):
     return np.round(strip).astype(np.uint8), base
 
 
-def strip_mask(guide_px, side, border_px, strip_rows):
-    """0/1 uint8 (strip_rows, W) cavity mask of a strip: pixels whose centre lies on the cavity side of
-    `border_px` (W,) (below an upper border, above a lower one), as the recording's mask rule has it."""
-    rows, _ = _strip_positions(guide_px, side, strip_rows)
+def strip_mask(guide_px, side, border_px, strip_rows, zoom=1.0):
+    """0/1 uint8 (strip_rows, W) cavity mask of a strip (built at `zoom`, as `straighten`): pixels whose centre
+    lies on the cavity side of `border_px` (W,) (below an upper border, above a lower one), as the recording's
+    mask rule has it."""
+    rows, _ = _strip_positions(guide_px, side, strip_rows, zoom)
     border = np.asarray(border_px, dtype=np.float64)[np.newaxis, :]
     return (rows > border if side == "upper" else rows < border).astype(np.uint8)
 

@@ -20,6 +20,7 @@ from tqdm import tqdm
 from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
+from mmode.refine import strip_zoom
 from preprocess.annotations import check_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, annotation_traces
 from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
@@ -261,12 +262,14 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)
-        strips = cut_strips(rng, recording.image, upper_px, lower_px, span, plan[name]["stride_px"])
+        zoom = strip_zoom(recording.calibration.mm_per_px)  # as the refiner will read this recording
+        plan[name]["strip_zoom"] = zoom
+        strips = cut_strips(rng, recording.image, upper_px, lower_px, span, plan[name]["stride_px"], zoom=zoom)
         if guide is not None:
             _, *guides_px = segment_borders(net, recording.image, img_size)
             along = cut_guide_strips(recording_rng(summary["seed"], name, stream=1), recording.image, guides_px,
                                      upper_px, lower_px, span, summary["guide_stride_px"],
-                                     easy_fraction=summary["guide_easy_fraction"])
+                                     easy_fraction=summary["guide_easy_fraction"], zoom=zoom)
             plan[name].update(guide_strips=len(along), hard_strips=sum(hard for *_, hard in along))
             plan[name]["windows"] += len(along)
             strips += [(strip, mask) for strip, mask, _ in along]

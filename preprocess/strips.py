@@ -10,6 +10,10 @@ the annotated span, upper border first; file names `<recording>_win<k>.png` keep
 Each recording's draws come from its own generator, seeded by --seed and the recording's name, so a
 recording's strips do not depend on which others are in the folder.
 
+A recording whose depth calibration lies outside the refiner's trained range is read zoomed at inference
+(`mmode.refine.strip_zoom`); its training strips are cut at the same zoom, and every distance above (offsets,
+errors, jitter) is in strip rows, so a lab's coarse recordings train the refiner on what it will be shown.
+
 With `--guide-model CKPT` a second kind follows: strips along the borders a segmentation network itself
 finds (`cut_guide_strips`), labelled with the annotated border. Perturbed guides teach the refiner to find
 a border near a guide; they do not show it how a segmentation errs where the image misleads it (a blurred
@@ -54,9 +58,10 @@ def smooth_noise(rng, n, correlation_px, sigma_px):
     return np.convolve(rng.standard_normal(n + 4 * width), kernel, "valid")[:n] * sigma_px
 
 
-def perturbed_guide(rng, trace_px, columns, span):
-    """The trace at `columns` (int array) shifted in time and offset in rows (module docstring); the time
-    shift stays inside `span` = (start, stop), where the trace is defined."""
+def perturbed_guide(rng, trace_px, columns, span, zoom=1.0):
+    """The trace at `columns` (int array) shifted in time and offset by a number of strip rows (module
+    docstring), 1 / `zoom` image rows each; the time shift stays inside `span` = (start, stop), where the trace
+    is defined."""
     start, stop = span
     shift_px = rng.uniform(-MAX_TIME_SHIFT_PX, MAX_TIME_SHIFT_PX)
     shifted = np.clip(columns - shift_px, start, stop - 1)
@@ -64,20 +69,21 @@ def perturbed_guide(rng, trace_px, columns, span):
     offset_px = rng.normal(0.0, 2.5) + smooth_noise(rng, columns.size, rng.uniform(10, 60), rng.uniform(0.5, 3.0))
     if rng.random() < 0.15:
         offset_px = offset_px + rng.normal(0.0, 10.0)
-    return guide_px + np.clip(offset_px, -MAX_OFFSET_PX, MAX_OFFSET_PX)
+    return guide_px + np.clip(offset_px, -MAX_OFFSET_PX, MAX_OFFSET_PX) / zoom
 
 
-def cut_strips(rng, image, upper_px, lower_px, span, stride=STRIP_COLUMNS, strip_rows=STRIP_ROWS):
+def cut_strips(rng, image, upper_px, lower_px, span, stride=STRIP_COLUMNS, strip_rows=STRIP_ROWS, zoom=1.0):
     """Training strips of one recording: list of (uint8 image, 0/1 mask), each (strip_rows, STRIP_COLUMNS),
-    upper border first, every `stride` columns inside `span` = (start, stop)."""
+    upper border first, every `stride` columns inside `span` = (start, stop), at `zoom` strip rows per image
+    row (`mmode.refine.strip_zoom` of the recording's calibration)."""
     start, stop = span
     strips = []
     for side, trace_px in zip(SIDES, (upper_px, lower_px)):
         for first in range(start, stop - STRIP_COLUMNS + 1, int(stride)):
             columns = np.arange(first, first + STRIP_COLUMNS)
-            guide_px = perturbed_guide(rng, trace_px, columns, span)
-            strip, _ = straighten(image[:, columns], guide_px, side, strip_rows)
-            strips.append((strip, strip_mask(guide_px, side, trace_px[columns], strip_rows)))
+            guide_px = perturbed_guide(rng, trace_px, columns, span, zoom)
+            strip, _ = straighten(image[:, columns], guide_px, side, strip_rows, zoom)
+            strips.append((strip, strip_mask(guide_px, side, trace_px[columns], strip_rows, zoom)))
     return strips
 
 
@@ -88,14 +94,15 @@ def strip_count(span, stride=STRIP_COLUMNS):
 
 
 def cut_guide_strips(rng, image, guides_px, upper_px, lower_px, span, stride=GUIDE_STRIDE_PX,
-                     strip_rows=STRIP_ROWS, easy_fraction=EASY_FRACTION):
+                     strip_rows=STRIP_ROWS, easy_fraction=EASY_FRACTION, zoom=1.0):
     """Strips along a network's borders, labelled with the annotated ones (module docstring): list of
     (uint8 image, 0/1 mask, hard), upper border first, every `stride` columns inside `span`.
 
     `guides_px` = (upper, lower) (W,) rows, NaN where the network found no cavity (filled by
     interpolation, `mmode.refine.fill_gaps`; a border with no guide at all gives no strips); `upper_px`,
     `lower_px` the annotated borders; `hard` is True when the guide strays more than HARD_ERROR_PX rows;
-    `easy_fraction` the share of the other strips kept.
+    `easy_fraction` the share of the other strips kept; `zoom` as in `cut_strips` (errors and jitter in strip
+    rows).
     """
     start, stop = span
     strips = []
@@ -105,13 +112,13 @@ def cut_guide_strips(rng, image, guides_px, upper_px, lower_px, span, stride=GUI
             continue
         for first in range(start, stop - STRIP_COLUMNS + 1, int(stride)):
             columns = np.arange(first, first + STRIP_COLUMNS)
-            error_px = np.max(np.abs(guide_px[columns] - trace_px[columns]))
+            error_px = np.max(np.abs(guide_px[columns] - trace_px[columns])) * zoom  # in strip rows
             hard = bool(error_px > HARD_ERROR_PX)
             keep = rng.random() < easy_fraction  # drawn for every strip, so one's choice does not shift the next's
             jitter_px = rng.normal(0.0, GUIDE_JITTER_PX)
             if error_px > MAX_GUIDE_ERROR_PX or not (hard or keep):
                 continue
-            guide = guide_px[columns] + jitter_px
-            strip, _ = straighten(image[:, columns], guide, side, strip_rows)
-            strips.append((strip, strip_mask(guide, side, trace_px[columns], strip_rows), hard))
+            guide = guide_px[columns] + jitter_px / zoom
+            strip, _ = straighten(image[:, columns], guide, side, strip_rows, zoom)
+            strips.append((strip, strip_mask(guide, side, trace_px[columns], strip_rows, zoom), hard))
     return strips

@@ -136,6 +136,38 @@ def test_build_strips_writes_border_strips_that_hold_the_annotated_borders(tmp_p
         np.testing.assert_array_equal(mask, np.where(strip < 100, 255, 0))  # tissue above, cavity below
 
 
+def test_strips_of_a_coarse_recording_are_cut_at_the_zoom_the_refiner_reads_it_with(tmp_path):
+    # at 0.03 mm per row (coarser than the refiner's 0.0081-0.0150) test.py reads strips zoomed 2x
+    # (mmode.refine.strip_zoom); training strips of such a recording must show the same
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = np.arange(300)[:, None]
+    image = np.where((rows > 80.5) & (rows < 200.5), 10, 200).astype(np.uint8) * np.ones((1, 300), np.uint8)
+    Image.fromarray(image).save(folder / "mouse2.png")
+    csv = folder / "clicks.csv"
+    csv.write_text("image,trace,x,y\nmouse2,upper,0,80.5\nmouse2,upper,299,80.5\n"
+                   "mouse2,lower,0,200.5\nmouse2,lower,299,200.5\n")
+    (folder / "calibration.csv").write_text("image,mm_per_px,s_per_px\nmouse2,0.03,0.001\n")
+    summary = build.build_dataset(folder, csv, tmp_path / "strips", strips=True, seed=4, progress=False,
+                                  calibration_csv=folder / "calibration.csv")
+    assert summary["per_recording"]["mouse2"]["strip_zoom"] == pytest.approx(2.0)
+    for k in range(4):
+        strip = np.asarray(Image.open(tmp_path / "strips" / "img" / f"mouse2_win{k}.png"))
+        mask = np.asarray(Image.open(tmp_path / "strips" / "mask" / f"mouse2_win{k}.png"))
+        # two strip rows per image row: the strip row centred on the wall's edge (image row 80.5 or 200.5)
+        # reads half-way (105), one per column; the mask's first cavity row is that row or the next (a strip
+        # row's centre on the border itself is a tie the annotation's last bit decides)
+        columns = np.arange(strip.shape[1])
+        ramp_row = np.argmax(strip == 105, axis=0)
+        assert np.all(strip[ramp_row, columns] == 105) and np.all(np.sum(strip == 105, axis=0) == 1)
+        edge_row = np.argmax(mask > 0, axis=0)
+        assert np.all((edge_row == ramp_row) | (edge_row == ramp_row + 1))
+        np.testing.assert_array_equal(mask[strip == 10], 255)
+        np.testing.assert_array_equal(mask[strip == 200], 0)
+        # the guide's offsets are in strip rows: the border stays well inside the strip
+        assert edge_row.min() >= 48 - 36 and edge_row.max() <= 48 + 36
+
+
 def band_recording(folder, width, annotated_upper_px):
     """`mouse3.png`, 320 rows: cavity (grey 10) at rows 81..200, tissue (200) around it; its annotation CSV with
     the lower border where the image has it (200.5) and the upper one at `annotated_upper_px` [(x, y), ...]."""
