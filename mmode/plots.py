@@ -86,16 +86,8 @@ def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None, flagged_col
     height, width = image.shape
     rgb = np.repeat(image[:, :, None], 3, axis=2)
     thickness = max(1, height // 200) if thickness_px is None else int(thickness_px)
-    columns = np.arange(width)
     for border, colour in ((upper_px, UPPER_COLOUR), (lower_px, LOWER_COLOUR)):
-        border = np.asarray(border, dtype=float)
-        known = np.isfinite(border)
-        # The border lies on a pixel edge: draw the rows on both sides of it.
-        centre = np.floor(border[known] + 0.5).astype(int)
-        rows = centre[:, None] + np.arange(-thickness, thickness)
-        cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
-        inside = (rows >= 0) & (rows < height)
-        rgb[rows[inside], cols[inside]] = colour
+        _draw_border(rgb, border, np.arange(width), thickness, colour)
     if flagged_columns is not None:
         rgb[:max(2, height // 40), np.asarray(flagged_columns, dtype=bool)] = FLAGGED_BAND_COLOUR
     return rgb
@@ -106,16 +98,21 @@ def draw_truth(rgb, upper_px, lower_px, dash_px=8):
     (`dash_px` columns on, as many off) and thinner than the model's, so both stay visible where they agree."""
     rgb = rgb.copy()
     height, width = rgb.shape[:2]
-    thickness = max(1, height // 400)
     columns = np.flatnonzero((np.arange(width) // dash_px) % 2 == 0)
     for border in (upper_px, lower_px):
-        border = np.asarray(border, dtype=float)[columns]
-        known = np.isfinite(border)
-        rows = np.floor(border[known] + 0.5).astype(int)[:, None] + np.arange(-thickness, thickness)
-        cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
-        inside = (rows >= 0) & (rows < height)
-        rgb[rows[inside], cols[inside]] = TRUTH_COLOUR
+        _draw_border(rgb, border, columns, max(1, height // 400), TRUTH_COLOUR)
     return rgb
+
+
+def _draw_border(rgb, border_px, columns, thickness, colour):
+    """Paint `border_px` (W,) rows (NaN: none) into `rgb` in place, at `columns` only, `thickness` rows each
+    side: the border lies on a pixel edge, so the rows on both sides of it."""
+    border = np.asarray(border_px, dtype=float)[columns]
+    known = np.isfinite(border)
+    rows = np.floor(border[known] + 0.5).astype(int)[:, None] + np.arange(-thickness, thickness)
+    cols = np.repeat(columns[known][:, None], rows.shape[1], axis=1)
+    inside = (rows >= 0) & (rows < rgb.shape[0])
+    rgb[rows[inside], cols[inside]] = colour
 
 
 def save_png(path, rgb):
