@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmode.calibration import Calibration  # noqa: E402
 from mmode.cli import float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
+from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import teichholz_volume_ul  # noqa: E402
 
@@ -333,8 +334,6 @@ def simulated_set(name, args):
             yield generate(args.generator, batch_seed, i, args.duration, name == "artefacts",
                            f"bench_{name}_{i:03d}", **fixed)
         except ValueError as error:  # the simulator's: a heart that the fixed field of view cannot hold
-            from mmode.errors import InputError
-
             raise InputError(f"{name} recording {i}: {error}") from None
 
 
@@ -466,8 +465,6 @@ def format_table(figures_by_set):
 def check_sources(args):
     """The options' recordings: `truth_sources` of --recordings, or None to simulate (then --generator and --sets
     get their defaults). InputError for options that do not go together."""
-    from mmode.errors import InputError
-
     if args.recordings is None:
         for option, value in (("--annotations", args.annotations), ("--calibration", args.calibration),
                               ("--measurements", args.measurements)):
@@ -531,10 +528,9 @@ def main(argv=None):
                    for name in args.sets}
         origin = (f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
                   f"batch seed {args.seed}")
-        run = dict(generator=args.generator, seed=args.seed, n=args.n, duration_s=args.duration,
-                   **fixed_pixels(args))
-        if fixed_pixels(args):
-            origin += ", " + ", ".join(f"{key} {value:g}" for key, value in fixed_pixels(args).items())
+        fixed = fixed_pixels(args)
+        run = dict(generator=args.generator, seed=args.seed, n=args.n, duration_s=args.duration, **fixed)
+        origin += "".join(f", {key} {value:g}" for key, value in fixed.items())
     else:
         name = args.recordings.resolve().name or "recordings"
         figures = {name: run_set(name, files_set(sources), args, net, img_size, device, refiner)}
