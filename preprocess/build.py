@@ -140,7 +140,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
-        **(_guide_summary(guide_model, guide_stride, guide_easy_fraction) if guide else {}),
+        **(_guide_summary(guide, guide_model, guide_stride, guide_easy_fraction) if guide else {}),
         "per_recording": plan,
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
@@ -251,12 +251,14 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
 
 
 def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations, guide=None):
-    """Perturbed strips of every recording, then with `guide` = (net, input size) the strips along the
-    network's borders; the guide counts go into `summary` before it is written."""
+    """Perturbed strips of every recording, then with `guide` = (net, input size, ms per column) the strips
+    along the network's borders, found at the network's time scale as `test.py` finds them; the guide counts
+    go into `summary` before it is written."""
     if guide is not None:
         from mmode.analysis import segment_borders  # torch: only when a guide model is used
+        from mmode.inference import time_stretch
 
-        net, img_size = guide
+        net, img_size, guide_ms_per_column = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
         recording = read_recording(recordings[name], calibrations[name])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
@@ -266,7 +268,9 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
         plan[name]["strip_zoom"] = zoom
         strips = cut_strips(rng, recording.image, upper_px, lower_px, span, plan[name]["stride_px"], zoom=zoom)
         if guide is not None:
-            _, *guides_px = segment_borders(net, recording.image, img_size)
+            stretch = time_stretch(recording.image.shape[0], recording.calibration.s_per_px, img_size,
+                                   guide_ms_per_column)
+            _, *guides_px = segment_borders(net, recording.image, img_size, stretch=stretch)
             along = cut_guide_strips(recording_rng(summary["seed"], name, stream=1), recording.image, guides_px,
                                      upper_px, lower_px, span, summary["guide_stride_px"],
                                      easy_fraction=summary["guide_easy_fraction"], zoom=zoom)
@@ -284,9 +288,10 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
 
 
 def load_guide_model(path):
-    """(net, input (rows, columns)) of the segmentation checkpoint at `path` whose borders guide strips;
-    InputError for a missing or foreign file, a border refiner, or an input size not a multiple of 16."""
-    from mmode.checkpoint import input_shape, load_model
+    """(net, input (rows, columns), ms per network column or None for the height rule) of the segmentation
+    checkpoint at `path` whose borders guide strips; InputError for a missing or foreign file, a border
+    refiner, or an input size not a multiple of 16."""
+    from mmode.checkpoint import input_shape, load_model, ms_per_column
     from mmode.refine import check_segmentation
 
     net, checkpoint = load_model(path)
@@ -294,12 +299,13 @@ def load_guide_model(path):
     rows, columns = input_shape(checkpoint)
     if rows % 16 or columns % 16:
         raise InputError(f"{path}: its input size {rows} x {columns} px is not a multiple of 16")
-    return net, (rows, columns)
+    return net, (rows, columns), ms_per_column(checkpoint)
 
 
-def _guide_summary(guide_model, guide_stride, guide_easy_fraction):
+def _guide_summary(guide, guide_model, guide_stride, guide_easy_fraction):
     easy_fraction = EASY_FRACTION if guide_easy_fraction is None else float(guide_easy_fraction)
-    return {"guide_model": str(guide_model), "guide_stride_px": int(guide_stride or GUIDE_STRIDE_PX),
+    return {"guide_model": str(guide_model), "guide_ms_per_column": guide[2],
+            "guide_stride_px": int(guide_stride or GUIDE_STRIDE_PX),
             "guide_hard_error_px": HARD_ERROR_PX, "guide_easy_fraction": easy_fraction}
 
 

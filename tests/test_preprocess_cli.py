@@ -190,7 +190,7 @@ def test_guide_model_strips_follow_the_networks_border_and_hold_the_annotated_on
 
     # the annotator put the upper border 6 rows deeper (a blurred septum) over columns 0-149
     csv = band_recording(tmp_path / "in", 400, [(0, 86.5), (149, 86.5), (150, 80.5), (399, 80.5)])
-    monkeypatch.setattr(build, "load_guide_model", lambda path: (DarkIsCavity().eval(), (320, 320)))
+    monkeypatch.setattr(build, "load_guide_model", lambda path: (DarkIsCavity().eval(), (320, 320), None))
     out = tmp_path / "strips"
     summary = build.build_dataset(tmp_path / "in", csv, out, strips=True, seed=4, progress=False,
                                   guide_model=tmp_path / "net.pt", guide_easy_fraction=1.0)
@@ -207,6 +207,28 @@ def test_guide_model_strips_follow_the_networks_border_and_hold_the_annotated_on
     label_edge = np.argmax(first_guide_mask, axis=0)  # ... and its mask starts at the annotated one
     assert np.all(np.abs(image_edge - 48) <= 4)  # the guide's 1-row SD jitter
     np.testing.assert_array_equal(label_edge[:128] - image_edge[:128], 6)
+
+
+def test_guide_model_reads_each_recording_at_its_own_time_scale(tmp_path, monkeypatch):
+    """The guide network sees a recording as `test.py` does: resized so one network column spans the
+    checkpoint's ms_per_column at the recording's own time calibration (here --s-per-px)."""
+    pytest.importorskip("torch")
+    import mmode.analysis
+
+    csv = band_recording(tmp_path / "in", 400, [(0, 80.5), (399, 80.5)])
+    monkeypatch.setattr(build, "load_guide_model", lambda path: ("net", (320, 64), 2.5))
+    seen = []
+
+    def spy(net, image, img_size, **options):
+        seen.append(options["stretch"])
+        return mmode.analysis.borders_from_probability(np.where(image < 100, 1.0, 0.0))
+
+    monkeypatch.setattr(mmode.analysis, "segment_borders", spy)
+    summary = build.build_dataset(tmp_path / "in", csv, tmp_path / "strips", strips=True, seed=4, progress=False,
+                                  guide_model=tmp_path / "net.pt", guide_easy_fraction=1.0, s_per_px=0.001)
+    # 320 rows at 1 ms per column span 320 ms; 64 network columns at 2.5 ms span 160 ms: twice as wide
+    assert seen == [pytest.approx(2.0)]
+    assert summary["guide_ms_per_column"] == 2.5 and summary["guide_strips"] > 0
 
 
 @pytest.mark.parametrize("guide, with_strips, message", [
