@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options
+from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options, coarser_than_trained
 from mmode.cli import float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
@@ -42,7 +42,7 @@ RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 STUDY_FILE = "study.csv"
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
-                 "calibration_source", *SPREAD_KEYS)
+                 "calibration_source", *SPREAD_KEYS, "pixel_warnings")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -476,6 +476,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         mm_per_px=calibration.mm_per_px,
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
+        pixel_warnings=coarser_than_trained(calibration),
         model=str(model_path),
         model_sha256=file_sha256(model_path),
         img_size=int(img_size[0]),
@@ -581,6 +582,9 @@ def _check_suffix(path):
 
 
 def _log_summary(analysis):
+    for note in coarser_than_trained(analysis.recording.calibration):
+        log.warning("%s: %s; check the tool on a few measured recordings of your own (README, \"Checking the "
+                    "model on your own recordings\")", analysis.recording.path, note)
     summary = analysis.summary
     if summary["n_beats"] == 0:
         log.warning("%s: no complete beat found in the LVID curve; per-beat values are empty",
@@ -654,8 +658,9 @@ def _study_row(path, analysis=None, error=None):
             value = _number(analysis.summary[key], 4)
             row[key] = "" if value is None else value
         row.update(n_beats=analysis.summary["n_beats"], n_beats_used=analysis.summary["n_beats_used"],
-                   mm_per_px=calibration.mm_per_px,
-                   s_per_px=calibration.s_per_px, calibration_source=calibration.source)
+                   mm_per_px=calibration.mm_per_px, s_per_px=calibration.s_per_px,
+                   calibration_source=calibration.source,
+                   pixel_warnings="; ".join(coarser_than_trained(calibration)))
     return row
 
 

@@ -18,6 +18,8 @@ end of that range, so the walls are as many rows thick as the refiner has seen.
 """
 import numpy as np
 
+from mmode.calibration import TRAINED_MM_PER_PX  # the refiner's training recordings' depth calibrations
+
 SIDES = ("upper", "lower")
 TASK = "border-strips"  # checkpoint["task"] of a refiner (the trainer copies it from the data set's summary)
 SUBPIXEL_HALF_WINDOW = 6  # rows each side of the best step whose tissue probability places the border
@@ -31,9 +33,6 @@ SEARCH_HALF_ROWS = 12
 # to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
 TILE_COLUMNS = 768
 GPU_BATCH_SIZE = 2
-# Depth calibrations of the refiner's training recordings (simulator: 0.011526 mm/px +- 30 %; measured
-# 0.00807-0.01495 over the 800 training recordings).
-TRAINED_MM_PER_PX = (0.0081, 0.0150)
 
 
 def strip_zoom(mm_per_px):

@@ -217,7 +217,7 @@ def check_recording_files(out, stem, width_px):
     return trace, beats, summary
 
 
-def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files, tmp_path):
+def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files, tmp_path, caplog):
     out = tmp_path / "out"
     height_px, width_px = files["recording"].image.shape
     assert run("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--mm-per-px", 0.02,
@@ -232,6 +232,9 @@ def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files,
     # the weights that made the result, whatever later happens to the file at that path
     assert summary["model_sha256"] == hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
     assert summary["refiner"] is None and summary["refiner_sha256"] is None
+    # 0.02 mm per row is coarser than the training recordings: said in the summary (and the log)
+    assert len(summary["pixel_warnings"]) == 1 and summary["pixel_warnings"][0].startswith("0.02 mm per row")
+    assert f"{files['sim']}: 0.02 mm per row is coarser than" in caplog.text
 
 
 def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_network):
@@ -389,7 +392,9 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert len(file_names(out)) == 2 * 7 + 1
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS):] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-len(SPREAD_KEYS) - 1:-1] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-1] == "pixel_warnings" and rows[0]["pixel_warnings"] == ""  # default calibration: none
+    assert summary["pixel_warnings"] == []
     assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmode.calibration import Calibration
+from mmode.calibration import TRAINED_MM_PER_PX, TRAINED_S_PER_PX, Calibration, coarser_than_trained
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_image, read_recording, write_png
 
@@ -103,3 +103,18 @@ def test_unreadable_image_is_refused(tmp_path):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"absent\.png.*not found"):
         read_recording(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("mm_per_px, s_per_px, coarse", [
+    (0.011526, 0.00083, ()),  # the defaults
+    (0.006, 0.0004, ()),  # finer pixels read as well (README's pixel-size table): no warning
+    (TRAINED_MM_PER_PX[1], TRAINED_S_PER_PX[1], ()),  # the edge of the range is inside it
+    (0.0332, 0.00083, ("0.0332 mm per row",)),  # the real reference strip's depth pixel
+    (0.011526, 0.0015, ("1.5 ms per column",)),
+    (0.0332, 0.001432, ("0.0332 mm per row", "1.43 ms per column")),
+])
+def test_pixels_coarser_than_the_training_recordings_are_named(mm_per_px, s_per_px, coarse):
+    notes = coarser_than_trained(Calibration(mm_per_px, s_per_px, "user"))
+    assert len(notes) == len(coarse)
+    for note, start in zip(notes, coarse):
+        assert note.startswith(start) and "coarser than" in note
