@@ -51,9 +51,9 @@ def coarser_than_trained(calibration):
     if calibration.mm_per_px > TRAINED_MM_PER_PX[1]:
         notes.append(f"{calibration.mm_per_px:.4g} mm per row is coarser than the {TRAINED_MM_PER_PX[0]}-"
                      f"{TRAINED_MM_PER_PX[1]} mm the shipped models were trained on (simulated hearts at 0.03 mm "
-                     f"read LVID about 0.03 mm wide)")
+                     f"read LVID 0.02-0.03 mm wide)")
     if calibration.s_per_px > TRAINED_S_PER_PX[1]:
         notes.append(f"{calibration.s_per_px * 1000:.3g} ms per column is coarser than the "
                      f"{TRAINED_S_PER_PX[0] * 1000:g}-{TRAINED_S_PER_PX[1] * 1000:g} ms the shipped models were "
-                     f"trained on (simulated hearts at 1.5 ms read LVID 0.014 mm worse per column)")
+                     f"trained on (simulated hearts at 1.5 ms read LVID up to 0.014 mm worse per column)")
     return notes
