@@ -52,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mmode.calibration import Calibration  # noqa: E402
+from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
@@ -310,10 +310,16 @@ def generate(generator, batch_seed, index, duration_s, artefacts, name, **fixed)
 
 def recording_row(result):
     """One recording's line of the JSON's `per_recording`, from its `compare_recording` result with `name`
-    and `condition` added: per-column LVID MAE and mean signed error (measured - truth, mm; None without measured
-    columns), measured columns, and the per-recording absolute errors of LVIDd, LVIDs, EF and HR."""
+    and `condition` (and its calibration, where known) added: per-column LVID MAE and mean signed error (measured
+    - truth, mm; None without measured columns), measured columns, the per-recording absolute errors of LVIDd,
+    LVIDs, EF and HR, the pixel size, and whether it is coarser than the training recordings'
+    (`mmode.calibration.coarser_than_trained`)."""
     errors_mm = result["column_error_mm"]
+    mm_per_px, s_per_px = result.get("mm_per_px"), result.get("s_per_px")
+    coarse = None if mm_per_px is None else bool(coarser_than_trained(Calibration(mm_per_px, s_per_px, "user")))
     return dict(name=result["name"], condition=result["condition"],
+                mm_per_px=mm_per_px, ms_per_px=None if s_per_px is None else 1000.0 * s_per_px,
+                coarser_than_trained=coarse,
                 lvid_column_mae_mm=float(np.abs(errors_mm).mean()) if errors_mm.size else None,
                 lvid_column_bias_mm=float(errors_mm.mean()) if errors_mm.size else None,
                 measured_columns=int(errors_mm.size),
@@ -373,7 +379,8 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
             results.append(compare_recording(simulated, analysis))
             if args.overlays is not None:
                 save_truth_overlay(args.overlays, simulated, analysis)
-            results[-1].update(name=simulated.name, condition=simulated.condition)
+            results[-1].update(name=simulated.name, condition=simulated.condition, mm_per_px=simulated.mm_per_px,
+                               s_per_px=simulated.s_per_px)
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
             column_mae_mm = recording_row(results[-1])["lvid_column_mae_mm"]
             log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %s mm", name, i + 1,
@@ -408,6 +415,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         beat_uncertainty_median=_quantile(uncertainty, 0.5), beat_uncertainty_p99=_quantile(uncertainty, 0.99),
         beat_uncertainty_max=_quantile(uncertainty, 1.0),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
+        coarse_pixel_recordings=sum(bool(row["coarser_than_trained"]) for row in per_recording),
         per_recording=per_recording,
     )
     for field in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct"):
@@ -441,7 +449,8 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("FS MAE per recording (points)", "recording_fs_pct_mae", "{:.2f}"),
         ("HR MAE per recording (bpm)", "recording_hr_bpm_mae", "{:.2f}"),
         ("HR MAE per recording (%)", "recording_hr_pct_mae", "{:.3f}"),
-        ("analysis time / recorded time", "analysis_s_per_recorded_s", "{:.2f}"))
+        ("analysis time / recorded time", "analysis_s_per_recorded_s", "{:.2f}"),
+        ("recordings with pixels coarser than trained", "coarse_pixel_recordings", "{:d}"))
 
 
 def format_cell(figures, key, pattern):
@@ -487,7 +496,8 @@ def check_sources(args):
     return truth_sources(args.recordings, args.annotations, args.calibration, args.measurements)
 
 
-RECORDING_COLUMNS = (("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
+RECORDING_COLUMNS = (("mm per row", "mm_per_px", "{:.4f}"), ("ms per column", "ms_per_px", "{:.3f}"),
+                     ("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
                      ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
                      ("LVIDd error (mm)", "lvid_d_mm_error", "{:.4f}"),
                      ("LVIDs error (mm)", "lvid_s_mm_error", "{:.4f}"),
@@ -499,7 +509,7 @@ def format_recordings(name, figures):
     lines = [f"| {name}: recording | condition | " + " | ".join(label for label, _, _ in RECORDING_COLUMNS) + " |",
              "| --- | --- |" + " --- |" * len(RECORDING_COLUMNS)]
     for row in figures["per_recording"]:
-        cells = ["n/a" if row[key] is None or not np.isfinite(row[key]) else pattern.format(row[key])
+        cells = ["n/a" if row.get(key) is None or not np.isfinite(row[key]) else pattern.format(row[key])
                  for _, key, pattern in RECORDING_COLUMNS]
         lines.append(f"| {row['name']} | {row['condition']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

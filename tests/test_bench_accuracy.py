@@ -70,6 +70,16 @@ def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
     unmeasured = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([]), recording_errors={}))
     assert unmeasured["lvid_column_mae_mm"] is None and unmeasured["lvid_column_bias_mm"] is None
     assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
+    assert short["mm_per_px"] is None and short["coarser_than_trained"] is None  # no calibration given
+
+
+@pytest.mark.parametrize("mm_per_px, s_per_px, coarse", [(0.0115, 0.00083, False), (0.0332, 0.00083, True),
+                                                         (0.0115, 0.0015, True)])
+def test_a_recordings_row_says_its_pixel_size_and_whether_training_knew_it(mm_per_px, s_per_px, coarse):
+    row = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([0.01]), recording_errors={},
+                             mm_per_px=mm_per_px, s_per_px=s_per_px))
+    assert row["mm_per_px"] == mm_per_px and row["ms_per_px"] == pytest.approx(1000 * s_per_px)
+    assert row["coarser_than_trained"] is coarse
 
 
 def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_the_tool_reports():

@@ -67,7 +67,8 @@ def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(re
                             "--overlays", tmp_path / "overlays")
     printed = capsys.readouterr().out
     for row in written["figures"]["with_truth"]["per_recording"]:
-        assert f"| {row['name']} | {row['condition']} | {row['lvid_column_mae_mm']:.4f} |" in printed
+        assert (f"| {row['name']} | {row['condition']} | {row['mm_per_px']:.4f} | {row['ms_per_px']:.3f} | "
+                f"{row['lvid_column_mae_mm']:.4f} |") in printed
         overlay = np.asarray(Image.open(tmp_path / "overlays" / f"{row['name']}_overlay.png"))
         image = np.asarray(Image.open(recordings / "with_truth" / f"{row['name']}.png"))
         assert overlay.shape == (*image.shape, 3)
