@@ -55,6 +55,11 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
         assert figures[key] == pytest.approx(simulated[key], abs=2e-4)
     assert figures["recording_ef_pct_mae"] == pytest.approx(simulated["recording_ef_pct_mae"], abs=0.01)
     assert figures["recording_hr_pct_mae"] == pytest.approx(simulated["recording_hr_pct_mae"], abs=1e-3)
+    # the calibration read from disk is the simulator's: the same pixel sizes, inside the training range
+    for row_disk, row_sim in zip(figures["per_recording"], simulated["per_recording"]):
+        assert row_disk["mm_per_px"] == pytest.approx(row_sim["mm_per_px"], rel=1e-9)
+        assert row_disk["coarser_than_trained"] is row_sim["coarser_than_trained"] is False
+    assert figures["coarse_pixel_recordings"] == simulated["coarse_pixel_recordings"] == 0
 
 
 def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(recordings, tmp_path, capsys):
