@@ -327,6 +327,14 @@ def recording_row(result):
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
 
 
+def offset_free_mae(column_errors_mm):
+    """Per-column MAE (mm) over all recordings after each recording's median signed error is subtracted from
+    its own columns: what is left when a constant border offset per recording (a reader's or a generator's
+    convention of where the border lies in the echo's blur) is taken out; None without measured columns."""
+    centred = [errors - np.median(errors) for errors in column_errors_mm if errors.size]
+    return float(np.abs(np.concatenate(centred)).mean()) if centred else None
+
+
 def _quantile(values, q):
     return float(np.quantile(values, q)) if values.size else None
 
@@ -406,6 +414,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         lvid_column_median_mm=_quantile(np.abs(columns), 0.5),
         lvid_column_bias_mm=float(columns.mean()) if columns.size else None,
         lvid_column_p95_mm=_quantile(np.abs(columns), 0.95),
+        lvid_column_mae_offset_free_mm=offset_free_mae([r["column_error_mm"] for r in results]),
         missed_columns_pct=(100.0 * sum(r["missed_columns"] for r in results) / visible
                             if (visible := sum(r["visible_columns"] for r in results)) else None),
         beats_found_pct=100.0 * sum(r["n_matched"] for r in results) / max(1, sum(r["n_truth_beats"]
@@ -432,6 +441,8 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("LVID per column median absolute error (mm)", "lvid_column_median_mm", "{:.4f}"),
         ("LVID per column mean signed error (mm)", "lvid_column_bias_mm", "{:+.4f}"),
         ("LVID per column 95th pct error (mm)", "lvid_column_p95_mm", "{:.4f}"),
+        ("LVID per column MAE, each recording's median error removed (mm)", "lvid_column_mae_offset_free_mm",
+         "{:.4f}"),
         ("columns without cavity (%)", "missed_columns_pct", "{:.2f}"),
         ("truth beats found (%)", "beats_found_pct", "{:.1f}"), ("extra beats", "extra_beats", "{:d}"),
         ("detected beats flagged (%)", "flagged_beats_pct", "{:.1f}"),

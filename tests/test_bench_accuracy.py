@@ -5,7 +5,8 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import bootstrap_ci, compare_recording, format_cell, recording_row, write_truth_windows
+from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, offset_free_mae, recording_row,
+                            write_truth_windows)
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -126,3 +127,11 @@ def test_fixed_pixel_sizes_are_for_the_training_simulator_only(argv, message):
 
     with pytest.raises(InputError, match=message):
         check_sources(build_parser().parse_args(argv))
+
+
+def test_the_offset_free_error_removes_each_recordings_own_constant_offset_and_nothing_else():
+    wide = np.array([0.03, 0.03, 0.03, 0.05])  # read 0.03 mm wide, one column 0.02 more
+    short = np.array([-0.02, -0.02, -0.04])  # read 0.02 mm short, one column 0.02 more
+    assert offset_free_mae([wide, short, np.array([])]) == pytest.approx((0.02 + 0.02) / 7)
+    assert offset_free_mae([np.array([0.01, -0.01])]) == pytest.approx(0.01)  # no offset: the plain MAE
+    assert offset_free_mae([np.array([])]) is None
