@@ -310,10 +310,10 @@ def generate(generator, batch_seed, index, duration_s, artefacts, name, **fixed)
 
 def recording_row(result):
     """One recording's line of the JSON's `per_recording`, from its `compare_recording` result with `name`
-    and `condition` (and its calibration, where known) added: per-column LVID MAE and mean signed error (measured
-    - truth, mm; None without measured columns), measured columns, the per-recording absolute errors of LVIDd,
-    LVIDs, EF and HR, the pixel size, and whether it is coarser than the training recordings'
-    (`mmode.calibration.coarser_than_trained`)."""
+    and `condition` (and its calibration, where known) added: per-column LVID MAE, mean signed error (measured
+    - truth, mm) and offset-free MAE (`offset_free_mae`; None without measured columns), measured columns,
+    the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, and whether it is coarser
+    than the training recordings' (`mmode.calibration.coarser_than_trained`)."""
     errors_mm = result["column_error_mm"]
     mm_per_px, s_per_px = result.get("mm_per_px"), result.get("s_per_px")
     coarse = None if mm_per_px is None else bool(coarser_than_trained(Calibration(mm_per_px, s_per_px, "user")))
@@ -322,6 +322,7 @@ def recording_row(result):
                 coarser_than_trained=coarse,
                 lvid_column_mae_mm=float(np.abs(errors_mm).mean()) if errors_mm.size else None,
                 lvid_column_bias_mm=float(errors_mm.mean()) if errors_mm.size else None,
+                lvid_column_mae_offset_free_mm=offset_free_mae([errors_mm]),
                 measured_columns=int(errors_mm.size),
                 **{f"{key}_error": result["recording_errors"].get(key)
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
@@ -510,6 +511,7 @@ def check_sources(args):
 RECORDING_COLUMNS = (("mm per row", "mm_per_px", "{:.4f}"), ("ms per column", "ms_per_px", "{:.3f}"),
                      ("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
                      ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
+                     ("offset-free (mm)", "lvid_column_mae_offset_free_mm", "{:.4f}"),
                      ("LVIDd error (mm)", "lvid_d_mm_error", "{:.4f}"),
                      ("LVIDs error (mm)", "lvid_s_mm_error", "{:.4f}"),
                      ("EF error (points)", "ef_pct_error", "{:.2f}"), ("HR error (%)", "hr_pct_error", "{:.2f}"))

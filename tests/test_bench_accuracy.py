@@ -66,10 +66,12 @@ def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
                                recording_errors=errors))
     assert short["lvid_column_mae_mm"] == pytest.approx(0.1 / 3)
     assert short["lvid_column_bias_mm"] == pytest.approx(-0.02)
+    assert short["lvid_column_mae_offset_free_mm"] == pytest.approx(0.07 / 3)  # around the median, -0.03
     assert short["measured_columns"] == 3 and short["lvid_s_mm_error"] == 0.05 and short["hr_pct_error"] == 0.5
     assert (short["name"], short["condition"]) == ("r", "plain") and "hr_bpm_error" not in short
     unmeasured = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([]), recording_errors={}))
     assert unmeasured["lvid_column_mae_mm"] is None and unmeasured["lvid_column_bias_mm"] is None
+    assert unmeasured["lvid_column_mae_offset_free_mm"] is None
     assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
     assert short["mm_per_px"] is None and short["coarser_than_trained"] is None  # no calibration given
 
