@@ -371,7 +371,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
     `bench.truth_files.FileTruth`) -> figures dict."""
     from mmode.analysis import analyse_recording, evaluate_test_set
 
-    results, analysis_s, recorded_s = [], 0.0, 0.0
+    results, per_recording, analysis_s, recorded_s = [], [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as scratch:
         windows = Path(scratch)
         (windows / "img").mkdir()
@@ -391,7 +391,8 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
             results[-1].update(name=simulated.name, condition=simulated.condition, mm_per_px=simulated.mm_per_px,
                                s_per_px=simulated.s_per_px)
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
-            column_mae_mm = recording_row(results[-1])["lvid_column_mae_mm"]
+            per_recording.append(recording_row(results[-1]))
+            column_mae_mm = per_recording[-1]["lvid_column_mae_mm"]
             log.info("%s %d: %s, %s, %d of %d beats found, LVID per column MAE %s mm", name, i + 1,
                      simulated.name, simulated.condition, results[-1]["n_matched"], results[-1]["n_truth_beats"],
                      "n/a" if column_mae_mm is None else f"{column_mae_mm:.4f}")
@@ -403,7 +404,6 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
 
     columns = np.concatenate([r["column_error_mm"] for r in results])
     uncertainty = np.concatenate([r["uncertainty"] for r in results])
-    per_recording = [recording_row(r) for r in results]
     figures = dict(
         recordings=len(results),
         window_dice=window_metrics["dice"], window_mse=window_metrics["mse"], window_loss=window_metrics["loss"],
@@ -522,7 +522,7 @@ def format_recordings(name, figures):
     lines = [f"| {name}: recording | condition | " + " | ".join(label for label, _, _ in RECORDING_COLUMNS) + " |",
              "| --- | --- |" + " --- |" * len(RECORDING_COLUMNS)]
     for row in figures["per_recording"]:
-        cells = ["n/a" if row.get(key) is None or not np.isfinite(row[key]) else pattern.format(row[key])
+        cells = ["n/a" if row[key] is None or not np.isfinite(row[key]) else pattern.format(row[key])
                  for _, key, pattern in RECORDING_COLUMNS]
         lines.append(f"| {row['name']} | {row['condition']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
