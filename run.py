@@ -115,6 +115,11 @@ def build_parser():
                            "(log compression of 30-60 dB undone, blurred, redone), sigma drawn up to PX rows of "
                            "the input: walls' echoes spread into the cavity as a longer pulse's do, the mask "
                            "stays at the interface (default: none)")
+    data.add_argument("--interior-weight", type=positive_float, default=1.0, metavar="W",
+                      help="weight W in the BCE loss of the pixels with no cavity border within 4 rows along "
+                           "depth: errors there are gross (a chorda or papillary muscle read as wall), not a "
+                           "border's position; W > 1 makes them cost more; the training loss reported is the "
+                           "weighted one (default: 1, the plain BCE)")
     data.add_argument("--soft-masks", action="store_true",
                       help="train on area-averaged masks (the fraction of each resized pixel inside the cavity), "
                            "so the loss sees the borders' sub-pixel positions; validation uses the binary masks")
@@ -174,7 +179,8 @@ def options_from_args(args):
                            quiet=args.quiet, overwrite=args.overwrite,
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
-                           gain_field=args.gain_field, axial_bloom=args.axial_bloom)
+                           gain_field=args.gain_field, axial_bloom=args.axial_bloom,
+                           interior_weight=args.interior_weight)
 
 
 def main(argv=None):

@@ -45,6 +45,9 @@ HISTORY_FIELDS = ("epoch", "train_loss", "val_loss", "val_dice", "val_mse", "lr"
 INTERRUPTED_NAME = "INTERRUPTED.pt"
 RUN_FILE_PATTERNS = ("CP_best_e*.pt", "CP_last_e*.pt", INTERRUPTED_NAME, HISTORY_NAME)
 NUM_POOLINGS = 4  # QuickNAT's encoder halves the map four times
+# Rows of the network input (along depth) within which a pixel counts as at a cavity border for
+# --interior-weight: about 0.1 mm at the training recordings' pixel sizes, wider than a border's blur.
+INTERIOR_MARGIN_ROWS = 4
 
 
 @dataclass
@@ -80,6 +83,7 @@ class TrainingOptions:
     time_stretch: float | None = None  # training windows' time axis resized by log-uniform [1/F, F]; None: not
     gain_field: float | None = None  # most log-gain SD of the augmentation's smooth gain field; None: not used
     axial_bloom: float | None = None  # most sigma (rows) of the augmentation's amplitude blur in depth; None: not
+    interior_weight: float = 1.0  # BCE weight of pixels with no cavity border within INTERIOR_MARGIN_ROWS rows
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -89,6 +93,28 @@ class TrainingInterrupted(KeyboardInterrupt):
     def __init__(self, checkpoint_path, resume_command):
         super().__init__(f"training interrupted; state saved to {checkpoint_path}; continue with: {resume_command}")
         self.checkpoint_path = checkpoint_path
+
+
+def interior_weights(masks, weight, margin=INTERIOR_MARGIN_ROWS):
+    """Per-pixel loss weights for (B, 1, H, W) masks (0/1 or soft): `weight` for pixels whose column holds no
+    cavity border within `margin` rows above or below, 1 for the others.
+
+    A wrong pixel away from every border is a gross error (a chorda or a papillary muscle read as wall, a
+    wall read as cavity); near a border it is where the border sits. Weighting the first alone makes gross
+    errors cost more without pulling the borders either way (pixels the network gets right cost nothing).
+    """
+    cavity = (masks > 0.5).float()
+    window, padding = (2 * margin + 1, 1), (margin, 0)
+    near_cavity = torch.nn.functional.max_pool2d(cavity, window, stride=1, padding=padding)
+    near_tissue = torch.nn.functional.max_pool2d(1 - cavity, window, stride=1, padding=padding)
+    return 1 + (weight - 1) * (1 - near_cavity * near_tissue)
+
+
+def training_loss(logits, masks, interior_weight=1.0):
+    """Mean BCE-with-logits over the pixels; with `interior_weight` != 1 the pixels away from every
+    border weighted so (`interior_weights`)."""
+    weight = None if interior_weight == 1 else interior_weights(masks, interior_weight)
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, masks, weight=weight)
 
 
 def scheduled_lr(base_lr, epoch, epochs, schedule):
@@ -226,6 +252,7 @@ class Trainer:
             self.time_stretch = resume.get("time_stretch")
             self.gain_field = resume.get("gain_field")
             self.axial_bloom = resume.get("axial_bloom")
+            self.interior_weight = float(resume.get("interior_weight", 1.0))
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
@@ -234,6 +261,7 @@ class Trainer:
             self.time_stretch = None if options.time_stretch is None else float(options.time_stretch)
             self.gain_field = None if options.gain_field is None else float(options.gain_field)
             self.axial_bloom = None if options.axial_bloom is None else float(options.axial_bloom)
+            self.interior_weight = float(options.interior_weight)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
@@ -272,7 +300,6 @@ class Trainer:
         self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
         scheduled_lr(self.base_lr, 1, options.epochs, self.lr_schedule)  # rejects an unknown schedule now
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=options.lr)
-        self.loss_fn = torch.nn.BCEWithLogitsLoss()
 
         self.history = []
         self.start_epoch = 1
@@ -386,7 +413,8 @@ class Trainer:
                 images = images.to(self.device, non_blocking=True)
                 masks = masks.to(self.device, non_blocking=True)
                 with self._autocast():
-                    loss = self.loss_fn(self.net(images).float(), masks)
+                    logits = self.net(images).float()
+                loss = training_loss(logits, masks, self.interior_weight)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -513,7 +541,8 @@ class Trainer:
             val_pct=self.options.val_pct, data_dir=str(self.options.data_dir), augment=bool(self.options.augment),
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
-            gain_field=self.gain_field, axial_bloom=self.axial_bloom, epochs=self.options.epochs, task=self.task,
+            gain_field=self.gain_field, axial_bloom=self.axial_bloom, interior_weight=self.interior_weight,
+            epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint, save_checkpoint  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
-from trainer import Trainer, TrainingInterrupted, TrainingOptions, scheduled_lr, split_names  # noqa: E402
+from trainer import (Trainer, TrainingInterrupted, TrainingOptions, interior_weights, scheduled_lr,  # noqa: E402
+                     split_names, training_loss)
 
 SIZE_PX = 40
 IMG_SIZE_PX = 32
@@ -336,6 +337,50 @@ def test_a_gain_field_and_an_axial_bloom_need_augment_are_recorded_and_kept_by_r
         with pytest.raises(InputError, match=f"{flag} is a step of the augmentation: add --augment"):
             Trainer(options(data, tmp_path / "other", img_size=64, **changes))
     assert not (tmp_path / "other").exists()
+
+
+# --- the loss --------------------------------------------------------------------------------------------
+
+def band_mask(top, bottom, rows=30, columns=3):
+    mask = torch.zeros(1, 1, rows, columns)
+    mask[..., top:bottom, :] = 1
+    return mask
+
+
+def test_interior_weights_mark_the_pixels_four_rows_or_more_from_a_border():
+    # cavity rows 10-19: rows 6-13 and 16-23 have the other class within 4 rows, the rest do not
+    weights = interior_weights(band_mask(10, 20), 3.0)
+    expected = [3.0] * 6 + [1.0] * 8 + [3.0] * 2 + [1.0] * 8 + [3.0] * 6
+    assert weights[0, 0, :, 0].tolist() == expected
+    assert torch.equal(weights[..., 0], weights[..., 2])  # along depth only: every column alike
+    soft = band_mask(10, 20) * 0.8 + 0.1  # soft targets are split at 0.5, as the binary masks
+    assert torch.equal(interior_weights(soft, 3.0), weights)
+    assert torch.equal(interior_weights(torch.zeros(1, 1, 30, 3), 3.0), torch.full((1, 1, 30, 3), 3.0))
+    assert torch.equal(interior_weights(band_mask(10, 20), 1.0), torch.ones(1, 1, 30, 3))
+
+
+def test_the_interior_weight_scales_the_gradient_of_gross_errors_and_leaves_border_errors_alone():
+    mask = band_mask(10, 20)
+    logits = torch.where(mask > 0.5, 5.0, -5.0)  # confidently right everywhere ...
+    logits[0, 0, 15, 1] = -5.0  # ... but a cavity pixel 5 rows inside the cavity read as wall
+    logits[0, 0, 19, 1] = -5.0  # and one at the border
+    gradients = []
+    for weight in (1.0, 4.0):
+        wrong = logits.clone().requires_grad_()
+        training_loss(wrong, mask, weight).backward()
+        gradients.append(wrong.grad[0, 0, :, 1])
+    plain, weighted = gradients
+    assert torch.isclose(training_loss(logits, mask), torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, mask))
+    assert torch.isclose(weighted[15], 4 * plain[15]) and weighted[15] < 0  # pushed towards cavity
+    assert torch.isclose(weighted[19], plain[19])
+
+
+def test_the_interior_weight_is_recorded_and_kept_by_resume(data, tmp_path):
+    out = tmp_path / "out"
+    Trainer(options(data, out, epochs=1, interior_weight=4.0)).fit()
+    assert read_checkpoint(out / "CP_last_e1.pt")["interior_weight"] == 4.0
+    assert Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt")).interior_weight == 4.0
 
 
 # --- the output folder, devices ---------------------------------------------------------------------------
