@@ -113,6 +113,9 @@ def build_parser():
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
                         help="time one network column spans (ms), as test.py's option; 0: the height rule "
                              "(default: the checkpoint's)")
+    parser.add_argument("--threshold", type=float_between(0, 1), default=0.5, metavar="P",
+                        help="cavity where the segmentation's probability exceeds P, as test.py's option: the "
+                             "borders (the refiner's guides) and the window Dice (default: 0.5)")
     parser.add_argument("--overlays", type=Path, metavar="DIR",
                         help="also write each recording's overlay to DIR/<name>_overlay.png: the model's borders "
                              "as test.py draws them (red, blue) and the truth's, dashed green")
@@ -382,7 +385,8 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
             started_s = time.perf_counter()
             analysis = analyse_recording(recording, net, img_size, device, refiner=refiner,
-                                         ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged)
+                                         ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged,
+                                         threshold=args.threshold)
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
@@ -398,7 +402,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
                      "n/a" if column_mae_mm is None else f"{column_mae_mm:.4f}")
         window_metrics = dict.fromkeys(("dice", "mse", "loss", "n_images"))
         if any((windows / "img").iterdir()):
-            window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device)
+            window_metrics, _, _ = evaluate_test_set(net, windows, img_size, device, threshold=args.threshold)
         else:
             log.warning("%s: no truth borders span a whole window; no window Dice", name)
 
@@ -561,7 +565,7 @@ def main(argv=None):
         run = dict(recordings=str(args.recordings), n=len(sources.files))
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
-          f"refiner {'none' if refiner is None else args.refiner}, "
+          f"refiner {'none' if refiner is None else args.refiner}, threshold {args.threshold:g}, "
           f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, {origin}, device {device}")
     print(format_table(figures))
     if args.per_recording:
@@ -571,7 +575,7 @@ def main(argv=None):
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,
                                         ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged,
-                                        device=str(device), figures=figures), indent=2))
+                                        threshold=args.threshold, device=str(device), figures=figures), indent=2))
     log.info("figures written to %s", args.out)
     return 0
 

@@ -80,6 +80,19 @@ def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(re
         assert np.all(overlay == TRUTH_COLOUR, axis=2).any()
 
 
+def test_a_lower_threshold_reads_the_cavity_wider_and_is_recorded(recordings, tmp_path, capsys):
+    # without the refiner the borders are where the probability crosses the threshold: every cavity at 0.3
+    # holds the one at 0.5, so the columns read wider on the whole
+    default = accuracy_json(tmp_path / "a.json", "--recordings", recordings / "with_truth")
+    capsys.readouterr()
+    lower = accuracy_json(tmp_path / "b.json", "--recordings", recordings / "with_truth", "--threshold", 0.3)
+    assert "threshold 0.3," in capsys.readouterr().out
+    assert (default["threshold"], lower["threshold"]) == (0.5, 0.3)
+    figures = [written["figures"]["with_truth"] for written in (default, lower)]
+    assert figures[1]["lvid_column_bias_mm"] > figures[0]["lvid_column_bias_mm"]
+    assert figures[1]["window_dice"] != figures[0]["window_dice"]
+
+
 def test_annotated_traces_stand_in_for_the_truth(recordings, tmp_path):
     exact = accuracy_json(tmp_path / "exact.json", "--recordings", recordings / "with_truth")["figures"]["with_truth"]
     annotated = accuracy_json(tmp_path / "ann.json", "--recordings", recordings / "annotated")["figures"]["annotated"]
