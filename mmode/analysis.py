@@ -108,7 +108,9 @@ def build_parser():
                              "many as fit in 131,072 pixels, the fastest here: 1 recording tile, 2 test "
                              "windows; on a GPU 8)")
     parser.add_argument("--threshold", type=float_between(0, 1), default=0.5, metavar="P",
-                        help="cavity where the predicted probability exceeds P (default: 0.5)")
+                        help="cavity where the predicted probability exceeds P; with the refiner, where its "
+                             "guides lie; measure another P on your own recordings with bench/accuracy.py "
+                             "--threshold (default: 0.5)")
 
     measure = parser.add_argument_group("recordings")
     measure.add_argument("--mm-per-px", type=positive_float, default=None, metavar="MM",
