@@ -83,6 +83,18 @@ def _input_size(text):
     return value
 
 
+def _crop_box(text):
+    """argparse type of --crop: "LEFT,TOP,RIGHT,BOTTOM" pixels -> 4 ints, right > left >= 0, bottom > top >= 0."""
+    try:
+        box = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or min(box) < 0 or box[2] <= box[0] or box[3] <= box[1]:
+        raise argparse.ArgumentTypeError(f"must be LEFT,TOP,RIGHT,BOTTOM in pixels, whole numbers >= 0 with RIGHT > "
+                                         f"LEFT and BOTTOM > TOP (e.g. 120,80,1400,600), got {text}")
+    return box
+
+
 def _device_name(text):
     if text not in ("auto", "cpu", "cuda", "mps") and not (text.startswith("cuda:") and text[5:].isdigit()):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:<index> or mps, got {text}")
@@ -117,6 +129,11 @@ def build_parser():
                          help=f"depth calibration, mm per row (default: {DEFAULT_MM_PER_PX}; a DICOM's own wins)")
     measure.add_argument("--s-per-px", type=positive_float, default=None, metavar="S",
                          help=f"time calibration, s per column (default: {DEFAULT_S_PER_PX}; a DICOM's own wins)")
+    measure.add_argument("--crop", type=_crop_box, default=None, metavar="L,T,R,B",
+                         help="analyse only this box of each recording: left, top, right, bottom in the pixels of "
+                              "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
+                              "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "
+                              "panel's pixel size) (default: the whole image)")
     measure.add_argument("--max-hr", type=positive_float, default=900.0, metavar="BPM",
                          help="fastest heart rate the beat detector looks for; sets the smoothing and the "
                               "shortest beat (default: 900)")
@@ -342,6 +359,8 @@ def evaluate_test_set(net, folder, img_size, device="cpu", batch_size=None, thre
 def _run_test_set(args, folder):
     from mmode.dataset import check_dataset
 
+    if args.crop is not None:
+        raise InputError(f"{folder}: --crop cuts recordings; a test set's windows are used whole")
     image_names = check_dataset(folder)
     n_saved = min(N_SAVED_TRIPLETS, len(image_names))
     names = ["metrics.json", "per_image.csv"] + [f"{kind}_{i}.png" for i in range(n_saved)
@@ -487,6 +506,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         refiner=None if refiner_path is None else str(refiner_path),
         refiner_sha256=None if refiner_path is None else file_sha256(refiner_path),
         recording=str(analysis.recording.path),
+        crop=None if analysis.recording.crop is None else list(analysis.recording.crop),
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),
         duration_s=round(analysis.mask.shape[1] * calibration.s_per_px, 6),
@@ -616,7 +636,7 @@ def _run_recording(args, path):
     options = _analysis_options(args)
     stem = path.stem
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
-    recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px))
+    recording = _cropped(read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px)), args.crop)
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
@@ -632,6 +652,12 @@ def _run_recording(args, path):
         for name in recording_output_names(stem)[4:]:
             Image.open(args.output / name).show()
     return 0
+
+
+def _cropped(recording, box):
+    from mmode.io import crop_recording
+
+    return recording if box is None else crop_recording(recording, box)
 
 
 def _note_ignored_calibration(args, recording):
@@ -686,7 +712,7 @@ def _run_study(args, folder):
     with staged:
         for path in progress:
             try:
-                recording = read_recording(path, calibration)
+                recording = _cropped(read_recording(path, calibration), args.crop)
                 _note_ignored_calibration(args, recording)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
                                              tile_width=args.tile_width, refiner=refiner, **options)

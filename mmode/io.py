@@ -5,7 +5,7 @@ Colour becomes grey with the ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B); data 
 is scaled to 0..255 by its bit depth; an alpha channel is dropped (the echo lives in the colour channels).
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +47,24 @@ class Recording:
     image: np.ndarray
     calibration: Calibration
     path: Path
+    crop: tuple = None  # (left, top, right, bottom) of the image as read, when only that box is kept
 
     @property
     def name(self):
         """The recording's name: its file stem, as annotations and window names use it."""
         return self.path.stem
+
+
+def crop_recording(recording, box):
+    """`recording` cut to `box` = (left, top, right, bottom) in the pixels of its image as read, right and bottom
+    exclusive (PIL's crop box), with `crop` set to it. The calibration is kept: cutting does not change the pixel
+    size. InputError naming the file when the box reaches outside the image."""
+    left, top, right, bottom = box
+    height, width = recording.image.shape
+    if right > width or bottom > height:
+        raise InputError(f"{recording.path}: --crop {left},{top},{right},{bottom} reaches outside the image, "
+                         f"which is {width} columns by {height} rows (right <= {width}, bottom <= {height})")
+    return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box))
 
 
 def to_uint8(values, bits=None):

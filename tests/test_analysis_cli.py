@@ -263,6 +263,52 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     assert summary["lvid_d_mm_iqr"] == pytest.approx(true_iqr, abs=recording.mm_per_px)
 
 
+def screenshot(image, left, top):
+    """`image` as the M-mode panel of a scanner screenshot: a black frame around it (which a network reading dark as
+    cavity takes for cavity), a bright title bar above and a grey scale bar to its right."""
+    height, width = image.shape
+    canvas = np.zeros((height + top + 50, width + left + 70), np.uint8)
+    canvas[:top // 2] = 235
+    canvas[top:top + height, left + width + 20:left + width + 30] = 160
+    canvas[top:top + height, left:left + width] = image
+    return canvas
+
+
+def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tmp_path, dark_network):
+    recording = files["recording"]
+    image = np.array(Image.open(files["clean"]))
+    left, top = 45, 70
+    Image.fromarray(screenshot(image, left, top)).save(tmp_path / "screen.png")
+    calibration = ["--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
+    box = f"{left},{top},{left + image.shape[1]},{top + image.shape[0]}"
+    assert run("-d", files["clean"], "-o", tmp_path / "panel", *calibration) == 0
+    assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "cropped", "--crop", box, *calibration) == 0
+    assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "whole", *calibration) == 0
+    panel_trace, panel_beats, panel = check_recording_files(tmp_path / "panel", "clean", image.shape[1])
+    cropped_trace, cropped_beats, cropped = check_recording_files(tmp_path / "cropped", "screen", image.shape[1])
+    assert cropped_trace == panel_trace and cropped_beats == panel_beats
+    assert cropped["crop"] == [left, top, left + image.shape[1], top + image.shape[0]] and panel["crop"] is None
+    assert (cropped["height_px"], cropped["width_px"]) == image.shape
+    for key in SUMMARY_KEYS:
+        assert cropped[key] == panel[key]
+    mask = np.array(Image.open(tmp_path / "cropped" / "screen_mask.png"))
+    np.testing.assert_array_equal(mask, np.array(Image.open(tmp_path / "panel" / "clean_mask.png")))
+    # uncropped, the frame is read as cavity: the numbers are not the panel's
+    whole = json.loads((tmp_path / "whole" / "screen_summary.json").read_text())
+    assert whole["lvid_d_mm"] != panel["lvid_d_mm"]
+
+
+def test_one_crop_serves_a_study_and_a_recording_it_does_not_fit_is_listed(files, tmp_path, dark_network):
+    out = tmp_path / "out"
+    assert run("-d", files["study"], "-o", out, "--crop", "0,0,450,300", "--quiet") == 0
+    _, rows = read_csv(out / "study.csv")
+    status = {row["recording"]: (row["status"], row["error"]) for row in rows}
+    assert status["a.png"] == ("ok", "")
+    assert status["b.png"][0] == "error" and "b.png: --crop 0,0,450,300 reaches outside" in status["b.png"][1]
+    assert json.loads((out / "a_summary.json").read_text())["width_px"] == 450
+    assert not (out / "b_summary.json").exists()
+
+
 def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of_the_medians(files, tmp_path,
                                                                                              dark_network):
     """The first half of the clean recording at a tenth of its contrast: DarkIsCavity still puts the borders
@@ -409,6 +455,9 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("mm-per-px zero", "--mm-per-px"),
     ("s-per-px negative", "--s-per-px"),
     ("test set without a mask", "rec0_win0.png"),
+    ("crop outside the image", "sim.png: --crop 0,0,100000,10 reaches outside the image"),
+    ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
+    ("crop of a test set", "--crop cuts recordings"),
 ])
 def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys, case, named):
     out = tmp_path / "out"
@@ -427,6 +476,12 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         data = tmp_path / "incomplete"
         shutil.copytree(files["test_set"], data)
         (data / "mask" / "rec0_win0.png").unlink()
+    elif case == "crop outside the image":
+        extra = ["--crop", "0,0,100000,10"]
+    elif case == "crop not a box":
+        extra = ["--crop", "10,10,5,20"]
+    elif case == "crop of a test set":
+        data, extra = files["test_set"], ["--crop", "0,0,10,10"]
     elif case == "mm-per-px zero":
         extra = ["--mm-per-px", "0"]
     else:

@@ -5,7 +5,7 @@ from PIL import Image
 
 from mmode.calibration import TRAINED_MM_PER_PX, TRAINED_S_PER_PX, Calibration, coarser_than_trained
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, read_image, read_recording, write_png
+from mmode.io import RECORDING_SUFFIXES, Recording, crop_recording, read_image, read_recording, write_png
 
 GREY = (np.arange(24 * 40) % 256).reshape(24, 40).astype(np.uint8)
 
@@ -118,3 +118,18 @@ def test_pixels_coarser_than_the_training_recordings_are_named(mm_per_px, s_per_
     assert len(notes) == len(coarse)
     for note, start in zip(notes, coarse):
         assert note.startswith(start) and "coarser than" in note
+
+
+def test_a_crop_keeps_the_boxs_pixels_and_the_calibration_and_refuses_a_box_outside(tmp_path):
+    image = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    recording = Recording(image, Calibration(0.02, 0.001, source="user"), tmp_path / "screen.png")
+    cropped = crop_recording(recording, (5, 2, 25, 12))
+    np.testing.assert_array_equal(cropped.image, image[2:12, 5:25])
+    assert cropped.crop == (5, 2, 25, 12) and recording.crop is None
+    assert cropped.calibration == recording.calibration and cropped.path == recording.path
+    cropped.image[0, 0] = 0
+    assert image[2, 5] == 65  # a copy: the recording read is left as it was
+    assert crop_recording(recording, (0, 0, 30, 20)).image.shape == (20, 30)
+    with pytest.raises(InputError, match=r"screen.png: --crop 0,0,31,20 reaches outside the image, which is 30 "
+                                         r"columns by 20 rows"):
+        crop_recording(recording, (0, 0, 31, 20))
