@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options, coarser_than_trained
-from mmode.cli import float_between, positive_float, positive_int, setup_logging
+from mmode.cli import crop_box, float_between, positive_float, positive_int, setup_logging
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
@@ -83,18 +83,6 @@ def _input_size(text):
     return value
 
 
-def _crop_box(text):
-    """argparse type of --crop: "LEFT,TOP,RIGHT,BOTTOM" pixels -> 4 ints, right > left >= 0, bottom > top >= 0."""
-    try:
-        box = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        box = ()
-    if len(box) != 4 or min(box) < 0 or box[2] <= box[0] or box[3] <= box[1]:
-        raise argparse.ArgumentTypeError(f"must be LEFT,TOP,RIGHT,BOTTOM in pixels, whole numbers >= 0 with RIGHT > "
-                                         f"LEFT and BOTTOM > TOP (e.g. 120,80,1400,600), got {text}")
-    return box
-
-
 def _device_name(text):
     if text not in ("auto", "cpu", "cuda", "mps") and not (text.startswith("cuda:") and text[5:].isdigit()):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda, cuda:<index> or mps, got {text}")
@@ -129,7 +117,7 @@ def build_parser():
                          help=f"depth calibration, mm per row (default: {DEFAULT_MM_PER_PX}; a DICOM's own wins)")
     measure.add_argument("--s-per-px", type=positive_float, default=None, metavar="S",
                          help=f"time calibration, s per column (default: {DEFAULT_S_PER_PX}; a DICOM's own wins)")
-    measure.add_argument("--crop", type=_crop_box, default=None, metavar="L,T,R,B",
+    measure.add_argument("--crop", type=crop_box, default=None, metavar="L,T,R,B",
                          help="analyse only this box of each recording: left, top, right, bottom in the pixels of "
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
                               "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "

@@ -37,6 +37,18 @@ def non_negative_int(text):
     return value
 
 
+def crop_box(text):
+    """argparse type of --crop: "LEFT,TOP,RIGHT,BOTTOM" pixels -> 4 ints, right > left >= 0, bottom > top >= 0."""
+    try:
+        box = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4 or min(box) < 0 or box[2] <= box[0] or box[3] <= box[1]:
+        raise argparse.ArgumentTypeError(f"must be LEFT,TOP,RIGHT,BOTTOM in pixels, whole numbers >= 0 with RIGHT > "
+                                         f"LEFT and BOTTOM > TOP (e.g. 120,80,1400,600), got {text}")
+    return box
+
+
 def positive_float(text):
     """argparse type: a finite number > 0."""
     try:

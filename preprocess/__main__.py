@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmode.cli import float_between, positive_float, positive_int, run_main, setup_logging
+from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging
 from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
@@ -59,6 +59,10 @@ def add_build_arguments(parser):
     parser.add_argument("--calibration", type=Path, metavar="CSV",
                         help="each image file's calibration instead: a CSV image,mm_per_px,s_per_px listing every "
                              "annotated recording (`preprocess simulate` writes one, calibration.csv)")
+    parser.add_argument("--crop", type=crop_box, metavar="L,T,R,B",
+                        help="cut every recording to this box first: left, top, right, bottom in its pixels, right "
+                             "and bottom exclusive (a scanner screenshot's M-mode panel, as test.py --crop reads "
+                             "it); the annotations stay in the uncut image's pixels (default: the whole image)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 
@@ -88,7 +92,7 @@ def run_build(args):
                   seed=args.seed, overwrite=args.overwrite, progress=not args.quiet, strips=args.strips,
                   guide_model=args.guide_model, guide_stride=args.guide_stride,
                   guide_easy_fraction=args.guide_easy_fraction, window_seconds=args.window_seconds,
-                  s_per_px=args.s_per_px, calibration_csv=args.calibration)
+                  s_per_px=args.s_per_px, calibration_csv=args.calibration, crop=args.crop)
     return 0
 
 

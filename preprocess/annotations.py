@@ -239,6 +239,23 @@ def check_traces(name, traces, shape=None):
     return checked
 
 
+def crop_traces(name, traces, box):
+    """One recording's traces {trace: (x, y)} in the coordinates of its image cut to `box` = (left, top, right,
+    bottom), right and bottom exclusive (`mmode.io.crop_recording`): x - left, y - top. A point outside the box
+    -> InputError naming the recording, the trace and the point as annotated."""
+    left, top, right, bottom = box
+    cropped = {}
+    for trace, (xs, ys) in traces.items():
+        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        outside = (xs < left - 0.5) | (xs > right - 0.5) | (ys < top - 0.5) | (ys > bottom - 0.5)
+        if outside.any():
+            first = int(np.argmax(outside))
+            raise InputError(f"recording {name}: the {trace} trace has {int(outside.sum())} point(s) outside "
+                             f"--crop {left},{top},{right},{bottom}, e.g. x={xs[first]:g}, y={ys[first]:g}")
+        cropped[trace] = (xs - left, ys - top)
+    return cropped
+
+
 def _check_inside(name, trace, xs, ys, shape):
     height, width = shape
     outside = (xs < -0.5) | (xs > width - 0.5) | (ys < -0.5) | (ys > height - 0.5)

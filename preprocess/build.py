@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
+from mmode.io import RECORDING_SUFFIXES, crop_recording, read_recording, write_png
 from mmode.refine import strip_zoom
-from preprocess.annotations import check_traces, read_annotations, read_calibration_csv
+from preprocess.annotations import check_traces, crop_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, annotation_traces
 from preprocess.strips import (EASY_FRACTION, GUIDE_STRIDE_PX, HARD_ERROR_PX, STRIP_COLUMNS, STRIP_ROWS,
                                cut_guide_strips, cut_strips, recording_rng, strip_count)
@@ -66,7 +66,7 @@ def split_recordings(names, test_pct, seed):
 
 def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=None, seed=0,
                   overwrite=False, progress=True, strips=False, guide_model=None, guide_stride=None,
-                  guide_easy_fraction=None, window_seconds=None, s_per_px=None, calibration_csv=None):
+                  guide_easy_fraction=None, window_seconds=None, s_per_px=None, calibration_csv=None, crop=None):
     """Build a training set from the recordings in `images_dir` and their annotations.
 
     Writes `out_dir/img/<recording>_win<k>.png` and `out_dir/mask/...` (mask 0/255), or with `split_pct`
@@ -83,7 +83,8 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     shows the same time per network column whatever the recording's height; the summary says `window_s`, and
     per recording `window_columns`. The calibration of an image file: its row of `calibration_csv`
     (`image,mm_per_px,s_per_px`, every annotated recording listed), else `s_per_px`, else the seed's; a DICOM's
-    own wins.
+    own wins. `crop` = (left, top, right, bottom): every recording cut to that box first (a scanner screenshot's
+    M-mode panel), its annotations given in the uncut image's pixels; the summary says `crop`.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
@@ -102,13 +103,16 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
+    if crop is not None:
+        annotations = {name: crop_traces(name, traces, crop) for name, traces in annotations.items()}
     calibrations = _calibrations(annotations, s_per_px, calibration_csv)
+    read = functools.partial(_read_recording, crop=crop)
 
     plan, skipped = {}, {}
     for name in sorted(set(recordings) - set(annotations)):
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibrations[name])
+        recording = read(recordings[name], calibrations[name])
         entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
         if entry["windows"]:
             plan[name] = entry
@@ -140,12 +144,13 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
+        "crop": None if crop is None else list(crop),
         **(_guide_summary(guide, guide_model, guide_stride, guide_easy_fraction) if guide else {}),
         "per_recording": plan,
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
     _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
-                                                    progress, calibrations))
+                                                    progress, calibrations, read))
     _log_summary(out_dir, summary)
     return summary
 
@@ -238,9 +243,16 @@ def _window_columns(recording, window_seconds):
     return columns
 
 
-def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibrations):
+def _read_recording(path, calibration, crop=None):
+    """The recording at `path`, cut to `crop` when given (`mmode.io.crop_recording`)."""
+    recording = read_recording(path, calibration)
+    return recording if crop is None else crop_recording(recording, crop)
+
+
+def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibrations,
+                   read=read_recording):
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibrations[name])
+        recording = read(recordings[name], calibrations[name])
         mask, span = annotation_mask(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         columns = plan[name]["window_columns"] if summary["window_s"] is not None else None
@@ -250,7 +262,8 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations, guide=None):
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations,
+                  read=read_recording, guide=None):
     """Perturbed strips of every recording, then with `guide` = (net, input size, ms per column) the strips
     along the network's borders, found at the network's time scale as `test.py` finds them; the guide counts
     go into `summary` before it is written."""
@@ -260,7 +273,7 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
 
         net, img_size, guide_ms_per_column = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read_recording(recordings[name], calibrations[name])
+        recording = read(recordings[name], calibrations[name])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)

@@ -261,6 +261,51 @@ def test_a_bad_guide_model_exits_2_naming_it_and_writes_nothing(tmp_path, guide,
     assert not (tmp_path / "data").exists()
 
 
+def framed(tmp_path, image, clicks, left, top):
+    """`image` as the M-mode panel of a screenshot `screen/mouse1.png` (a bright frame) and `clicks` [(trace, x,
+    y)] moved into the screenshot's pixels, in `screen/clicks.csv`; and the same unframed in `panel/`."""
+    for folder, (dx, dy) in (("panel", (0, 0)), ("screen", (left, top))):
+        (tmp_path / folder).mkdir()
+        canvas = np.full((image.shape[0] + dy + 9 * (dy > 0), image.shape[1] + dx + 11 * (dx > 0)), 240, np.uint8)
+        canvas[dy:dy + image.shape[0], dx:dx + image.shape[1]] = image
+        Image.fromarray(canvas).save(tmp_path / folder / "mouse1.png")
+        rows = [f"mouse1,{trace},{x + dx},{y + dy}" for trace, x, y in clicks]
+        (tmp_path / folder / "clicks.csv").write_text("image,trace,x,y\n" + "\n".join(rows) + "\n")
+    return tmp_path / "panel", tmp_path / "screen"
+
+
+@pytest.mark.parametrize("kind", [[], ["--strips"]])
+def test_a_cropped_screenshot_builds_the_panels_own_windows(tmp_path, kind):
+    image = np.random.default_rng(1).integers(0, 256, size=(40, 300), dtype=np.uint8)
+    clicks = [("upper", 2, 10), ("upper", 150, 12), ("upper", 290, 10), ("lower", 2, 30), ("lower", 290, 28)]
+    panel, screen = framed(tmp_path, image, clicks, left=7, top=4)
+    plain = preprocess("build", "--images", panel, "--annotations", panel / "clicks.csv", "--out",
+                       tmp_path / "plain", *kind, "--quiet")
+    cropped = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
+                         tmp_path / "cropped", "--crop", "7,4,307,44", *kind, "--quiet")
+    assert plain.returncode == 0 and cropped.returncode == 0, cropped.stderr
+    for sub in ("img", "mask"):
+        names = sorted(p.name for p in (tmp_path / "plain" / sub).iterdir())
+        assert names and names == sorted(p.name for p in (tmp_path / "cropped" / sub).iterdir())
+        for name in names:
+            np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cropped" / sub / name)),
+                                          np.asarray(Image.open(tmp_path / "plain" / sub / name)))
+    assert json.loads((tmp_path / "cropped" / "summary.json").read_text())["crop"] == [7, 4, 307, 44]
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["crop"] is None
+
+
+def test_a_click_outside_the_crop_exits_2_naming_it_and_writes_nothing(tmp_path):
+    clicks = [("upper", 2, 10), ("upper", 290, 10), ("lower", 2, 30), ("lower", 70, 30)]
+    _, screen = framed(tmp_path, np.zeros((40, 300), np.uint8), clicks, left=7, top=4)
+    result = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
+                        tmp_path / "data", "--crop", "7,4,207,44", "--quiet")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: recording mouse1: the upper trace has 1 point(s) outside --crop 7,4,207,44, "
+                      "e.g. x=297, y=14"]
+    assert not (tmp_path / "data").exists()
+
+
 def test_bad_annotation_exits_2_with_one_error_line_and_no_output(tmp_path):
     _, csv = tiny_recording(tmp_path / "in", lower_y=3)  # lower trace above the upper one
     result = preprocess("build", "--images", tmp_path / "in", "--annotations", csv, "--out", tmp_path / "data")
