@@ -53,7 +53,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
-from mmode.cli import float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
+from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import teichholz_volume_ul  # noqa: E402
@@ -90,6 +90,9 @@ def build_parser():
     parser.add_argument("--calibration", type=Path, metavar="CSV",
                         help="with --recordings: image,mm_per_px,s_per_px per recording (default: "
                              "DIR/calibration.csv where there is one, else the truth JSON's)")
+    parser.add_argument("--crop", type=crop_box, metavar="L,T,R,B",
+                        help="with --recordings: cut every recording and its truth to this box, as test.py --crop "
+                             "(a scanner screenshot's M-mode panel; the truth in the uncut image's pixels)")
     parser.add_argument("--measurements", type=Path, metavar="CSV",
                         help="with --recordings: manual per-beat measurements image,lvid_d_mm,lvid_s_mm (optional "
                              "t_ed_s, hr_bpm) for recordings with neither a truth JSON nor annotated traces "
@@ -361,12 +364,13 @@ def fixed_pixels(args):
     return {key: value for key, value in fixed.items() if value is not None}
 
 
-def files_set(sources):
-    """The recordings `bench.truth_files.truth_sources` found, with their truth, read one at a time."""
+def files_set(sources, crop=None):
+    """The recordings `bench.truth_files.truth_sources` found, with their truth, read one at a time; each cut to
+    `crop` (left, top, right, bottom) when given, as `test.py --crop` cuts it."""
     from bench.truth_files import load_truth
 
     for path in sources.files:
-        yield load_truth(path, sources)
+        yield load_truth(path, sources, crop)
 
 
 def run_set(name, recordings, args, net, img_size, device, refiner=None):
@@ -492,7 +496,7 @@ def check_sources(args):
     get their defaults). InputError for options that do not go together."""
     if args.recordings is None:
         for option, value in (("--annotations", args.annotations), ("--calibration", args.calibration),
-                              ("--measurements", args.measurements)):
+                              ("--measurements", args.measurements), ("--crop", args.crop)):
             if value is not None:
                 raise InputError(f"{option} goes with --recordings (simulated recordings carry their own truth)")
         args.generator = args.generator or "simulator"
@@ -560,9 +564,12 @@ def main(argv=None):
         origin += "".join(f", {key} {value:g}" for key, value in fixed.items())
     else:
         name = args.recordings.resolve().name or "recordings"
-        figures = {name: run_set(name, files_set(sources), args, net, img_size, device, refiner)}
+        figures = {name: run_set(name, files_set(sources, args.crop), args, net, img_size, device, refiner)}
         origin = f"{len(sources.files)} recordings from {args.recordings}"
-        run = dict(recordings=str(args.recordings), n=len(sources.files))
+        if args.crop is not None:
+            origin += ", cut to {},{},{},{}".format(*args.crop)
+        run = dict(recordings=str(args.recordings), n=len(sources.files),
+                   crop=None if args.crop is None else list(args.crop))
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, threshold {args.threshold:g}, "

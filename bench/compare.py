@@ -33,7 +33,7 @@ FIGURES = (("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
            ("LVIDs error per recording (mm)", "lvid_s_mm_error", "{:.4f}"),
            ("EF error per recording (points)", "ef_pct_error", "{:.2f}"),
            ("HR error per recording (%)", "hr_pct_error", "{:.3f}"))
-SAME = ("generator", "seed", "n", "duration_s", "recordings")
+SAME = ("generator", "seed", "n", "duration_s", "recordings", "crop")
 # accuracy.py --mm-per-px, --s-per-px, --height: the same seeds at other pixel sizes are the same hearts, so
 # two such runs pair too (one model at two pixel sizes)
 FIXED = ("mm_per_px", "s_per_px", "height_px")

@@ -17,19 +17,22 @@ simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py`
    the medians of the measured beats, and beats with a `t_ed_s` are paired with detected ones for per-beat
    errors. Detected beats no measured beat pairs with are not counted as extra (a lab measures a few).
 
+Screenshots: `--crop` cuts each recording and its truth to the M-mode panel as `test.py --crop` does; the truth
+stays in the uncut image's pixels (`load_truth`, `crop_truth`).
+
 Calibration: a DICOM's own wins (as in `test.py`); else the calibration CSV (`--calibration`, default
 `DIR/calibration.csv`); else the truth JSON's; else the seed's defaults, with a warning.
 """
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from mmode.calibration import Calibration
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, read_recording, recording_files
+from mmode.io import RECORDING_SUFFIXES, crop_recording, read_recording, recording_files
 
 log = logging.getLogger("accuracy")
 
@@ -132,9 +135,10 @@ def _given_or_beside(path, default):
     return default if default.is_file() else None
 
 
-def load_truth(path, sources):
+def load_truth(path, sources, crop=None):
     """The FileTruth of recording `path`, from its truth JSON, else its annotated traces, else its measured
-    beats (`sources`: TruthSources)."""
+    beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as `test.py --crop`
+    cuts the recording, the truth given in the uncut image's pixels (annotated points outside it are refused)."""
     json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
     calibration = sources.calibrations.get(path.stem)
@@ -144,10 +148,44 @@ def load_truth(path, sources):
         log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
     recording = read_recording(path, calibration)
     if truth is not None:
-        return _json_truth(recording, truth, json_path)
-    if path.stem in sources.annotations:
-        return _annotated_truth(recording, sources.annotations[path.stem])
-    return _measured_truth(recording, sources.measurements[path.stem])
+        file_truth = _json_truth(recording, truth, json_path)
+    elif path.stem in sources.annotations:
+        traces = sources.annotations[path.stem]
+        if crop is None:
+            return _annotated_truth(recording, traces)
+        # the traces are cut first, so the truth beats are found on the panel, as test.py finds the model's
+        from preprocess.annotations import crop_traces
+
+        return _annotated_truth(crop_recording(recording, crop), crop_traces(path.stem, traces, crop))
+    else:
+        file_truth = _measured_truth(recording, sources.measurements[path.stem])
+    return file_truth if crop is None else crop_truth(file_truth, crop)
+
+
+def crop_truth(truth, box):
+    """`truth` (FileTruth) cut to `box` = (left, top, right, bottom) of its image, right and bottom exclusive, as
+    `test.py --crop` cuts the recording: borders moved up by `top`, columns and times counted from `left`; beats
+    whose end-diastole or end-systole (where timed) lie outside the box are left out, with a warning."""
+    left, top, right, bottom = box
+    height, width = truth.image.shape
+    if right > width or bottom > height:
+        raise InputError(f"{truth.path}: --crop {left},{top},{right},{bottom} reaches outside the image, which is "
+                         f"{width} columns by {height} rows")
+    offset_s, duration_s = left * truth.s_per_px, (right - left) * truth.s_per_px
+    beats = []
+    for beat in truth.beats:
+        times = {key: beat[key] - offset_s for key in ("t_ed_s", "t_es_s") if key in beat}
+        if all(0 <= time_s < duration_s for time_s in times.values()):
+            beats.append({**beat, **times})
+    if len(beats) < len(truth.beats):
+        log.warning("%s: %d of its %d truth beats lie outside --crop; left out", truth.path,
+                    len(truth.beats) - len(beats), len(truth.beats))
+    span = None
+    if truth.scored_span is not None:
+        span = tuple(int(np.clip(column - left, 0, right - left)) for column in truth.scored_span)
+    return replace(truth, image=truth.image[top:bottom, left:right], upper_px=truth.upper_px[left:right] - top,
+                   lower_px=truth.lower_px[left:right] - top, lost_contact=truth.lost_contact[left:right],
+                   beats=beats, scored_span=span)
 
 
 def _read_json(path):

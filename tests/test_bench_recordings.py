@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench import accuracy  # noqa: E402
-from bench.truth_files import load_truth, truth_sources  # noqa: E402
+from bench.truth_files import crop_truth, load_truth, truth_sources  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from preprocess.simulate import write_simulations  # noqa: E402
@@ -178,6 +178,78 @@ def test_detected_beats_outside_the_annotated_span_are_not_extra():
     assert everywhere.all()
 
 
+def framed_folder(source, stem, folder, left, top):
+    """Recording `stem` of `source` alone in `folder` as a screenshot: its image in a black frame, the panel at
+    (`left`, `top`); its truth JSON's borders, beats and lost contact and its annotations moved into the
+    screenshot's pixels. Returns the panel's (height, width)."""
+    from PIL import Image
+
+    (folder / "truth").mkdir(parents=True)
+    shutil.copy(source / "calibration.csv", folder)
+    image = np.asarray(Image.open(source / f"{stem}.png"))
+    canvas = np.zeros((image.shape[0] + top + 30, image.shape[1] + left + 40), np.uint8)
+    canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
+    Image.fromarray(canvas).save(folder / f"{stem}.png")
+    truth = json.loads((source / "truth" / f"{stem}.json").read_text())
+    pad = lambda values: [None] * left + [None if v is None else v + top for v in values] + [None] * 40
+    offset_s = left * truth["s_per_px"]
+    truth.update(upper_px=pad(truth["upper_px"]), lower_px=pad(truth["lower_px"]),
+                 beats=[dict(beat, t_ed_s=beat["t_ed_s"] + offset_s, t_es_s=beat["t_es_s"] + offset_s)
+                        for beat in truth["beats"]],
+                 lost_contact_columns=[[a + left, b + left] for a, b in truth["lost_contact_columns"]])
+    (folder / "truth" / f"{stem}.json").write_text(json.dumps(truth))
+    lines = (source / "annotations.csv").read_text().splitlines()
+    moved = [f"{name},{trace},{float(x) + left:g},{float(y) + top:g}"
+             for name, trace, x, y in (line.split(",") for line in lines[1:]) if name == stem]
+    (folder / "annotations.csv").write_text("\n".join([lines[0], *moved]) + "\n")
+    return image.shape
+
+
+def test_a_screenshot_cut_with_crop_measures_as_its_panel(recordings, tmp_path):
+    left, top = 35, 20
+    stem = sorted(p.stem for p in (recordings / "with_truth").glob("*.png"))[0]
+    lines = (recordings / "annotated" / "annotations.csv").read_text().splitlines()
+    for source, alone in ((recordings / "with_truth", "panel"), (recordings / "annotated", "panel_annotated")):
+        (tmp_path / alone).mkdir()
+        for name in (f"{stem}.png", "calibration.csv", f"truth/{stem}.json"):
+            if (source / name).exists():
+                (tmp_path / alone / name).parent.mkdir(exist_ok=True)
+                shutil.copy(source / name, tmp_path / alone / name)
+        (tmp_path / alone / "annotations.csv").write_text(
+            "\n".join([lines[0], *(line for line in lines[1:] if line.startswith(stem + ","))]) + "\n")
+    height, width = framed_folder(recordings / "with_truth", stem, tmp_path / "screens", left, top)
+    box = f"{left},{top},{left + width},{top + height}"
+    panel = accuracy_json(tmp_path / "panel.json", "--recordings", tmp_path / "panel")
+    cut = accuracy_json(tmp_path / "cut.json", "--recordings", tmp_path / "screens", "--crop", box)
+    assert cut["crop"] == [left, top, left + width, top + height] and panel["crop"] is None
+    expected, measured = panel["figures"]["panel"], cut["figures"]["screens"]
+    for key in ("lvid_column_mae_mm", "window_dice", "recording_lvid_d_mm_mae", "recording_lvid_s_mm_mae",
+                "recording_ef_pct_mae", "recording_hr_pct_mae", "beats_found_pct", "extra_beats"):
+        assert measured[key] == pytest.approx(expected[key], abs=1e-6), key
+    shutil.rmtree(tmp_path / "screens" / "truth")  # the annotations moved with the frame give the panel's too
+    annotated = accuracy_json(tmp_path / "ann.json", "--recordings", tmp_path / "screens", "--crop", box)
+    by_clicks = accuracy_json(tmp_path / "ann0.json", "--recordings", tmp_path / "panel_annotated")
+    for key in ("lvid_column_mae_mm", "recording_lvid_d_mm_mae", "beats_found_pct"):
+        assert annotated["figures"]["screens"][key] == pytest.approx(by_clicks["figures"]["panel_annotated"][key],
+                                                                    abs=1e-6), key
+
+
+def test_a_crop_leaves_out_the_truth_beats_it_cuts_and_refuses_a_box_outside(recordings, caplog):
+    sources = truth_sources(recordings / "with_truth")
+    truth = load_truth(sources.files[0], sources)
+    height, width = truth.image.shape
+    half = width // 2
+    cut = crop_truth(truth, (half, 10, width, height))
+    assert cut.image.shape == (height - 10, width - half)
+    np.testing.assert_allclose(cut.lower_px, truth.lower_px[half:] - 10)
+    kept = [beat for beat in truth.beats if beat["t_ed_s"] >= half * truth.s_per_px]
+    assert 0 < len(cut.beats) == len(kept) < len(truth.beats)
+    assert cut.beats[0]["t_ed_s"] == pytest.approx(kept[0]["t_ed_s"] - half * truth.s_per_px)
+    assert "truth beats lie outside --crop; left out" in caplog.text
+    with pytest.raises(InputError, match=f"{sources.files[0]}: --crop 0,0,{width + 1},{height} reaches outside"):
+        crop_truth(truth, (0, 0, width + 1, height))
+
+
 def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_path):
     with pytest.raises(InputError, match="recordings folder not found"):
         truth_sources(tmp_path / "absent")
@@ -221,6 +293,7 @@ def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_p
     (["--annotations", "a.csv"], "--annotations goes with --recordings"),
     (["--recordings", "examples", "--generator", "alt"], "--generator and --sets are for simulated"),
     (["--recordings", "examples", "--sets", "clean"], "--generator and --sets are for simulated"),
+    (["--crop", "0,0,10,10"], "--crop goes with --recordings"),
 ])
 def test_options_that_do_not_go_together_are_refused(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
