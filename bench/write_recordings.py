@@ -15,7 +15,6 @@ from the seed `bench/accuracy.py` gives recording i of a batch with that seed, w
 --artefacts 1` its artefact set.
 """
 import argparse
-import csv
 import json
 import sys
 from dataclasses import replace
@@ -30,7 +29,7 @@ from mmode.cli import run_main  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import write_png  # noqa: E402
 from preprocess.simulate import (ANNOTATIONS_FILE, CALIBRATION_FILE, TRUTH_DIR, annotated_span,  # noqa: E402
-                                 fraction, truth_dict)
+                                 fraction, truth_dict, write_recording_tables)
 
 # truth_dict's keys that hold the training simulator's own draw, not every generator's
 SIMULATOR_KEYS = ("simulator_version", "parameters")
@@ -79,14 +78,7 @@ def write_recordings(out_dir, generator, n, seed, duration_s=2.5, artefacts=0.0,
         rows.extend(recording_rows)
         calibrations.append((name, repr(recording.mm_per_px), repr(recording.s_per_px)))
         names.append(name)
-    for file, header, table in ((CALIBRATION_FILE, ["image", "mm_per_px", "s_per_px"], calibrations),
-                                (ANNOTATIONS_FILE, ["image", "trace", "x", "y"], rows)):
-        partial = out_dir / (file + ".partial")
-        with open(partial, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(table)
-        partial.replace(out_dir / file)
+    write_recording_tables(out_dir, rows, calibrations)
     return names
 
 

@@ -326,17 +326,23 @@ def write_simulations(out_dir, n, seed, overwrite=False, progress=True, **option
         names.append(name)
         log.debug("%s: %s, %.0f bpm, %d beats, %dx%d px", name, recording.condition, recording.hr_bpm,
                   len(recording.beats), *recording.image.shape)
-    for file, header, table in ((CALIBRATION_FILE, ["image", "mm_per_px", "s_per_px"], calibrations),
-                                (ANNOTATIONS_FILE, ["image", "trace", "x", "y"], rows)):
+    write_recording_tables(out_dir, rows, calibrations)
+    log.info("wrote %d simulated recordings, %s, %s and %s/ to %s", n, ANNOTATIONS_FILE, CALIBRATION_FILE, TRUTH_DIR,
+             out_dir)
+    return names
+
+
+def write_recording_tables(out_dir, annotation_rows, calibration_rows):
+    """`out_dir/calibration.csv` (image,mm_per_px,s_per_px) and `out_dir/annotations.csv` (image,trace,x,y) from
+    row tuples, each written via a temporary name, so it is whole or absent."""
+    for file, header, table in ((CALIBRATION_FILE, ["image", "mm_per_px", "s_per_px"], calibration_rows),
+                                (ANNOTATIONS_FILE, ["image", "trace", "x", "y"], annotation_rows)):
         partial = out_dir / (file + ".partial")
         with open(partial, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             writer.writerows(table)
         partial.replace(out_dir / file)
-    log.info("wrote %d simulated recordings, %s, %s and %s/ to %s", n, ANNOTATIONS_FILE, CALIBRATION_FILE, TRUTH_DIR,
-             out_dir)
-    return names
 
 
 def _write_text(path, text):
