@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mmode.checkpoint import input_shape, load_weights, ms_per_column, read_checkpoint, save_checkpoint
+from mmode.checkpoint import (channels_last_on_cpu, input_shape, load_weights, ms_per_column, read_checkpoint,
+                              save_checkpoint)
 from mmode.dataset import SegmentationDataset, check_dataset, recording_of
 from mmode.errors import InputError
 from mmode.metrics import dice_per_image, mse_per_image
@@ -295,7 +296,7 @@ class Trainer:
             self.ms_per_column = data_time_scale
             log.info("Windows cut by time: %.3g ms per network column at %d columns", self.ms_per_column,
                      self.img_width)
-        self.net.to(self.device)
+        channels_last_on_cpu(self.net.to(self.device), self.device)
         self.base_lr = float(resume.get("lr", options.lr)) if resume is not None else options.lr
         self.lr_schedule = resume.get("lr_schedule", "constant") if resume is not None else options.lr_schedule
         scheduled_lr(self.base_lr, 1, options.epochs, self.lr_schedule)  # rejects an unknown schedule now

@@ -7,7 +7,9 @@
    of the default width per pass (the default before session 19; now, with no `-b`, a CPU pass holds
    what fits in `mmode.inference.CPU_PASS_PIXELS`, a GPU pass 8 tiles).
 3. The whole analysis of `test.py` (segmentation, borders, beats), without and with the border refiner,
-   and with the refiner at 8 tiles per pass (2 for the refiner), as before session 19.
+   and with the refiner at 8 tiles per pass (2 for the refiner), as before session 19; then on the CPU with
+   the networks in the plain NCHW memory layout (before session 23) against channels-last (`load_model`'s),
+   and a training step in both layouts (the trainer uses channels-last on a CPU too).
 4. Writing the overlay PNG at PIL's default zlib level (6) and at `mmode.plots.OVERLAY_PNG_COMPRESSION`.
 
     python bench/speed.py -m checkpoints/heart-seg-net.pt --refiner checkpoints/heart-seg-refine.pt --duration 10
@@ -124,6 +126,32 @@ def main(argv=None):
             alone_s = seconds if alone_s is None else alone_s
             print(f"| {label} | {device} | {seconds / recorded_s:.3f} | {seconds / alone_s:.2f}x |")
 
+    print("\n| memory layout (CPU, 1 tile per pass) | analysis | s per recorded s | ratio to plain |")
+    print("| --- | --- | --- | --- |")
+    layouts = (("plain (NCHW)", plain_model), ("channels-last (the default on a CPU)", load_model))
+    for label, refine in (("segmentation alone", False), ("with the border refiner", True)):
+        plain_s = None
+        for layout, load in layouts:
+            net, checkpoint = load(args.model, "cpu")
+            refiner_net, refiner_checkpoint = load(args.refiner, "cpu")
+            chosen = (refiner_net, check_refiner(refiner_checkpoint, args.refiner)) if refine else None
+            seconds, _ = best_of(args.repeats, analyse_recording, as_recording, net, input_shape(checkpoint), "cpu",
+                                 None, refiner=chosen)
+            plain_s = seconds if plain_s is None else plain_s
+            print(f"| {layout} | {label} | {seconds / recorded_s:.3f} | {plain_s / seconds:.2f}x faster |")
+
+    print("\n| memory layout (CPU) | training step (batch 8 of 256 x 96, as the default model's fine-tuning) | "
+          "seconds | ratio to plain |")
+    print("| --- | --- | --- | --- |")
+    plain_s = None
+    for layout, load in layouts:
+        net, _ = load(args.model, "cpu")
+        step = training_step(net.train())
+        step()  # the optimiser's state is made on the first step
+        seconds = best_of(args.repeats, step)[0]
+        plain_s = seconds if plain_s is None else plain_s
+        print(f"| {layout} | forward, backward and an Adam step | {seconds:.3f} | {plain_s / seconds:.2f}x faster |")
+
     print("\n| overlay PNG | zlib level | seconds | MB | ratio to level 6 |")
     print("| --- | --- | --- | --- | --- |")
     overlay = Image.fromarray(draw_overlay(recording.image, recording.upper_px, recording.lower_px))
@@ -134,6 +162,35 @@ def main(argv=None):
         label = "default" if level == OVERLAY_PNG_COMPRESSION else "PIL's default"
         print(f"| {label} | {level} | {seconds:.3f} | {size / 1e6:.2f} | {level6_s / seconds:.2f}x |")
     return 0
+
+
+def plain_model(path, device):
+    """The checkpoint's network as `load_model` builds it but in the plain NCHW memory layout (the layout before
+    session 23), for the side-by-side timing."""
+    from mmode.checkpoint import build_network, load_weights, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    net = build_network(checkpoint["model_params"])
+    load_weights(net, checkpoint["net_state_dict"], path)
+    return net.to(device).eval(), checkpoint
+
+
+def training_step(net, seed=0):
+    """A function that makes one training step of `net` (BCE, Adam) on a fixed random batch of 8 windows of
+    256 x 96 (the default model's fine-tuning crop)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(8, 1, 256, 96, generator=generator)
+    masks = (torch.rand(8, 1, 256, 96, generator=generator) > 0.5).float()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(net(images), masks).backward()
+        optimizer.step()
+
+    return step
 
 
 def png_bytes(image, level):

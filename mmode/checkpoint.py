@@ -18,7 +18,7 @@ def save_checkpoint(path, net, model_params, img_size, epoch, optimizer, loss, d
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
-        "net_state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "net_state_dict": {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()},
         "model_params": dict(model_params),
         "img_size": int(img_size),
         "epoch": int(epoch),
@@ -88,8 +88,27 @@ def load_weights(net, state_dict, path):
         raise InputError(f"{path}: checkpoint does not fit this network ({detail})") from error
 
 
+def channels_last_on_cpu(net, device):
+    """On a CPU, `net`'s weights and every input it is given in the channels-last memory layout, which the CPU's
+    convolutions run faster (1.2-1.5x per forward pass here, "Benchmarks"); the results agree to float32 rounding.
+    On other devices `net` is left as it is (not measured there). Returns `net`."""
+    import torch
+
+    if torch.device(device).type == "cpu":
+        net.to(memory_format=torch.channels_last)
+        net.register_forward_pre_hook(_channels_last_input)
+    return net
+
+
+def _channels_last_input(module, inputs):
+    import torch
+
+    return (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
+
+
 def load_model(path, device="cpu"):
-    """Rebuild the network stored in the checkpoint at `path`, in eval mode on `device`.
+    """Rebuild the network stored in the checkpoint at `path`, in eval mode on `device` (channels-last on a CPU,
+    `channels_last_on_cpu`).
 
     Returns (net, checkpoint dict).
     """
@@ -99,4 +118,4 @@ def load_model(path, device="cpu"):
     except (TypeError, ValueError, KeyError) as error:
         raise InputError(f"{path}: its model_params do not describe a QuickNat ({error})") from error
     load_weights(net, checkpoint["net_state_dict"], path)
-    return net.to(device).eval(), checkpoint
+    return channels_last_on_cpu(net.to(device).eval(), device), checkpoint

@@ -133,6 +133,28 @@ def test_tiny_run_learns_and_writes_loadable_checkpoints(data, tmp_path):
     assert best_checkpoint["dice"] == pytest.approx(best_checkpoint["best_dice"])
 
 
+def test_on_a_cpu_the_networks_run_channels_last_and_agree_with_the_plain_layout(data, tmp_path):
+    from mmode.checkpoint import build_network, channels_last_on_cpu, load_weights
+
+    trainer = Trainer(options(data, tmp_path / "out", epochs=1))
+    trainer.fit()
+    first_conv = trainer.net.encode1.dense.conv2.weight  # 5 input channels: the layouts differ
+    assert first_conv.is_contiguous(memory_format=torch.channels_last) and not first_conv.is_contiguous()
+    saved = tmp_path / "out" / "CP_last_e1.pt"
+    assert all(tensor.is_contiguous() for tensor in read_checkpoint(saved)["net_state_dict"].values())
+    loaded, checkpoint = load_model(saved)
+    plain = build_network(checkpoint["model_params"])
+    load_weights(plain, checkpoint["net_state_dict"], saved)
+    plain.eval()
+    assert not plain.encode1.dense.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    probe = torch.rand(3, 1, IMG_SIZE_PX, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(probe), plain(probe), rtol=0, atol=1e-5)
+    # on another device the layout is left as it is: it has not been measured there
+    other = channels_last_on_cpu(build_network(checkpoint["model_params"]), "cuda")
+    assert other.encode1.dense.conv2.weight.is_contiguous() and not other._forward_pre_hooks
+
+
 class NoCavityNet(torch.nn.Module):
     """Predicts logit -10 (no cavity) everywhere."""
 
