@@ -409,6 +409,12 @@ def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
     assert summary["mm_per_px"] == pytest.approx(0.00125 * 10)
     assert summary["s_per_px"] == pytest.approx(0.0009)
     assert summary["calibration_source"] == "dicom"
+    # a crop cuts the DICOM's image as read, and keeps its calibration
+    cropped = tmp_path / "cropped"
+    assert run("-d", files["dicom"], "-o", cropped, "--crop", "100,0,400,200", "--quiet") == 0
+    _, _, summary = check_recording_files(cropped, "scan", 300)
+    assert summary["crop"] == [100, 0, 400, 200] and summary["height_px"] == 200
+    assert summary["mm_per_px"] == pytest.approx(0.00125 * 10) and summary["calibration_source"] == "dicom"
 
 
 def test_results_are_not_overwritten_without_overwrite(files, tmp_path, capsys):
