@@ -32,7 +32,7 @@ import numpy as np
 
 from mmode.calibration import Calibration
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, crop_recording, read_recording, recording_files
+from mmode.io import RECORDING_SUFFIXES, check_crop, crop_recording, read_recording, recording_files
 
 log = logging.getLogger("accuracy")
 
@@ -166,11 +166,7 @@ def crop_truth(truth, box):
     """`truth` (FileTruth) cut to `box` = (left, top, right, bottom) of its image, right and bottom exclusive, as
     `test.py --crop` cuts the recording: borders moved up by `top`, columns and times counted from `left`; beats
     whose end-diastole or end-systole (where timed) lie outside the box are left out, with a warning."""
-    left, top, right, bottom = box
-    height, width = truth.image.shape
-    if right > width or bottom > height:
-        raise InputError(f"{truth.path}: --crop {left},{top},{right},{bottom} reaches outside the image, which is "
-                         f"{width} columns by {height} rows")
+    left, top, right, bottom = check_crop(truth.path, box, truth.image.shape)
     offset_s, duration_s = left * truth.s_per_px, (right - left) * truth.s_per_px
     beats = []
     for beat in truth.beats:

@@ -624,7 +624,7 @@ def _run_recording(args, path):
     options = _analysis_options(args)
     stem = path.stem
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
-    recording = _cropped(read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px)), args.crop)
+    recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px), args.crop)
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
@@ -640,12 +640,6 @@ def _run_recording(args, path):
         for name in recording_output_names(stem)[4:]:
             Image.open(args.output / name).show()
     return 0
-
-
-def _cropped(recording, box):
-    from mmode.io import crop_recording
-
-    return recording if box is None else crop_recording(recording, box)
 
 
 def _note_ignored_calibration(args, recording):
@@ -700,7 +694,7 @@ def _run_study(args, folder):
     with staged:
         for path in progress:
             try:
-                recording = _cropped(read_recording(path, calibration), args.crop)
+                recording = read_recording(path, calibration, args.crop)
                 _note_ignored_calibration(args, recording)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
                                              tile_width=args.tile_width, refiner=refiner, **options)

@@ -59,12 +59,19 @@ def crop_recording(recording, box):
     """`recording` cut to `box` = (left, top, right, bottom) in the pixels of its image as read, right and bottom
     exclusive (PIL's crop box), with `crop` set to it. The calibration is kept: cutting does not change the pixel
     size. InputError naming the file when the box reaches outside the image."""
-    left, top, right, bottom = box
-    height, width = recording.image.shape
-    if right > width or bottom > height:
-        raise InputError(f"{recording.path}: --crop {left},{top},{right},{bottom} reaches outside the image, "
-                         f"which is {width} columns by {height} rows (right <= {width}, bottom <= {height})")
+    left, top, right, bottom = check_crop(recording.path, box, recording.image.shape)
     return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box))
+
+
+def check_crop(path, box, shape):
+    """`box` = (left, top, right, bottom) if it lies inside an image of `shape` = (height, width), else InputError
+    naming `path`."""
+    left, top, right, bottom = box
+    height, width = shape
+    if right > width or bottom > height:
+        raise InputError(f"{path}: --crop {left},{top},{right},{bottom} reaches outside the image, "
+                         f"which is {width} columns by {height} rows (right <= {width}, bottom <= {height})")
+    return tuple(box)
 
 
 def to_uint8(values, bits=None):
@@ -156,8 +163,9 @@ def recording_files(folder, collision="their result files would collide"):
     return files
 
 
-def read_recording(path, calibration=None):
-    """Read one recording (image file or DICOM) -> Recording.
+def read_recording(path, calibration=None, crop=None):
+    """Read one recording (image file or DICOM) -> Recording, cut to `crop` (left, top, right, bottom) when given
+    (`crop_recording`).
 
     Image files take `calibration` (Calibration() when None). A DICOM's own ultrasound-region calibration
     wins (source "dicom"); without a usable one it falls back to `calibration`, with a warning.
@@ -169,13 +177,15 @@ def read_recording(path, calibration=None):
         raise InputError(f"{path}: unknown recording type '{path.suffix}', "
                          f"expected one of {_listed(RECORDING_SUFFIXES)}")
     if suffix in IMAGE_SUFFIXES:
-        return Recording(read_image(path), fallback, path)
-    image, dicom_calibration = read_dicom(path)
-    if dicom_calibration is None:
-        log.warning("%s: no usable M-mode calibration in the file, using %s (%.6g mm/px, %.6g s/px)",
-                    path, fallback.source, fallback.mm_per_px, fallback.s_per_px)
-        dicom_calibration = fallback
-    return Recording(image, dicom_calibration, path)
+        recording = Recording(read_image(path), fallback, path)
+    else:
+        image, dicom_calibration = read_dicom(path)
+        if dicom_calibration is None:
+            log.warning("%s: no usable M-mode calibration in the file, using %s (%.6g mm/px, %.6g s/px)",
+                        path, fallback.source, fallback.mm_per_px, fallback.s_per_px)
+            dicom_calibration = fallback
+        recording = Recording(image, dicom_calibration, path)
+    return recording if crop is None else crop_recording(recording, crop)
 
 
 def read_dicom(path):

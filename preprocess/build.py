@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, crop_recording, read_recording, write_png
+from mmode.io import RECORDING_SUFFIXES, read_recording, write_png
 from mmode.refine import strip_zoom
 from preprocess.annotations import check_traces, crop_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, annotation_traces
@@ -106,13 +106,12 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     if crop is not None:
         annotations = {name: crop_traces(name, traces, crop) for name, traces in annotations.items()}
     calibrations = _calibrations(annotations, s_per_px, calibration_csv)
-    read = functools.partial(_read_recording, crop=crop)
 
     plan, skipped = {}, {}
     for name in sorted(set(recordings) - set(annotations)):
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
-        recording = read(recordings[name], calibrations[name])
+        recording = read_recording(recordings[name], calibrations[name], crop)
         entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
         if entry["windows"]:
             plan[name] = entry
@@ -150,7 +149,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     }
     write = functools.partial(_write_strips, guide=guide) if strips else _write_windows
     _write_atomically(out_dir, lambda folder: write(folder, plan, recordings, annotations, stride, summary,
-                                                    progress, calibrations, read))
+                                                    progress, calibrations))
     _log_summary(out_dir, summary)
     return summary
 
@@ -243,16 +242,9 @@ def _window_columns(recording, window_seconds):
     return columns
 
 
-def _read_recording(path, calibration, crop=None):
-    """The recording at `path`, cut to `crop` when given (`mmode.io.crop_recording`)."""
-    recording = read_recording(path, calibration)
-    return recording if crop is None else crop_recording(recording, crop)
-
-
-def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibrations,
-                   read=read_recording):
+def _write_windows(folder, plan, recordings, annotations, stride, summary, progress, calibrations):
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read(recordings[name], calibrations[name])
+        recording = read_recording(recordings[name], calibrations[name], summary["crop"])
         mask, span = annotation_mask(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         columns = plan[name]["window_columns"] if summary["window_s"] is not None else None
@@ -262,8 +254,7 @@ def _write_windows(folder, plan, recordings, annotations, stride, summary, progr
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations,
-                  read=read_recording, guide=None):
+def _write_strips(folder, plan, recordings, annotations, stride, summary, progress, calibrations, guide=None):
     """Perturbed strips of every recording, then with `guide` = (net, input size, ms per column) the strips
     along the network's borders, found at the network's time scale as `test.py` finds them; the guide counts
     go into `summary` before it is written."""
@@ -273,7 +264,7 @@ def _write_strips(folder, plan, recordings, annotations, stride, summary, progre
 
         net, img_size, guide_ms_per_column = guide
     for name in tqdm(sorted(plan), desc="writing", unit="recording", disable=not progress):
-        recording = read(recordings[name], calibrations[name])
+        recording = read_recording(recordings[name], calibrations[name], summary["crop"])
         upper_px, lower_px, span = annotation_traces(name, annotations[name], recording.image.shape)
         part = folder / plan[name]["part"] if plan[name]["part"] else folder
         rng = recording_rng(summary["seed"], name)
