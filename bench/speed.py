@@ -15,6 +15,7 @@
     python bench/speed.py -m checkpoints/heart-seg-net.pt --refiner checkpoints/heart-seg-refine.pt --duration 10
 """
 import argparse
+import functools
 import io
 import sys
 import time
@@ -128,7 +129,8 @@ def main(argv=None):
 
     print("\n| memory layout (CPU, 1 tile per pass) | analysis | s per recorded s | ratio to plain |")
     print("| --- | --- | --- | --- |")
-    layouts = (("plain (NCHW)", plain_model), ("channels-last (the default on a CPU)", load_model))
+    layouts = (("plain (NCHW)", functools.partial(load_model, channels_last=False)),
+               ("channels-last (the default on a CPU)", load_model))
     for label, refine in (("segmentation alone", False), ("with the border refiner", True)):
         plain_s = None
         for layout, load in layouts:
@@ -162,17 +164,6 @@ def main(argv=None):
         label = "default" if level == OVERLAY_PNG_COMPRESSION else "PIL's default"
         print(f"| {label} | {level} | {seconds:.3f} | {size / 1e6:.2f} | {level6_s / seconds:.2f}x |")
     return 0
-
-
-def plain_model(path, device):
-    """The checkpoint's network as `load_model` builds it but in the plain NCHW memory layout (the layout before
-    session 23), for the side-by-side timing."""
-    from mmode.checkpoint import build_network, load_weights, read_checkpoint
-
-    checkpoint = read_checkpoint(path)
-    net = build_network(checkpoint["model_params"])
-    load_weights(net, checkpoint["net_state_dict"], path)
-    return net.to(device).eval(), checkpoint
 
 
 def training_step(net, seed=0):

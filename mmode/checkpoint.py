@@ -106,9 +106,9 @@ def _channels_last_input(module, inputs):
     return (inputs[0].contiguous(memory_format=torch.channels_last), *inputs[1:])
 
 
-def load_model(path, device="cpu"):
-    """Rebuild the network stored in the checkpoint at `path`, in eval mode on `device` (channels-last on a CPU,
-    `channels_last_on_cpu`).
+def load_model(path, device="cpu", channels_last=True):
+    """Rebuild the network stored in the checkpoint at `path`, in eval mode on `device`: channels-last on a CPU
+    (`channels_last_on_cpu`) unless `channels_last` is False (the plain layout, which bench/speed.py times beside it).
 
     Returns (net, checkpoint dict).
     """
@@ -118,4 +118,5 @@ def load_model(path, device="cpu"):
     except (TypeError, ValueError, KeyError) as error:
         raise InputError(f"{path}: its model_params do not describe a QuickNat ({error})") from error
     load_weights(net, checkpoint["net_state_dict"], path)
-    return channels_last_on_cpu(net.to(device).eval(), device), checkpoint
+    net = net.to(device).eval()
+    return (channels_last_on_cpu(net, device) if channels_last else net), checkpoint

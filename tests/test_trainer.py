@@ -134,7 +134,7 @@ def test_tiny_run_learns_and_writes_loadable_checkpoints(data, tmp_path):
 
 
 def test_on_a_cpu_the_networks_run_channels_last_and_agree_with_the_plain_layout(data, tmp_path):
-    from mmode.checkpoint import build_network, channels_last_on_cpu, load_weights
+    from mmode.checkpoint import build_network, channels_last_on_cpu
 
     trainer = Trainer(options(data, tmp_path / "out", epochs=1))
     trainer.fit()
@@ -143,9 +143,7 @@ def test_on_a_cpu_the_networks_run_channels_last_and_agree_with_the_plain_layout
     saved = tmp_path / "out" / "CP_last_e1.pt"
     assert all(tensor.is_contiguous() for tensor in read_checkpoint(saved)["net_state_dict"].values())
     loaded, checkpoint = load_model(saved)
-    plain = build_network(checkpoint["model_params"])
-    load_weights(plain, checkpoint["net_state_dict"], saved)
-    plain.eval()
+    plain, _ = load_model(saved, channels_last=False)
     assert not plain.encode1.dense.conv2.weight.is_contiguous(memory_format=torch.channels_last)
     probe = torch.rand(3, 1, IMG_SIZE_PX, 48)
     with torch.no_grad():
