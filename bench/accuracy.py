@@ -41,6 +41,7 @@ values per beat in `measurements.csv`), or the output of a generator the model n
     python bench/accuracy.py --recordings examples
 """
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -52,6 +53,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
@@ -111,6 +113,14 @@ def build_parser():
     parser.add_argument("--height", type=positive_int, metavar="PX",
                         help="simulator only: every recording this many rows high (350-800 drawn); a fine "
                              "--mm-per-px needs more rows to hold the heart")
+    parser.add_argument("--hr-bpm", type=positive_float, metavar="BPM",
+                        help="simulator only: every heart at this mean rate instead of its condition's drawn one "
+                             "(420-840 conscious, 350-550 anaesthetised, 350-700 failing)")
+    parser.add_argument("--perturb", nargs="+", type=perturbation, metavar="NAME=VALUE", default=[],
+                        help="change every recording's image before analysis, in this order (bench/perturb.py): "
+                             "gain=K, contrast=C, gamma=G, tgc=K (depth ramp to K), noise=SD, speckle=SD, "
+                             "blur=MM (along depth); the truth is unchanged, so compare.py pairs the run with "
+                             "an unperturbed one")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"),
                         help="which sets to run (default: both)")
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
@@ -349,7 +359,7 @@ def _quantile(values, q):
 def simulated_set(name, args):
     """The recordings of set `name` ("clean" or "artefacts"), simulated one at a time."""
     batch_seed = set_batch_seed(args.seed, name)
-    fixed = fixed_pixels(args)
+    fixed = fixed_draws(args)
     for i in range(args.n):
         try:
             yield generate(args.generator, batch_seed, i, args.duration, name == "artefacts",
@@ -358,9 +368,10 @@ def simulated_set(name, args):
             raise InputError(f"{name} recording {i}: {error}") from None
 
 
-def fixed_pixels(args):
-    """The simulator's draws that --mm-per-px, --s-per-px and --height fix, as `simulate_recording` keywords."""
-    fixed = dict(mm_per_px=args.mm_per_px, s_per_px=args.s_per_px, height_px=args.height)
+def fixed_draws(args):
+    """The simulator's draws that --mm-per-px, --s-per-px, --height and --hr-bpm fix, as `simulate_recording`
+    keywords."""
+    fixed = dict(mm_per_px=args.mm_per_px, s_per_px=args.s_per_px, height_px=args.height, hr_bpm=args.hr_bpm)
     return {key: value for key, value in fixed.items() if value is not None}
 
 
@@ -384,6 +395,9 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         (windows / "img").mkdir()
         (windows / "mask").mkdir()
         for i, simulated in enumerate(recordings):
+            if args.perturb:  # the same heart as another scanner's settings would show it
+                simulated = dataclasses.replace(simulated, image=perturb_image(simulated.image, args.perturb,
+                                                                               simulated.mm_per_px, simulated.name))
             path = getattr(simulated, "path", None) or Path(f"{simulated.name}.png")
             recording = Recording(image=simulated.image, path=path,
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))
@@ -501,13 +515,13 @@ def check_sources(args):
                 raise InputError(f"{option} goes with --recordings (simulated recordings carry their own truth)")
         args.generator = args.generator or "simulator"
         args.sets = args.sets or ["clean", "artefacts"]
-        if fixed_pixels(args) and args.generator != "simulator":
-            raise InputError("--mm-per-px, --s-per-px and --height fix the training simulator's draws; "
+        if fixed_draws(args) and args.generator != "simulator":
+            raise InputError("--mm-per-px, --s-per-px, --height and --hr-bpm fix the training simulator's draws; "
                              f"the {args.generator} generator draws its own")
         return None
-    if fixed_pixels(args):
-        raise InputError("--mm-per-px, --s-per-px and --height are for simulated recordings; --recordings takes "
-                         "each recording's calibration from its folder")
+    if fixed_draws(args):
+        raise InputError("--mm-per-px, --s-per-px, --height and --hr-bpm are for simulated recordings; "
+                         "--recordings takes each recording's calibration from its folder")
     if args.generator is not None or args.sets is not None:
         raise InputError("--recordings measures the recordings in its folder; --generator and --sets are for "
                          "simulated ones")
@@ -559,7 +573,7 @@ def main(argv=None):
                    for name in args.sets}
         origin = (f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
                   f"batch seed {args.seed}")
-        fixed = fixed_pixels(args)
+        fixed = fixed_draws(args)
         run = dict(generator=args.generator, seed=args.seed, n=args.n, duration_s=args.duration, **fixed)
         origin += "".join(f", {key} {value:g}" for key, value in fixed.items())
     else:
@@ -570,6 +584,9 @@ def main(argv=None):
             origin += ", cut to {},{},{},{}".format(*args.crop)
         run = dict(recordings=str(args.recordings), n=len(sources.files),
                    crop=None if args.crop is None else list(args.crop))
+    if args.perturb:
+        origin += ", perturbed " + " ".join(describe_steps(args.perturb))
+        run.update(perturb=describe_steps(args.perturb))
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, threshold {args.threshold:g}, "

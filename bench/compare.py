@@ -8,7 +8,8 @@ recordings, and in how many recordings the second model was better. A difference
 is not evidence either way; on 12 or 20 recordings, differences between two fine-tunes of one model often
 are of that kind. The per-column MAE is pooled over each recording's measured columns (JSONs written
 before session 14 lack the counts: then it is the mean over recordings). Runs of the same seeds with other
-`--mm-per-px`, `--s-per-px` or `--height` pair as well: the same hearts drawn at other pixel sizes.
+`--mm-per-px`, `--s-per-px`, `--height` or `--hr-bpm` pair as well: the same hearts drawn at other pixel sizes
+(or rates); so do runs with other `--perturb` steps (the same hearts, their images changed).
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --generator alt --n 20 --seed 9600 --out a.json
     python bench/accuracy.py -m candidate.pt --generator alt --n 20 --seed 9600 --out b.json
@@ -34,9 +35,9 @@ FIGURES = (("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
            ("EF error per recording (points)", "ef_pct_error", "{:.2f}"),
            ("HR error per recording (%)", "hr_pct_error", "{:.3f}"))
 SAME = ("generator", "seed", "n", "duration_s", "recordings", "crop")
-# accuracy.py --mm-per-px, --s-per-px, --height: the same seeds at other pixel sizes are the same hearts, so
-# two such runs pair too (one model at two pixel sizes)
-FIXED = ("mm_per_px", "s_per_px", "height_px")
+# accuracy.py --mm-per-px, --s-per-px, --height, --hr-bpm: the same seeds at other pixel sizes (or rates) are the
+# same hearts, so two such runs pair too (one model at two pixel sizes); so do runs with other --perturb steps
+FIXED = ("mm_per_px", "s_per_px", "height_px", "hr_bpm")
 
 
 def build_parser():
@@ -131,8 +132,10 @@ def format_comparison(result):
 
 def describe(figures):
     """The pair an accuracy JSON measured: segmentation and refiner (JSONs before session 14 name no refiner),
-    and the pixel sizes it fixed, if any."""
+    and the draws it fixed and the steps it perturbed the images with, if any."""
     fixed = "".join(f", {key} {figures[key]:g}" for key in FIXED if key in figures)
+    if figures.get("perturb"):
+        fixed += ", perturbed " + " ".join(figures["perturb"])
     if "refiner" not in figures:
         return str(figures.get("model")) + fixed
     refiner = figures["refiner"]

@@ -1,0 +1,110 @@
+"""Change how a recording looks, not what it shows: the image-side differences between scanners.
+
+`bench/accuracy.py --perturb STEP [STEP ...]` applies these to every recording before it is analysed, so the
+same hearts (the truth unchanged) can be measured as another scanner's settings would show them, and
+`bench/compare.py` pairs the run with an unperturbed one. Each step is `NAME=VALUE`, applied in the order given
+on the grey levels as fractions of white (0-1), clipped back to 0-1 and rounded to 8 bits:
+
+- `gain=K`: every grey times K (the receiver's overall gain);
+- `contrast=C`: the distance from the image's mean grey times C;
+- `gamma=G`: grey ** G (another log-compression curve; G > 1 darkens the mid-greys);
+- `tgc=K`: a ramp of gain from 1 at the top row to K at the bottom (time-gain compensation set otherwise);
+- `noise=S`: Gaussian noise of SD S added to every pixel;
+- `speckle=S`: multiplied by log-normal speckle of log-SD S, its grain `SPECKLE_GRAIN_PX` (rows, columns):
+  horizontal streaks, as M-mode speckle forms them;
+- `blur=MM`: a Gaussian blur along depth of SD MM millimetres (a longer pulse; in rows at each recording's own
+  pixel size, so the same physical blur at any calibration).
+
+The random steps (noise, speckle) are drawn from `seed` and the recording's name, so a run is repeatable
+and two runs with the same steps see the same noise. The augmentation of `run.py --augment`
+(`mmode.augment`) draws the same kinds of steps in training, within its ranges; this is for measuring.
+"""
+import argparse
+import math
+import zlib
+
+import numpy as np
+
+STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "blur")
+SPECKLE_GRAIN_PX = (2, 8)  # rows, columns of one speckle grain
+# the most a step's value may be, so a typo (gamma=20) is an error and not a black image
+STEP_RANGES = dict(gain=(0.05, 20.0), contrast=(0.05, 20.0), gamma=(0.05, 20.0), tgc=(0.05, 20.0),
+                   noise=(0.0, 1.0), speckle=(0.0, 2.0), blur=(0.0, 1.0))
+
+
+def perturbation(text):
+    """argparse type of `--perturb`: one `NAME=VALUE` step -> (name, value)."""
+    name, sep, value_text = text.partition("=")
+    name = name.strip().lower()
+    if not sep or name not in STEPS:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE with NAME one of {', '.join(STEPS)}, got {text}")
+    try:
+        value = float(value_text)
+    except ValueError:
+        value = math.nan
+    low, high = STEP_RANGES[name]
+    if not low <= value <= high:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"{name} must be a number within {low:g}-{high:g}, got {text}")
+    return name, value
+
+
+def describe(steps):
+    """The steps as the command line gives them: ["gamma=2", "noise=0.05"]."""
+    return [f"{name}={value:g}" for name, value in steps]
+
+
+def perturb_image(image, steps, mm_per_px, name="", seed=0):
+    """`image` (H, W) uint8 with `steps` [(name, value), ...] applied in order -> a new uint8 image.
+    `mm_per_px` converts `blur`'s millimetres into rows; `name` and `seed` fix the random steps' draws."""
+    grey = image.astype(np.float64) / 255.0
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    for step, value in steps:
+        grey = STEP_FUNCTIONS[step](grey, value, rng=rng, mm_per_px=mm_per_px)
+        grey = np.clip(grey, 0.0, 1.0)
+    return np.round(grey * 255.0).astype(np.uint8)
+
+
+def _gain(grey, k, **_):
+    return grey * k
+
+
+def _contrast(grey, c, **_):
+    mean = grey.mean()
+    return mean + (grey - mean) * c
+
+
+def _gamma(grey, g, **_):
+    return grey ** g
+
+
+def _tgc(grey, k, **_):
+    ramp = np.linspace(1.0, k, grey.shape[0])[:, None]
+    return grey * ramp
+
+
+def _noise(grey, sd, rng, **_):
+    return grey + rng.normal(0.0, sd, grey.shape)
+
+
+def _speckle(grey, sd, rng, **_):
+    rows, cols = SPECKLE_GRAIN_PX
+    coarse = rng.standard_normal((grey.shape[0] // rows + 2, grey.shape[1] // cols + 2))
+    # bilinear interpolation of the coarse grain onto the image's pixels
+    y = np.arange(grey.shape[0]) / rows
+    x = np.arange(grey.shape[1]) / cols
+    y0, x0 = y.astype(int), x.astype(int)
+    fy, fx = (y - y0)[:, None], (x - x0)[None, :]
+    field = ((1 - fy) * (1 - fx) * coarse[np.ix_(y0, x0)] + (1 - fy) * fx * coarse[np.ix_(y0, x0 + 1)]
+             + fy * (1 - fx) * coarse[np.ix_(y0 + 1, x0)] + fy * fx * coarse[np.ix_(y0 + 1, x0 + 1)])
+    return grey * np.exp(sd * field - 0.5 * sd ** 2)
+
+
+def _blur(grey, mm, mm_per_px, **_):
+    from scipy.ndimage import gaussian_filter1d
+
+    sigma_px = mm / mm_per_px
+    return gaussian_filter1d(grey, sigma_px, axis=0, mode="nearest") if sigma_px > 0 else grey
+
+
+STEP_FUNCTIONS = dict(gain=_gain, contrast=_contrast, gamma=_gamma, tgc=_tgc, noise=_noise, speckle=_speckle,
+                      blur=_blur)

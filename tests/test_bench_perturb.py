@@ -1,0 +1,139 @@
+"""bench/perturb.py and bench/robustness.py: recordings changed as another scanner's settings would show them,
+the truth unchanged, and the sweep that measures the model under each change."""
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.perturb import describe, perturb_image, perturbation
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ramp_image(height=200, width=300):
+    """Grey levels 10..245 down the rows, the same in every column."""
+    return np.repeat(np.linspace(10, 245, height).round().astype(np.uint8)[:, None], width, axis=1)
+
+
+@pytest.mark.parametrize("steps", [["gain=1"], ["contrast=1"], ["gamma=1"], ["tgc=1"], ["noise=0"], ["speckle=0"],
+                                   ["blur=0"], ["gain=1", "gamma=1", "noise=0"]])
+def test_a_step_at_its_neutral_value_leaves_the_image_as_it_was(steps):
+    image = _ramp_image()
+    changed = perturb_image(image, [perturbation(step) for step in steps], mm_per_px=0.01, name="a")
+    np.testing.assert_array_equal(changed, image)
+
+
+def test_the_global_steps_follow_their_formulas_and_clip_to_white():
+    image = _ramp_image()
+    grey = image / 255.0
+    np.testing.assert_array_equal(perturb_image(image, [("gain", 2.0)], 0.01), np.round(np.minimum(grey * 2, 1) * 255))
+    np.testing.assert_array_equal(perturb_image(image, [("gamma", 2.0)], 0.01), np.round(grey ** 2 * 255))
+    # contrast: about the image's mean grey, which it keeps where nothing clips
+    halved = perturb_image(image, [("contrast", 0.5)], 0.01) / 255.0
+    assert halved.mean() == pytest.approx(grey.mean(), abs=1 / 255)
+    assert np.ptp(halved) == pytest.approx(np.ptp(grey) / 2, abs=1 / 255)
+    # depth gain: the top row as it was, the bottom row times K
+    ramped = perturb_image(np.full((101, 5), 100, np.uint8), [("tgc", 2.0)], 0.01)
+    assert (ramped[0] == 100).all() and (ramped[50] == 150).all() and (ramped[-1] == 200).all()
+
+
+def test_the_steps_apply_in_the_order_given():
+    image = _ramp_image()
+    gain_first = perturb_image(image, [("gain", 2.0), ("gamma", 2.0)], 0.01)
+    gamma_first = perturb_image(image, [("gamma", 2.0), ("gain", 2.0)], 0.01)
+    grey = image / 255.0
+    np.testing.assert_array_equal(gain_first, np.round(np.minimum(grey * 2, 1) ** 2 * 255))
+    np.testing.assert_array_equal(gamma_first, np.round(np.minimum(grey ** 2 * 2, 1) * 255))
+
+
+def test_noise_and_speckle_have_the_asked_strength_and_repeat_for_the_same_recording():
+    flat = np.full((400, 600), 128, np.uint8)
+    noisy = perturb_image(flat, [("noise", 0.05)], 0.01, name="rec_1") / 255.0
+    assert noisy.std() == pytest.approx(0.05, rel=0.05) and noisy.mean() == pytest.approx(128 / 255, abs=0.002)
+    speckled = perturb_image(flat, [("speckle", 0.3)], 0.01, name="rec_1") / 255.0
+    # log-normal with mean 1: the mean grey is kept, the log-SD is S where the grain's knots fall (less between)
+    assert speckled.mean() == pytest.approx(128 / 255, rel=0.03)
+    assert 0.15 < np.log(speckled).std() < 0.3
+    # horizontal streaks: neighbours along time are more alike than along depth
+    along_time = np.corrcoef(speckled[:, :-1].ravel(), speckled[:, 1:].ravel())[0, 1]
+    along_depth = np.corrcoef(speckled[:-1].ravel(), speckled[1:].ravel())[0, 1]
+    assert along_time > along_depth > 0.5
+    again = perturb_image(flat, [("noise", 0.05)], 0.01, name="rec_1")
+    other = perturb_image(flat, [("noise", 0.05)], 0.01, name="rec_2")
+    np.testing.assert_array_equal(again, np.round(noisy * 255))
+    assert not np.array_equal(again, other)
+
+
+def _edge_width_mm(image, mm_per_px):
+    """Distance (mm) between the 16 % and 84 % crossings of a dark-to-bright step down the first column: 2 SD
+    of a Gaussian blur."""
+    profile = image[:, 0] / 255.0
+    rows = np.arange(profile.size)
+    low, high = (np.interp(level, profile, rows) for level in (0.16 * 200 / 255, 0.84 * 200 / 255))
+    return (high - low) * mm_per_px
+
+
+@pytest.mark.parametrize("mm_per_px", [0.01, 0.025])
+def test_blur_is_along_depth_and_in_millimetres_whatever_the_pixel_size(mm_per_px):
+    step = np.zeros((400, 20), np.uint8)
+    step[200:] = 200
+    step[:, 10:] = 0  # an edge along time too, which depth blur leaves sharp
+    blurred = perturb_image(step, [("blur", 0.1)], mm_per_px)
+    assert _edge_width_mm(blurred, mm_per_px) == pytest.approx(0.2, abs=mm_per_px)
+    np.testing.assert_array_equal(blurred[:, 10:], 0)
+
+
+@pytest.mark.parametrize("text, message", [("gamma", "expected NAME=VALUE"), ("hue=2", "expected NAME=VALUE"),
+                                           ("gamma=two", "gamma must be a number"), ("gain=0", "within 0.05-20"),
+                                           ("noise=nan", "noise must be a number")])
+def test_a_step_that_is_not_one_is_refused_saying_why(text, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        perturbation(text)
+
+
+def test_steps_are_described_as_the_command_line_gives_them():
+    assert describe([perturbation("Gamma=2.0"), perturbation("noise=0.05")]) == ["gamma=2", "noise=0.05"]
+
+
+def test_a_fixed_heart_rate_reaches_the_simulated_hearts_and_leaves_the_rest_of_the_draw():
+    from bench.accuracy import build_parser, check_sources, simulated_set
+
+    fixed_args = build_parser().parse_args(["--n", "2", "--seed", "8123", "--duration", "1", "--hr-bpm", "900"])
+    drawn_args = build_parser().parse_args(["--n", "2", "--seed", "8123", "--duration", "1"])
+    check_sources(fixed_args), check_sources(drawn_args)
+    for fixed, drawn in zip(simulated_set("clean", fixed_args), simulated_set("clean", drawn_args)):
+        assert fixed.parameters["hr_bpm"] == 900 != drawn.parameters["hr_bpm"]
+        assert fixed.hr_bpm == pytest.approx(900, rel=0.1)  # the beats' mean rate, around the drawn mean
+        assert fixed.parameters["lvid_d_mm"] == drawn.parameters["lvid_d_mm"]
+        assert fixed.mm_per_px == drawn.mm_per_px
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_the_sweep_measures_the_same_hearts_under_each_condition_and_pairs_them(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from bench import compare, robustness
+    from mmode.cli import run_main
+
+    out = tmp_path / "sweep"
+    argv = ["--n", "2", "--seed", "8123", "--duration", "1.5", "--no-refine", "--quiet", "--out-dir", str(out),
+            "--conditions", "gain=1", "gamma=3", "noise=0.1"]
+    assert run_main(robustness.main, argv) == 0
+    printed = capsys.readouterr().out
+    rows = json.loads((out / "robustness.json").read_text())["sets"]["clean"]
+    assert [row["condition"] for row in rows] == ["as drawn", "gain=1", "gamma=3", "noise=0.1"]
+    drawn, neutral, changed = rows[0], rows[1], rows[2]
+    # gain 1 is no change at all: every figure as drawn, the paired change exactly 0
+    for _, key, _ in robustness.COLUMNS:
+        assert neutral[key] == drawn[key]
+    assert neutral["change"] == 0.0 and neutral["training_draws"] == "0.6-1.4"
+    # a gamma of 3 darkens the walls' mid-greys: the network's windows read otherwise
+    assert changed["window_dice"] != drawn["window_dice"]
+    assert changed["change"] == pytest.approx(changed["lvid_column_mae_mm"] - drawn["lvid_column_mae_mm"])
+    assert "| gamma=3 | 0.6-1.6 |" in printed
+    # each run's accuracy JSON records its steps, and compare.py pairs any two of them
+    runs = {path.stem: json.loads(path.read_text()) for path in out.glob("*.json") if path.stem != "robustness"}
+    assert runs["gamma_3"]["perturb"] == ["gamma=3"] and "perturb" not in runs["as_drawn"]
+    assert run_main(compare.main, [str(out / "as_drawn.json"), str(out / "noise_0.1.json")]) == 0
+    assert "perturbed noise=0.1" in capsys.readouterr().out
