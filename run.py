@@ -115,6 +115,11 @@ def build_parser():
                            "(log compression of 30-60 dB undone, blurred, redone), sigma drawn up to PX rows of "
                            "the input: walls' echoes spread into the cavity as a longer pulse's do, the mask "
                            "stays at the interface (default: none)")
+    data.add_argument("--wide-photometric", action="store_true",
+                      help="with --augment: draw the photometric steps over wider ranges (speckle log-SD up to "
+                           "0.7 with grains up to 6 rows, gamma 0.4-2.5, blur sigma up to 2.5 px, noise SD drawn "
+                           "up to 0.12 instead of 0.04), for scanners whose images differ more from the "
+                           "simulator's (default: speckle up to 0.35, gamma 0.6-1.6, blur up to 1.5 px)")
     data.add_argument("--interior-weight", type=positive_float, default=1.0, metavar="W",
                       help="weight W in the BCE loss of the pixels with no cavity border within 4 rows along "
                            "depth: errors there are gross (a chorda or papillary muscle read as wall), not a "
@@ -180,7 +185,7 @@ def options_from_args(args):
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
                            gain_field=args.gain_field, axial_bloom=args.axial_bloom,
-                           interior_weight=args.interior_weight)
+                           interior_weight=args.interior_weight, wide_photometric=args.wide_photometric)
 
 
 def main(argv=None):

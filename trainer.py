@@ -84,6 +84,7 @@ class TrainingOptions:
     time_stretch: float | None = None  # training windows' time axis resized by log-uniform [1/F, F]; None: not
     gain_field: float | None = None  # most log-gain SD of the augmentation's smooth gain field; None: not used
     axial_bloom: float | None = None  # most sigma (rows) of the augmentation's amplitude blur in depth; None: not
+    wide_photometric: bool = False  # the augmentation's photometric steps over mmode.augment.WIDE_PHOTOMETRIC_RANGES
     interior_weight: float = 1.0  # BCE weight of pixels with no cavity border within INTERIOR_MARGIN_ROWS rows
 
 
@@ -253,6 +254,7 @@ class Trainer:
             self.time_stretch = resume.get("time_stretch")
             self.gain_field = resume.get("gain_field")
             self.axial_bloom = resume.get("axial_bloom")
+            self.wide_photometric = bool(resume.get("wide_photometric", False))
             self.interior_weight = float(resume.get("interior_weight", 1.0))
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
@@ -262,6 +264,7 @@ class Trainer:
             self.time_stretch = None if options.time_stretch is None else float(options.time_stretch)
             self.gain_field = None if options.gain_field is None else float(options.gain_field)
             self.axial_bloom = None if options.axial_bloom is None else float(options.axial_bloom)
+            self.wide_photometric = bool(options.wide_photometric)
             self.interior_weight = float(options.interior_weight)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
@@ -280,7 +283,8 @@ class Trainer:
             raise InputError(f"--train-crop {self.train_crop}: wider than the input's {self.img_width} columns "
                              "(--img-width)")
         self._check_time_stretch()
-        for flag, value in (("--gain-field", self.gain_field), ("--axial-bloom", self.axial_bloom)):
+        for flag, value in (("--gain-field", self.gain_field), ("--axial-bloom", self.axial_bloom),
+                            ("--wide-photometric", self.wide_photometric or None)):
             if value is not None and not options.augment:
                 raise InputError(f"{flag} is a step of the augmentation: add --augment")
         if options.load:
@@ -319,7 +323,8 @@ class Trainer:
                                                              img_width=self.img_width, crop_width=self.train_crop,
                                                              time_stretch=self.time_stretch,
                                                              gain_field=self.gain_field,
-                                                             axial_bloom=self.axial_bloom),
+                                                             axial_bloom=self.axial_bloom,
+                                                             wide_photometric=self.wide_photometric),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
@@ -543,7 +548,7 @@ class Trainer:
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
             gain_field=self.gain_field, axial_bloom=self.axial_bloom, interior_weight=self.interior_weight,
-            epochs=self.options.epochs, task=self.task,
+            wide_photometric=self.wide_photometric, epochs=self.options.epochs, task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

@@ -18,6 +18,13 @@ from torchvision.transforms import v2
 
 MAX_SHIFT_FRACTION = 0.08  # of the image height
 SCALE_RANGE = (0.85, 1.15)
+# The photometric steps' ranges (`run.py --augment`), and the wider ones of `--wide-photometric`: about twice
+# each range on a log scale (gamma 0.6-1.6 -> 0.4-2.5), grain up to 6 rows, noise of a drawn SD rather than a
+# fixed one. `bench/robustness.py` measured the shipped model losing accuracy past the default ranges.
+PHOTOMETRIC_RANGES = dict(speckle_sigma=(0.05, 0.35), speckle_grain_rows_px=(1, 4), gamma=(0.6, 1.6),
+                          blur_sigma_px=(0.3, 1.5), noise_sd=(0.04, 0.04))
+WIDE_PHOTOMETRIC_RANGES = dict(speckle_sigma=(0.05, 0.7), speckle_grain_rows_px=(1, 6), gamma=(0.4, 2.5),
+                               blur_sigma_px=(0.3, 2.5), noise_sd=(0.0, 0.12))
 
 
 class RandomGamma(v2.Transform):
@@ -145,6 +152,22 @@ class RandomAxialBloom(v2.Transform):
         return tv_tensors.wrap(grey.clamp(0.0, 1.0), like=inpt)
 
 
+class RandomNoise(v2.Transform):
+    """Gaussian noise added to the image, its SD drawn uniformly in `sd_range`."""
+
+    _transformed_types = (tv_tensors.Image,)
+
+    def __init__(self, sd_range):
+        super().__init__()
+        self.sd_range = sd_range
+
+    def make_params(self, flat_inputs):
+        return {"sd": torch.empty(1).uniform_(*self.sd_range).item()}
+
+    def transform(self, inpt, params):
+        return tv_tensors.wrap(inpt + params["sd"] * torch.randn_like(inpt), like=inpt)
+
+
 class ClampImage(v2.Transform):
     """Clamp the image to [0, 1] after the photometric steps."""
 
@@ -178,27 +201,37 @@ def geometric_transforms():
     ]
 
 
-def photometric_transforms(gain_field=None, axial_bloom=None):
+def photometric_transforms(gain_field=None, axial_bloom=None, wide=False):
     """The steps applied to the image only: depth gain, (with `gain_field`, the most log-gain SD of a
     RandomGainField) a smooth gain field, (with `axial_bloom`, the most sigma in rows of a RandomAxialBloom)
-    blur in echo amplitude along depth, speckle, gain and contrast, gamma, blur, noise."""
+    blur in echo amplitude along depth, speckle, gain and contrast, gamma, blur, noise; drawn within
+    `PHOTOMETRIC_RANGES`, or with `wide` within `WIDE_PHOTOMETRIC_RANGES`."""
+    ranges = WIDE_PHOTOMETRIC_RANGES if wide else PHOTOMETRIC_RANGES
     field = [] if gain_field is None else [v2.RandomApply([RandomGainField(gain_field)], p=0.7)]
     bloom = [] if axial_bloom is None else [v2.RandomApply([RandomAxialBloom(axial_bloom)], p=0.5)]
+    low_sd, high_sd = ranges["noise_sd"]
+    # a fixed SD keeps torchvision's step (and the random draws of the recipes trained with it)
+    noise = v2.GaussianNoise(sigma=low_sd) if low_sd == high_sd else RandomNoise((low_sd, high_sd))
+    blur_sigma = ranges["blur_sigma_px"]
     return [
         v2.RandomApply([RandomDepthGain()], p=0.5),
         *field,
         *bloom,
-        v2.RandomApply([RandomSpeckle()], p=0.5),
+        v2.RandomApply([RandomSpeckle(ranges["speckle_sigma"], ranges["speckle_grain_rows_px"])], p=0.5),
         v2.ColorJitter(brightness=0.4, contrast=0.4),
-        v2.RandomApply([RandomGamma()], p=0.5),
-        v2.RandomApply([v2.GaussianBlur(kernel_size=7, sigma=(0.3, 1.5))], p=0.3),
-        v2.RandomApply([v2.GaussianNoise(sigma=0.04)], p=0.4),
+        v2.RandomApply([RandomGamma(ranges["gamma"])], p=0.5),
+        # the wide blur's kernel 3 sigmas either side; the default's 7 taps as the shipped models were trained
+        v2.RandomApply([v2.GaussianBlur(kernel_size=2 * math.ceil(3 * blur_sigma[1]) + 1 if wide else 7,
+                                        sigma=blur_sigma)], p=0.3),
+        v2.RandomApply([noise], p=0.4),
         ClampImage(),
     ]
 
 
-def build_augmentation(gain_field=None, axial_bloom=None):
+def build_augmentation(gain_field=None, axial_bloom=None, wide_photometric=False):
     """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps
     (`gain_field`: `--gain-field`, the smooth gain field's most log-gain SD; `axial_bloom`: `--axial-bloom`,
-    the amplitude blur's most sigma in rows; None leaves either out)."""
-    return PairAugmentation(v2.Compose(geometric_transforms() + photometric_transforms(gain_field, axial_bloom)))
+    the amplitude blur's most sigma in rows; None leaves either out; `wide_photometric`: `--wide-photometric`,
+    the wider ranges)."""
+    return PairAugmentation(v2.Compose(geometric_transforms()
+                                       + photometric_transforms(gain_field, axial_bloom, wide_photometric)))

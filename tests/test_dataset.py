@@ -296,9 +296,43 @@ def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
     assert has_field(with_field) and with_field.gain_field == 0.5
     with_bloom = SegmentationDataset(data, 32, augment=True, axial_bloom=2.0)
     assert with_bloom.axial_bloom == 2.0 and not has_field(with_bloom)
-    for changes in (dict(gain_field=0.5), dict(axial_bloom=2.0)):
+    assert SegmentationDataset(data, 32, augment=True, wide_photometric=True).wide_photometric
+    for changes in (dict(gain_field=0.5), dict(axial_bloom=2.0), dict(wide_photometric=True)):
         with pytest.raises(ValueError, match="needs augment"):
             SegmentationDataset(data, 32, **changes)
+
+
+def _photometric_draws(steps, kind):
+    """The (inner) steps of type `kind` in a list of photometric steps, RandomApply unwrapped."""
+    return [inner for step in steps for inner in getattr(step, "transforms", [step]) if isinstance(inner, kind)]
+
+
+def test_wide_photometric_ranges_reach_past_the_default_and_keep_the_default_as_trained():
+    torch = pytest.importorskip("torch")
+    from torchvision.transforms import v2
+
+    from mmode.augment import RandomGamma, RandomNoise, RandomSpeckle, photometric_transforms
+
+    default, wide = photometric_transforms(), photometric_transforms(wide=True)
+    # the default: the ranges the shipped models were trained with, torchvision's fixed-SD noise, 7-tap blur
+    assert _photometric_draws(default, RandomSpeckle)[0].sigma_range == (0.05, 0.35)
+    assert _photometric_draws(default, v2.GaussianNoise)[0].sigma == 0.04
+    assert _photometric_draws(default, v2.GaussianBlur)[0].kernel_size == (7, 7)
+    assert not _photometric_draws(default, RandomNoise)
+    speckle, = _photometric_draws(wide, RandomSpeckle)
+    assert speckle.sigma_range == (0.05, 0.7) and speckle.grain_rows_px == (1, 6)
+    assert _photometric_draws(wide, v2.GaussianBlur)[0].kernel_size == (17, 17)  # 3 sigmas of 2.5 either side
+    torch.manual_seed(4)
+    gammas = [_photometric_draws(wide, RandomGamma)[0].make_params([])["gamma"] for _ in range(400)]
+    assert 0.4 <= min(gammas) < 0.5 and 2.2 < max(gammas) <= 2.5
+    noise, = _photometric_draws(wide, RandomNoise)
+    flat = torch.full((1, 200, 200), 0.5)
+    sds = []
+    for _ in range(40):
+        params = noise.make_params([flat])
+        sds.append(params["sd"])
+        assert (noise.transform(flat, params) - flat).std().item() == pytest.approx(params["sd"], rel=0.05, abs=1e-3)
+    assert 0.0 <= min(sds) < 0.02 and 0.1 < max(sds) <= 0.12
 
 
 def test_dataset_with_augmentation(tmp_path):
