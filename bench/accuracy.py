@@ -39,6 +39,10 @@ values per beat in `measurements.csv`), or the output of a generator the model n
 `bench/truth_files.py` says how the truth is read.
 
     python bench/accuracy.py --recordings examples
+
+`--perturb NAME=VALUE ...` changes every recording's image before analysis (`bench/perturb.py`: gain, contrast,
+gamma, depth gain, noise, speckle, blur along depth), the truth unchanged: the same hearts as another scanner's
+settings would show them; `bench/robustness.py` runs a sweep of such changes side by side.
 """
 import argparse
 import dataclasses
