@@ -72,13 +72,18 @@ CI_RESAMPLES = 2000  # draws of the recordings for a bootstrap interval (`<figur
 GENERATORS = ("simulator", "alt", "scatter")
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_model_arguments(parser):
+    """-m, --refiner and --no-refine: the pair a bench measures (also `bench/robustness.py`'s)."""
     parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"),
                         help="checkpoint to measure (default: checkpoints/heart-seg-net.pt)")
     parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"),
                         help="border refiner (default: checkpoints/heart-seg-refine.pt)")
     parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
     parser.add_argument("--keep-flagged", action="store_true",
                         help="per-recording figures from medians over all beats, as test.py --keep-flagged")
     parser.add_argument("--n", type=int, default=20, help="recordings per set (default: 20)")

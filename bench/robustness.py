@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.accuracy import add_model_arguments  # noqa: E402
 from bench.perturb import perturbation  # noqa: E402
 from mmode.cli import positive_int, run_main, setup_logging  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
@@ -61,11 +62,7 @@ def condition(text):
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"),
-                        help="segmentation checkpoint (default: checkpoints/heart-seg-net.pt)")
-    parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"),
-                        help="border refiner checkpoint (default: checkpoints/heart-seg-refine.pt)")
-    parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
+    add_model_arguments(parser)
     parser.add_argument("--n", type=positive_int, default=12, help="recordings per set (default: 12)")
     parser.add_argument("--seed", type=int, default=14000, help="batch seed, as accuracy.py's (default: 14000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
