@@ -12,6 +12,7 @@ table also as `robustness.json` there.
 
     python bench/robustness.py --n 12 --seed 14000
     python bench/robustness.py --n 12 --seed 14000 --conditions gamma=2.5 noise=0.15 hr=300
+    python bench/robustness.py --generator alt --n 12 --seed 14500   # another generator's hearts (no hr=)
 """
 import argparse
 import contextlib
@@ -23,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.accuracy import add_model_arguments  # noqa: E402
+from bench.accuracy import GENERATORS, add_model_arguments  # noqa: E402
 from bench.perturb import perturbation  # noqa: E402
 from mmode.cli import positive_int, run_main, setup_logging  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
@@ -63,6 +64,9 @@ def condition(text):
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(parser)
+    parser.add_argument("--generator", choices=GENERATORS, default="simulator",
+                        help="where the hearts come from, as accuracy.py's option; hr=BPM needs the simulator "
+                             "(default: simulator)")
     parser.add_argument("--n", type=positive_int, default=12, help="recordings per set (default: 12)")
     parser.add_argument("--seed", type=int, default=14000, help="batch seed, as accuracy.py's (default: 14000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
@@ -81,8 +85,9 @@ def build_parser():
 
 def accuracy_argv(args, label, condition_text=None):
     """The `bench/accuracy.py` arguments of one run: the common ones, and the condition's step."""
-    argv = ["-m", str(args.model), "--n", str(args.n), "--seed", str(args.seed), "--duration", str(args.duration),
-            "--sets", *args.sets, "--device", args.device, "--out", str(args.out_dir / f"{label}.json")]
+    argv = ["-m", str(args.model), "--generator", args.generator, "--n", str(args.n), "--seed", str(args.seed),
+            "--duration", str(args.duration), "--sets", *args.sets, "--device", args.device,
+            "--out", str(args.out_dir / f"{label}.json")]
     argv += ["--quiet"] if args.quiet else []
     argv += ["--no-refine"] if args.no_refine else ["--refiner", str(args.refiner)]
     if condition_text is not None:
@@ -147,14 +152,20 @@ def main(argv=None):
     for path in (args.model,) + (() if args.no_refine else (args.refiner,)):
         if not path.is_file():
             raise InputError(f"{path}: no such checkpoint")
-    conditions = args.conditions or list(DEFAULT_CONDITIONS)
+    conditions = args.conditions or [text for text in DEFAULT_CONDITIONS
+                                      if args.generator == "simulator" or not text.startswith("hr=")]
+    if args.generator != "simulator" and any(text.startswith("hr=") for text in conditions):
+        raise InputError(f"hr=BPM fixes the training simulator's heart rate; the {args.generator} generator draws "
+                         "its own")
     rows = sweep_rows(args, conditions)
-    print(f"model {args.model}, refiner {'none' if args.no_refine else args.refiner}; {args.n} simulated "
-          f"recordings of {args.duration:g} s per set, batch seed {args.seed}; each condition the same hearts")
+    print(f"model {args.model}, refiner {'none' if args.no_refine else args.refiner}; {args.n} recordings of "
+          f"{args.duration:g} s per set from the {args.generator} generator, batch seed {args.seed}; each condition "
+          "the same hearts")
     for name, set_rows in rows.items():
         print(format_rows(name, set_rows))
     (args.out_dir / "robustness.json").write_text(json.dumps(dict(
-        model=str(args.model), refiner=None if args.no_refine else str(args.refiner), n=args.n, seed=args.seed,
+        model=str(args.model), refiner=None if args.no_refine else str(args.refiner), generator=args.generator,
+        n=args.n, seed=args.seed,
         duration_s=args.duration, sets=rows), indent=2))
     return 0
 

@@ -137,3 +137,17 @@ def test_the_sweep_measures_the_same_hearts_under_each_condition_and_pairs_them(
     assert runs["gamma_3"]["perturb"] == ["gamma=3"] and "perturb" not in runs["as_drawn"]
     assert run_main(compare.main, [str(out / "as_drawn.json"), str(out / "noise_0.1.json")]) == 0
     assert "perturbed noise=0.1" in capsys.readouterr().out
+
+
+def test_a_heart_rate_is_the_simulators_to_fix_and_other_generators_sweep_without_it(tmp_path, capsys):
+    from bench import robustness
+    from mmode.cli import run_main
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(robustness.main, ["--generator", "alt", "--conditions", "hr=500", "--out-dir", str(tmp_path / "o")])
+    assert exit_info.value.code == 2 and not (tmp_path / "o").exists()
+    assert capsys.readouterr().err.strip() == ("error: hr=BPM fixes the training simulator's heart rate; the alt "
+                                               "generator draws its own")
+    args = robustness.build_parser().parse_args(["--generator", "scatter", "--out-dir", str(tmp_path)])
+    assert robustness.accuracy_argv(args, "x", "gamma=2")[:4] == ["-m", "checkpoints/heart-seg-net.pt",
+                                                                 "--generator", "scatter"]
