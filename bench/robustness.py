@@ -35,12 +35,12 @@ log = logging.getLogger("robustness")
 DEFAULT_CONDITIONS = ("gain=0.5", "gain=1.4", "gain=2", "contrast=0.5", "contrast=2", "gamma=0.4", "gamma=1.6",
                       "gamma=2.5", "tgc=0.5", "tgc=2", "noise=0.05", "noise=0.15", "speckle=0.3", "speckle=0.6",
                       "blur=0.02", "blur=0.05", "hr=300", "hr=900")
-# What the shipped models' training drew of each kind (mmode/augment.py, preprocess/sim_motion.py). The
-# augmentation acts on windows at the network's scale, about 2.6 recording rows per network row, so noise and
-# blur at a recording's own pixels count for less there.
+# What the shipped models' training drew of each kind (mmode/augment.py, preprocess/sim_motion.py). Noise and blur
+# act on each network's input: the segmentation's is the recording resized (about 2.6 rows per input row), the
+# refiner's the recording's own pixels, so in mm or at a recording's pixels they span a range.
 TRAINING_DRAWS = dict(gain="0.6-1.4", contrast="0.6-1.4", gamma="0.6-1.6", tgc="0.6-1.4",
-                      noise="SD 0.04 at network scale (~0.1 at a recording's)", speckle="0.05-0.35",
-                      blur="~0.01-0.045 mm (0.3-1.5 network rows)", hr="350-840 bpm")
+                      noise="SD 0.04 on each network's input", speckle="0.05-0.35",
+                      blur="0.3-1.5 px of each network's input (~0.003-0.045 mm)", hr="350-840 bpm")
 COLUMNS = (("per column (mm)", "lvid_column_mae_mm", "{:.4f}"), ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
            ("LVIDd (mm)", "recording_lvid_d_mm_mae", "{:.4f}"), ("LVIDs (mm)", "recording_lvid_s_mm_mae", "{:.4f}"),
            ("EF (points)", "recording_ef_pct_mae", "{:.2f}"), ("window Dice", "window_dice", "{:.4f}"))
