@@ -87,15 +87,11 @@ def _noise(grey, sd, rng, **_):
 
 
 def _speckle(grey, sd, rng, **_):
+    from mmode.inference import upsample_bilinear
+
     rows, cols = SPECKLE_GRAIN_PX
-    coarse = rng.standard_normal((grey.shape[0] // rows + 2, grey.shape[1] // cols + 2))
-    # bilinear interpolation of the coarse grain onto the image's pixels
-    y = np.arange(grey.shape[0]) / rows
-    x = np.arange(grey.shape[1]) / cols
-    y0, x0 = y.astype(int), x.astype(int)
-    fy, fx = (y - y0)[:, None], (x - x0)[None, :]
-    field = ((1 - fy) * (1 - fx) * coarse[np.ix_(y0, x0)] + (1 - fy) * fx * coarse[np.ix_(y0, x0 + 1)]
-             + fy * (1 - fx) * coarse[np.ix_(y0 + 1, x0)] + fy * fx * coarse[np.ix_(y0 + 1, x0 + 1)])
+    coarse = rng.standard_normal((-(-grey.shape[0] // rows), -(-grey.shape[1] // cols))).astype(np.float32)
+    field = upsample_bilinear(coarse, grey.shape)  # one grain per knot, interpolated onto the pixels
     return grey * np.exp(sd * field - 0.5 * sd ** 2)
 
 
