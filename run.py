@@ -151,6 +151,10 @@ def build_parser():
                        help="continue an interrupted run (INTERRUPTED.pt or any checkpoint of it): network, "
                             "input size, optimiser state, learning rate, split and best-so-far from CKPT; "
                             "continues at its epoch + 1 up to -e")
+    runs.add_argument("--widen", action="store_true",
+                      help="with -f: the checkpoint may have fewer filters than --num-filters; its network is "
+                           "widened to them computing the same function (Net2Net: copied filters, their outgoing "
+                           "weights split), so a larger network starts where the smaller one ended")
     runs.add_argument("-o", "--output", type=Path, metavar="OUTPUT",
                       help="folder for checkpoints, history.csv and runs/ (default: checkpoints; with --resume, "
                            "the folder of the checkpoint)")
@@ -185,7 +189,8 @@ def options_from_args(args):
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
                            gain_field=args.gain_field, axial_bloom=args.axial_bloom,
-                           interior_weight=args.interior_weight, wide_photometric=args.wide_photometric)
+                           interior_weight=args.interior_weight, wide_photometric=args.wide_photometric,
+                           widen=args.widen)
 
 
 def main(argv=None):

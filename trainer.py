@@ -86,6 +86,7 @@ class TrainingOptions:
     axial_bloom: float | None = None  # most sigma (rows) of the augmentation's amplitude blur in depth; None: not
     wide_photometric: bool = False  # the augmentation's photometric steps over mmode.augment.WIDE_PHOTOMETRIC_RANGES
     interior_weight: float = 1.0  # BCE weight of pixels with no cavity border within INTERIOR_MARGIN_ROWS rows
+    widen: bool = False  # with load: a checkpoint with fewer filters is widened to model_params' (quicknat.widen)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -222,6 +223,28 @@ def build_network(model_params):
         raise InputError(f"network configuration: {error}") from error
 
 
+def widened_weights(checkpoint, model_params, path, seed):
+    """`checkpoint`'s weights widened to `model_params`' filters (`quicknat.widen`), which must otherwise describe
+    its network; an InputError naming `path` where they do not."""
+    from quicknat.widen import widen_state_dict
+
+    loaded = dict(checkpoint["model_params"])
+    wanted, have = model_params["num_filters"], loaded.get("num_filters")
+    differ = sorted(key for key in model_params if key not in ("num_filters", "drop_out")
+                    and loaded.get(key) != model_params[key])
+    if differ:
+        raise InputError(f"{path}: --widen changes only the number of filters, but the checkpoint's "
+                         f"{', '.join(f'{key}={loaded.get(key)!r}' for key in differ)} differ from this run's")
+    if not isinstance(have, int) or have > wanted:
+        raise InputError(f"{path}: --widen needs at least the checkpoint's {have} filters, got --num-filters {wanted}")
+    try:
+        state_dict, _ = widen_state_dict(checkpoint["net_state_dict"], loaded, wanted, seed=seed)
+    except (KeyError, ValueError) as error:
+        raise InputError(f"{path}: cannot widen this network ({error})") from error
+    log.info("Widened %s from %d to %d filters (the same function, then trained apart)", path, have, wanted)
+    return state_dict
+
+
 class Trainer:
     """Owns the data loaders, the QuickNat, Adam, the BCE-with-logits loss, validation, checkpoints
     and logs of one training run described by a `TrainingOptions`.
@@ -287,9 +310,14 @@ class Trainer:
                             ("--wide-photometric", self.wide_photometric or None)):
             if value is not None and not options.augment:
                 raise InputError(f"{flag} is a step of the augmentation: add --augment")
+        if options.widen and not options.load:
+            raise InputError("--widen widens the checkpoint of -f/--load: add -f CKPT")
         if options.load:
             checkpoint = read_checkpoint(options.load)
-            load_weights(self.net, checkpoint["net_state_dict"], options.load)
+            state_dict = checkpoint["net_state_dict"]
+            if options.widen:
+                state_dict = widened_weights(checkpoint, self.model_params, options.load, options.seed)
+            load_weights(self.net, state_dict, options.load)
             log.info("Fine-tuning from %s (trained at %d x %d px, now %d x %d px)", options.load,
                      *input_shape(checkpoint), self.img_size, self.img_width)
             loaded_ms = ms_per_column(checkpoint)

@@ -79,6 +79,8 @@ def test_defaults_are_the_seeds():
     options = options_from_args(args)
     assert options.img_width is None and options.train_crop is None  # square and whole, as the seed
     assert options.interior_weight == 1.0  # the seed's plain BCE
+    assert options.widen is False  # -f loads a network of the same shape
+    assert options_from_args(build_parser().parse_args(["-d", ".", "--widen"])).widen is True
     assert options_from_args(build_parser().parse_args(["-d", ".", "--interior-weight", "4"])).interior_weight == 4
     options = options_from_args(build_parser().parse_args(["-d", ".", "--img-width", "192", "--train-crop", "96"]))
     assert (options.img_width, options.train_crop) == (192, 96)

@@ -293,6 +293,38 @@ def test_fine_tuning_from_another_shape_names_the_file(data, tmp_path):
         Trainer(options(data, tmp_path / "out", load=tmp_path / "eight_filters.pt"))
 
 
+def test_widen_starts_a_wider_network_where_the_checkpoint_ended(data, tmp_path):
+    from quicknat.widen import widen_state_dict
+
+    torch.manual_seed(3)
+    source = write_tiny_checkpoint(tmp_path / "four.pt", num_filters=4).eval()
+    trainer = Trainer(options(data, tmp_path / "out", epochs=1, load=tmp_path / "four.pt", widen=True,
+                              model_params=dict(num_filters=6)))
+    expected, _ = widen_state_dict(source.state_dict(), source.params, 6, seed=0)
+    for name, value in expected.items():
+        assert torch.equal(trainer.net.state_dict()[name], value), name
+    x = torch.rand(2, 1, IMG_SIZE_PX, IMG_SIZE_PX)
+    with torch.no_grad():
+        assert torch.allclose(trainer.net.eval()(x), source(x), atol=0.05)
+    trainer.fit()
+    assert read_checkpoint(tmp_path / "out" / "CP_last_e1.pt")["model_params"]["num_filters"] == 6
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(model_params=dict(num_filters=3)), r"four\.pt: --widen needs at least the checkpoint's 4 filters"),
+    (dict(model_params=dict(num_filters=6, kernel_h=3, kernel_w=3)), r"four\.pt: --widen changes only the number"),
+])
+def test_widen_refuses_a_checkpoint_it_cannot_widen(data, tmp_path, changes, message):
+    write_tiny_checkpoint(tmp_path / "four.pt", num_filters=4)
+    with pytest.raises(InputError, match=message):
+        Trainer(options(data, tmp_path / "out", load=tmp_path / "four.pt", widen=True, **changes))
+
+
+def test_widen_without_a_checkpoint_is_refused(data, tmp_path):
+    with pytest.raises(InputError, match="--widen widens the checkpoint of -f"):
+        Trainer(options(data, tmp_path / "out", widen=True))
+
+
 def test_a_rows_by_columns_input_is_trained_saved_and_resumed(data, tmp_path):
     out = tmp_path / "out"
     trainer = Trainer(options(data, out, epochs=1, img_size=64, img_width=32))
