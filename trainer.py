@@ -317,6 +317,10 @@ class Trainer:
             state_dict = checkpoint["net_state_dict"]
             if options.widen:
                 state_dict = widened_weights(checkpoint, self.model_params, options.load, options.seed)
+            elif checkpoint["model_params"].get("num_filters", 0) < self.model_params["num_filters"]:
+                raise InputError(f"{options.load}: checkpoint does not fit this network (it has "
+                                 f"{checkpoint['model_params'].get('num_filters')} filters, --num-filters "
+                                 f"{self.model_params['num_filters']}): add --widen to widen it to them")
             load_weights(self.net, state_dict, options.load)
             log.info("Fine-tuning from %s (trained at %d x %d px, now %d x %d px)", options.load,
                      *input_shape(checkpoint), self.img_size, self.img_width)
