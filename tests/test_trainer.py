@@ -322,7 +322,8 @@ def test_widen_refuses_a_checkpoint_it_cannot_widen(data, tmp_path, changes, mes
 
 def test_more_filters_than_the_checkpoint_without_widen_says_to_add_it(data, tmp_path):
     write_tiny_checkpoint(tmp_path / "four.pt", num_filters=4)
-    with pytest.raises(InputError, match=r"four\.pt: checkpoint does not fit .* 4 filters, --num-filters 6\): add --widen"):
+    message = r"four\.pt: checkpoint does not fit .* 4 filters, --num-filters 6\): add --widen"
+    with pytest.raises(InputError, match=message):
         Trainer(options(data, tmp_path / "out", load=tmp_path / "four.pt", model_params=dict(num_filters=6)))
 
 
