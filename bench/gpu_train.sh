@@ -6,12 +6,14 @@
 #   2. time the data loaders for a few seconds and size the epochs so that the cosine schedule ends inside
 #      TRAIN_S (the loaders, not the GPU, set the pace: PNG decoding and augmentation on the CPU);
 #   3. train the networks named in RUNS side by side for at most TRAIN_S seconds (Ctrl-C at the limit saves
-#      INTERRUPTED.pt): A fine-tunes the shipped 16-filter model, B trains 32 filters from scratch;
+#      INTERRUPTED.pt): A fine-tunes the shipped 16-filter model, B trains 32 filters from scratch, W widens the
+#      shipped model to 32 filters (run.py --widen: it starts computing what the shipped model does) and trains it;
 #   4. bench/speed.py (CPU and CUDA rows) on the shipped model and on B.
 #
 # Everything small lands in OUT (checkpoints, histories, one log). Run from the repository root:
 #   OUT=gpu_out SIM_S=130 TRAIN_S=330 bash bench/gpu_train.sh
 #   RUNS=A OUT=gpu_out bash bench/gpu_train.sh       # one run with all the loaders
+#   RUNS="A W" OUT=gpu_out bash bench/gpu_train.sh   # the shipped width against 32 filters, from the same start
 set -uo pipefail
 OUT=${OUT:-bench/out/gpu}
 WORK=${WORK:-/tmp/gpu_train}
@@ -90,6 +92,11 @@ if [[ " $RUNS " == *" B "* ]]; then
     -o "$WORK/B" >"$WORK/B.log" 2>&1 &
   PIDS+=($!)
 fi
+if [[ " $RUNS " == *" W "* ]]; then
+  timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 32 \
+    -f checkpoints/heart-seg-net.pt --widen -o "$WORK/W" >"$WORK/W.log" 2>&1 &
+  PIDS+=($!)
+fi
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 60 >>"$LOG" 2>&1 &
 MONITOR=$!
 wait "${PIDS[@]}"
@@ -104,5 +111,8 @@ done
 
 stamp "speed"
 timeout 60 python3 bench/speed.py --duration 10 --repeats 2 >>"$LOG" 2>&1
-[ -f "$OUT/B_last.pt" ] && timeout 45 python3 bench/speed.py -m "$OUT/B_last.pt" --duration 10 --repeats 2 >>"$LOG" 2>&1
+for run in B W; do
+  [ -f "$OUT/${run}_last.pt" ] && timeout 45 python3 bench/speed.py -m "$OUT/${run}_last.pt" --duration 10 --repeats 2 \
+    >>"$LOG" 2>&1
+done
 stamp "done"
