@@ -50,9 +50,9 @@ def _take(tensor, rows=None, columns=None):
 def _split_among_copies(weight, input_map):
     """`weight` (out, new_in, ...) with input channel i copying old channel input_map[i]: divided by how many
     copies that old channel has, so the copies together contribute what the one channel did."""
-    counts = np.bincount(input_map)[input_map].astype(np.float32)
     import torch
 
+    counts = np.bincount(input_map)[input_map].astype(np.float32)
     shape = (1, -1) + (1,) * (weight.dim() - 2)
     return weight / torch.as_tensor(counts).reshape(shape)
 
@@ -72,8 +72,7 @@ def widen_state_dict(state_dict, model_params, num_filters, seed=0, noise=0.01):
         raise ValueError(f"widening a network with squeeze-and-excitation blocks ({params['se_block']}) is not "
                          "supported")
     old = params["num_filters"]
-    new_params = {**params, "num_filters": int(num_filters)}
-    validate_params(new_params)
+    new_params = validate_params({**params, "num_filters": num_filters})
     copy_of = channel_map(old, int(num_filters), seed)
     is_copy = torch.as_tensor(np.arange(num_filters) >= old)
     generator = torch.Generator().manual_seed(seed)
