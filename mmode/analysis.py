@@ -138,6 +138,10 @@ def build_parser():
                               "probability disagrees with the reported cavity by more than U of its LVIDd on "
                               f"average (default: {UNCERTAINTY_LIMIT}, set for the shipped model; a less sure model "
                               "of your own may need more)")
+    measure.add_argument("--border-offsets", type=Path, default=None, metavar="JSON",
+                         help="move the two cavity borders outward by your lab's convention before measuring: "
+                              "upper_mm and lower_mm, as bench/accuracy.py --fit-offsets fits them on your own "
+                              "measured recordings (README, \"Your lab's border convention\") (default: none)")
     measure.add_argument("--refiner", type=Path, default=None, metavar="CKPT",
                          help="border refiner: a second network that re-reads each border at the recording's "
                               "full resolution (default: checkpoints/heart-seg-refine.pt in the project)")
@@ -349,6 +353,9 @@ def _run_test_set(args, folder):
 
     if args.crop is not None:
         raise InputError(f"{folder}: --crop cuts recordings; a test set's windows are used whole")
+    if args.border_offsets is not None:
+        raise InputError(f"{folder}: --border-offsets moves the borders of recordings; a test set is scored by "
+                         "its windows' masks")
     image_names = check_dataset(folder)
     n_saved = min(N_SAVED_TRIPLETS, len(image_names))
     names = ["metrics.json", "per_image.csv"] + [f"{kind}_{i}.png" for i in range(n_saved)
@@ -431,13 +438,16 @@ def borders_from_probability(probability, threshold=0.5):
 
 def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, threshold=0.5, max_hr_bpm=900.0,
                       min_hr_bpm=250.0, volume_formula="mouse", tile_width=None, progress=False, refiner=None,
-                      ms_per_column=None, keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
+                      ms_per_column=None, keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT,
+                      border_offsets=None):
     """Segment and measure one `mmode.io.Recording` -> RecordingAnalysis; `img_size` the network input,
     an int (square) or (rows, columns); `refiner` None or (refiner net, strip rows): the segmentation's
     borders are then re-read at full resolution (`mmode.refine`); `ms_per_column` the time one network
     column spans (None: the height rule, `mmode.inference.time_stretch`); `keep_flagged`: the summary's
     medians over all beats, not only the unflagged ones (so they are when every beat is flagged);
-    `uncertainty_limit`: above it a beat is flagged "uncertain" (`mmode.measure.flag_beats`)."""
+    `uncertainty_limit`: above it a beat is flagged "uncertain" (`mmode.measure.flag_beats`); `border_offsets`
+    a `mmode.convention.BorderOffsets` added to both borders before they are measured (a lab's convention;
+    the uncertainty still compares the network's own borders with its probability)."""
     from mmode.inference import predict_probability, time_stretch
 
     calibration = recording.calibration
@@ -455,10 +465,16 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
             crossed = ~(lower_px > upper_px)
         upper_px[crossed], lower_px[crossed] = np.nan, np.nan
         mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
+    disagreement_mm = disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px
+    if border_offsets is not None:
+        from mmode.convention import shift_borders
+
+        upper_px, lower_px = shift_borders(upper_px, lower_px, border_offsets, calibration.mm_per_px)
+        mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
-    uncertainty = beat_uncertainty(disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px, beats)
+    uncertainty = beat_uncertainty(disagreement_mm, beats)
     beat_flags = flag_beats(parameters, uncertainty, min_hr_bpm, max_hr_bpm, uncertainty_limit)
     sound = [not reasons for reasons in beat_flags]
     # Every beat doubted: medians over all of them, as before flags existed, with the warning of _log_summary.
@@ -478,6 +494,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
     calibration = analysis.recording.calibration
     summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS + SPREAD_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
+    offsets = options.get("border_offsets")
     summary.update(
         n_beats=analysis.summary["n_beats"],
         n_beats_used=analysis.summary["n_beats_used"],
@@ -506,6 +523,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         keep_flagged=options["keep_flagged"],
         uncertainty_limit=options["uncertainty_limit"],
         rr_tolerance=RR_TOLERANCE,
+        border_offsets_mm=None if offsets is None else dict(upper=offsets.upper_mm, lower=offsets.lower_mm),
     )
     return summary
 
@@ -578,9 +596,25 @@ def flagged_columns(analysis):
 def _analysis_options(args):
     if not args.min_hr < args.max_hr:
         raise InputError(f"--min-hr {args.min_hr:g} must be below --max-hr {args.max_hr:g}")
+    offsets = None
+    if args.border_offsets is not None:
+        from mmode.convention import read_border_offsets
+
+        offsets = read_border_offsets(args.border_offsets)
     return dict(threshold=args.threshold, max_hr_bpm=args.max_hr, min_hr_bpm=args.min_hr,
                 volume_formula=args.volume_formula, keep_flagged=args.keep_flagged,
-                uncertainty_limit=args.uncertainty_limit)
+                uncertainty_limit=args.uncertainty_limit, border_offsets=offsets)
+
+
+def check_offsets_model(offsets_path, offsets, model_path):
+    """Warn when border offsets were fitted behind another segmentation checkpoint than the one loaded: they
+    correct that model's reading, which another model may not share."""
+    if offsets is None or offsets.model_sha256 is None:
+        return
+    if offsets.model_sha256 != file_sha256(model_path):
+        log.warning("%s: these offsets were fitted behind another model (SHA-256 %s...) than %s; refit them with "
+                    "bench/accuracy.py --fit-offsets behind this one", offsets_path,
+                    offsets.model_sha256[:12], model_path)
 
 
 def _check_suffix(path):
@@ -628,6 +662,7 @@ def _run_recording(args, path):
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
+    check_offsets_model(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
                                  progress=not args.quiet, refiner=refiner, **options)
@@ -684,6 +719,7 @@ def _run_study(args, folder):
     calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
+    check_offsets_model(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
     rows = []
     progress = files

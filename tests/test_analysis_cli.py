@@ -263,6 +263,34 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     assert summary["lvid_d_mm_iqr"] == pytest.approx(true_iqr, abs=recording.mm_per_px)
 
 
+def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_path, dark_network, caplog):
+    recording = files["recording"]
+    offsets = tmp_path / "lab.json"
+    offsets.write_text(json.dumps(dict(upper_mm=0.02, lower_mm=-0.05, model_sha256="0" * 64, basis="ours")))
+    flags = ["-d", files["clean"], "--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
+    assert run(*flags, "-o", tmp_path / "plain") == 0
+    assert run(*flags, "-o", tmp_path / "moved", "--border-offsets", offsets) == 0
+    width_px = recording.image.shape[1]
+    (plain, plain_beats, plain_summary), (moved, moved_beats, summary) = (
+        check_recording_files(tmp_path / name, "clean", width_px) for name in ("plain", "moved"))
+
+    def column(rows, key):
+        return np.array([float(row[key]) if row[key] else np.nan for row in rows])
+
+    up_px, down_px = 0.02 / recording.mm_per_px, -0.05 / recording.mm_per_px  # outward: up, and down
+    np.testing.assert_allclose(column(moved, "upper_px"), column(plain, "upper_px") - up_px, atol=0.01)
+    np.testing.assert_allclose(column(moved, "lower_px"), column(plain, "lower_px") + down_px, atol=0.01)
+    np.testing.assert_allclose(column(moved, "lvid_mm"), column(plain, "lvid_mm") - 0.03, atol=2e-4)
+    # the same beats, each diameter 0.03 mm smaller; the uncertainty is the network's own, so no beat is flagged
+    assert [row["t_ed_s"] for row in moved_beats] == [row["t_ed_s"] for row in plain_beats]
+    np.testing.assert_allclose(column(moved_beats, "lvid_d_mm"), column(plain_beats, "lvid_d_mm") - 0.03, atol=2e-4)
+    assert summary["flagged_beats"] == plain_summary["flagged_beats"]
+    assert summary["lvid_s_mm"] == pytest.approx(plain_summary["lvid_s_mm"] - 0.03, abs=2e-4)
+    assert summary["border_offsets_mm"] == dict(upper=0.02, lower=-0.05) and plain_summary["border_offsets_mm"] is None
+    # fitted behind another model: said, since they correct that model's reading
+    assert "lab.json: these offsets were fitted behind another model (SHA-256 000000000000...)" in caplog.text
+
+
 def screenshot(image, left, top):
     """`image` as the M-mode panel of a scanner screenshot: a black frame around it (which a network reading dark as
     cavity takes for cavity), a bright title bar above and a grey scale bar to its right."""
@@ -464,6 +492,10 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("crop outside the image", "sim.png: --crop 0,0,100000,10 reaches outside the image"),
     ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
     ("crop of a test set", "--crop cuts recordings"),
+    ("border offsets too large", "lab.json: upper_mm 0.8 mm is more than 0.5 mm"),
+    ("border offsets not a number", "lab.json: lower_mm must be a number of mm, got 'wide'"),
+    ("border offsets missing", "nowhere.json: border offsets file not found"),
+    ("border offsets of a test set", "--border-offsets moves the borders of recordings"),
 ])
 def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys, case, named):
     out = tmp_path / "out"
@@ -488,6 +520,16 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         extra = ["--crop", "10,10,5,20"]
     elif case == "crop of a test set":
         data, extra = files["test_set"], ["--crop", "0,0,10,10"]
+    elif case.startswith("border offsets"):
+        offsets = tmp_path / ("nowhere.json" if case.endswith("missing") else "lab.json")
+        if case.endswith("too large"):
+            offsets.write_text(json.dumps(dict(upper_mm=0.8, lower_mm=0.0)))
+        elif case.endswith("not a number"):
+            offsets.write_text(json.dumps(dict(upper_mm=0.0, lower_mm="wide")))
+        elif case.endswith("test set"):
+            data = files["test_set"]
+            offsets.write_text(json.dumps(dict(upper_mm=0.0, lower_mm=0.0)))
+        extra = ["--border-offsets", offsets]
     elif case == "mm-per-px zero":
         extra = ["--mm-per-px", "0"]
     else:
