@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
+from mmode.convention import border_errors_mm, fit_offsets  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import teichholz_volume_ul  # noqa: E402
@@ -138,6 +139,15 @@ def build_parser():
     parser.add_argument("--threshold", type=float_between(0, 1), default=0.5, metavar="P",
                         help="cavity where the segmentation's probability exceeds P, as test.py's option: the "
                              "borders (the refiner's guides) and the window Dice (default: 0.5)")
+    parser.add_argument("--border-offsets", type=Path, metavar="JSON",
+                        help="move the model's borders outward by these offsets before measuring, as test.py "
+                             "--border-offsets does (a lab's convention, fitted by --fit-offsets on other "
+                             "recordings)")
+    parser.add_argument("--fit-offsets", type=Path, metavar="JSON",
+                        help="fit the border offsets that take out the model's typical error on these "
+                             "recordings (a lab's border convention) and write them here for test.py "
+                             "--border-offsets; prints what they would have changed, each recording left out "
+                             "of its own fit")
     parser.add_argument("--overlays", type=Path, metavar="DIR",
                         help="also write each recording's overlay to DIR/<name>_overlay.png: the model's borders "
                              "as test.py draws them (red, blue) and the truth's, dashed green")
@@ -203,16 +213,23 @@ def compare_recording(simulated, analysis):
         beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
 
     counted = counted_detections(simulated, analysis, [m for _, m in pairs])
-    summary, recording_errors = analysis.summary, {}
+    summary, recording_errors, signed_errors = analysis.summary, {}, {}
     if truth is not None:
         for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
             truth_median = float(np.nanmedian(truth[key])) if np.isfinite(truth[key]).any() else np.nan
             value = summary.get(key)
-            recording_errors[key] = abs(value - truth_median) if value is not None else np.nan
+            signed_errors[key] = value - truth_median if value is not None else np.nan
+            recording_errors[key] = abs(signed_errors[key])
         known_hr = np.isfinite(truth["hr_bpm"]).any()
         recording_errors["hr_pct"] = (100.0 * recording_errors["hr_bpm"] / float(np.nanmedian(truth["hr_bpm"]))
                                       if known_hr else np.nan)
+    upper_mm, lower_mm = border_errors_mm(analysis.upper_px, analysis.lower_px, simulated.upper_px,
+                                          simulated.lower_px, simulated.mm_per_px)
     return dict(column_error_mm=column_error_mm, missed_columns=int(visible.sum() - measured.sum()),
+                upper_error_median_mm=float(np.median(upper_mm[measured])) if measured.any() else None,
+                lower_error_median_mm=float(np.median(lower_mm[measured])) if measured.any() else None,
+                lvid_d_mm_signed=signed_errors.get("lvid_d_mm", np.nan),
+                lvid_s_mm_signed=signed_errors.get("lvid_s_mm", np.nan),
                 visible_columns=int(visible.sum()), n_truth_beats=len(timed), n_matched=len(pairs),
                 n_detected=int(counted.sum()), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
@@ -338,7 +355,8 @@ def recording_row(result):
     and `condition` (and its calibration, where known) added: per-column LVID MAE, mean signed error (measured
     - truth, mm) and offset-free MAE (`offset_free_mae`; None without measured columns), measured columns,
     the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, and whether it is coarser
-    than the training recordings' (`mmode.calibration.coarser_than_trained`)."""
+    than the training recordings' (`mmode.calibration.coarser_than_trained`), and the median outward error of
+    each border (`mmode.convention.border_errors_mm`; None without measured columns)."""
     errors_mm = result["column_error_mm"]
     mm_per_px, s_per_px = result.get("mm_per_px"), result.get("s_per_px")
     coarse = None if mm_per_px is None else bool(coarser_than_trained(Calibration(mm_per_px, s_per_px, "user")))
@@ -348,6 +366,8 @@ def recording_row(result):
                 lvid_column_mae_mm=float(np.abs(errors_mm).mean()) if errors_mm.size else None,
                 lvid_column_bias_mm=float(errors_mm.mean()) if errors_mm.size else None,
                 lvid_column_mae_offset_free_mm=offset_free_mae([errors_mm]),
+                upper_error_median_mm=result.get("upper_error_median_mm"),
+                lower_error_median_mm=result.get("lower_error_median_mm"),
                 measured_columns=int(errors_mm.size),
                 **{f"{key}_error": result["recording_errors"].get(key)
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
@@ -359,6 +379,89 @@ def offset_free_mae(column_errors_mm):
     convention of where the border lies in the echo's blur) is taken out; None without measured columns."""
     centred = [errors - np.median(errors) for errors in column_errors_mm if errors.size]
     return float(np.abs(np.concatenate(centred)).mean()) if centred else None
+
+
+def median_ci(values, resamples=CI_RESAMPLES, seed=0, level=0.95):
+    """[low, high]: the percentile interval of the median of per-recording `values` over `resamples` draws of
+    the recordings with replacement; None with fewer than two."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2:
+        return None
+    picks = resample_recordings(values.size, resamples, seed)
+    return percentile_interval(np.median(values[picks], axis=1), level)
+
+
+def offset_inputs(results):
+    """What `--fit-offsets` fits on: (basis, per-recording outward errors of the upper and of the lower border in
+    mm, the recordings' results). Recordings with traced borders give each border's median error; without any,
+    the recordings' LVIDd and LVIDs errors (calipers) give an LVID error, split equally between the borders."""
+    traced = [r for r in results if r["upper_error_median_mm"] is not None]
+    if traced:
+        return ("traced borders", np.array([r["upper_error_median_mm"] for r in traced]),
+                np.array([r["lower_error_median_mm"] for r in traced]), traced)
+    measured = [r for r in results if np.isfinite(r["lvid_d_mm_signed"]) and np.isfinite(r["lvid_s_mm_signed"])]
+    if not measured:
+        raise InputError("--fit-offsets: no recording has traced borders or a measured LVIDd and LVIDs to fit on")
+    half_mm = np.array([0.25 * (r["lvid_d_mm_signed"] + r["lvid_s_mm_signed"]) for r in measured])
+    return "LVIDd and LVIDs, split equally between the borders", half_mm, half_mm.copy(), measured
+
+
+def leave_one_out(upper_mm, lower_mm, results):
+    """What the fitted offsets would have done to recordings they were not fitted on: each recording corrected
+    by the offsets fitted on all the others -> {figure: [without, with]}: per-column LVID MAE (traced recordings)
+    and the per-recording LVIDd and LVIDs MAE, which move by the correction exactly while the beats stay."""
+    columns_before, columns_after, recording_before, recording_after = [], [], [], []
+    for i, result in enumerate(results):
+        others = np.arange(len(results)) != i
+        lvid_mm = sum(fit_offsets(upper_mm[others], lower_mm[others]))
+        columns_before.append(result["column_error_mm"])
+        columns_after.append(result["column_error_mm"] + lvid_mm)
+        signed = np.array([result["lvid_d_mm_signed"], result["lvid_s_mm_signed"]])
+        recording_before.append(signed)
+        recording_after.append(signed + lvid_mm)
+    columns_before, columns_after = np.concatenate(columns_before), np.concatenate(columns_after)
+    recording_before, recording_after = np.abs(recording_before), np.abs(recording_after)
+    loo = dict(lvid_column_mae_mm=[float(np.abs(errors).mean()) for errors in (columns_before, columns_after)]
+               if columns_before.size else None)
+    for j, key in enumerate(("recording_lvid_d_mm_mae", "recording_lvid_s_mm_mae")):
+        loo[key] = [float(np.nanmean(errors[:, j])) for errors in (recording_before, recording_after)]
+    return loo
+
+
+def fitted_offsets(results, args, origin):
+    """The `--fit-offsets` JSON of all sets' `results`: the offsets (mm, outward), their 95 % intervals over
+    recordings, what they were fitted on and behind which models, and the leave-one-out figures."""
+    from mmode.analysis import file_sha256
+
+    basis, upper_mm, lower_mm, used = offset_inputs(results)
+    if len(used) < 2:
+        raise InputError(f"--fit-offsets: {len(used)} recording to fit on; it takes at least two, and a dozen "
+                         "give offsets to within about 0.01 mm")
+    upper, lower = fit_offsets(upper_mm, lower_mm)
+    refiner = None if args.no_refine else args.refiner
+    return dict(upper_mm=round(upper, 4), lower_mm=round(lower, 4),
+                upper_mm_ci95=[round(-bound, 4) for bound in reversed(median_ci(upper_mm))],
+                lower_mm_ci95=[round(-bound, 4) for bound in reversed(median_ci(lower_mm))],
+                basis=basis, recordings=len(used), fitted_on=origin,
+                model=str(args.model), model_sha256=file_sha256(args.model),
+                refiner=None if refiner is None else str(refiner),
+                refiner_sha256=None if refiner is None else file_sha256(refiner),
+                threshold=args.threshold, leave_one_out=leave_one_out(upper_mm, lower_mm, used))
+
+
+def format_fit(fit):
+    """The fitted offsets and their leave-one-out effect, a few lines."""
+    lines = [f"border offsets (outward, mm), from {fit['recordings']} recordings' {fit['basis']}: upper "
+             f"{fit['upper_mm']:+.4f} ({fit['upper_mm_ci95'][0]:+.4f} to {fit['upper_mm_ci95'][1]:+.4f}), lower "
+             f"{fit['lower_mm']:+.4f} ({fit['lower_mm_ci95'][0]:+.4f} to {fit['lower_mm_ci95'][1]:+.4f}); "
+             "each recording corrected by the offsets of the others:"]
+    for label, key in (("LVID per column MAE (mm)", "lvid_column_mae_mm"),
+                       ("LVIDd MAE per recording (mm)", "recording_lvid_d_mm_mae"),
+                       ("LVIDs MAE per recording (mm)", "recording_lvid_s_mm_mae")):
+        if fit["leave_one_out"][key] is not None:
+            before, after = fit["leave_one_out"][key]
+            lines.append(f"  {label}: {before:.4f} without, {after:.4f} with")
+    return "\n".join(lines)
 
 
 def _quantile(values, q):
@@ -395,7 +498,7 @@ def files_set(sources, crop=None):
 
 def run_set(name, recordings, args, net, img_size, device, refiner=None):
     """Analyse and compare one set of `recordings` (truth objects: `SimulatedRecording` or
-    `bench.truth_files.FileTruth`) -> figures dict."""
+    `bench.truth_files.FileTruth`) -> (figures dict, the recordings' `compare_recording` results)."""
     from mmode.analysis import analyse_recording, evaluate_test_set
 
     results, per_recording, analysis_s, recorded_s = [], [], 0.0, 0.0
@@ -413,7 +516,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
             started_s = time.perf_counter()
             analysis = analyse_recording(recording, net, img_size, device, refiner=refiner,
                                          ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged,
-                                         threshold=args.threshold)
+                                         threshold=args.threshold, border_offsets=args.offsets)
             analysis_s += time.perf_counter() - started_s
             recorded_s += simulated.image.shape[1] * simulated.s_per_px
             results.append(compare_recording(simulated, analysis))
@@ -465,7 +568,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         figures[f"beat_{field}_mae"] = float(per_beat.mean()) if per_beat.size else None
         figures[f"recording_{field}_mae"] = float(recording_errors.mean()) if recording_errors.size else None
         figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(recording_errors)
-    return figures
+    return figures, results
 
 
 ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "{:.5f}"),
@@ -563,6 +666,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     setup_logging(args.quiet)
     sources = check_sources(args)
+    args.offsets = None
+    if args.border_offsets is not None:
+        if args.fit_offsets is not None:
+            raise InputError("--fit-offsets fits offsets to the model's own borders; leave out --border-offsets")
+        from mmode.convention import read_border_offsets
+
+        args.offsets = read_border_offsets(args.border_offsets)
     import torch
 
     from mmode.checkpoint import input_shape, load_model, ms_per_column
@@ -577,9 +687,13 @@ def main(argv=None):
     if not args.no_refine:
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)
         refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
+    if args.offsets is not None:
+        from mmode.analysis import check_offsets_model
+
+        check_offsets_model(args.border_offsets, args.offsets, args.model)
     if sources is None:
-        figures = {name: run_set(name, simulated_set(name, args), args, net, img_size, device, refiner)
-                   for name in args.sets}
+        runs = {name: run_set(name, simulated_set(name, args), args, net, img_size, device, refiner)
+                for name in args.sets}
         origin = (f"{args.n} recordings of {args.duration:g} s per set from the {args.generator} generator, "
                   f"batch seed {args.seed}")
         fixed = fixed_draws(args)
@@ -587,15 +701,22 @@ def main(argv=None):
         origin += "".join(f", {key} {value:g}" for key, value in fixed.items())
     else:
         name = args.recordings.resolve().name or "recordings"
-        figures = {name: run_set(name, files_set(sources, args.crop), args, net, img_size, device, refiner)}
+        runs = {name: run_set(name, files_set(sources, args.crop), args, net, img_size, device, refiner)}
         origin = f"{len(sources.files)} recordings from {args.recordings}"
         if args.crop is not None:
             origin += ", cut to {},{},{},{}".format(*args.crop)
         run = dict(recordings=str(args.recordings), n=len(sources.files),
                    crop=None if args.crop is None else list(args.crop))
+    figures = {name: set_figures for name, (set_figures, _) in runs.items()}
     if args.perturb:
         origin += ", perturbed " + " ".join(describe_steps(args.perturb))
         run.update(perturb=describe_steps(args.perturb))
+    if args.offsets is not None:
+        run.update(border_offsets_mm=dict(upper=args.offsets.upper_mm, lower=args.offsets.lower_mm))
+        origin += f", borders moved out {args.offsets.upper_mm:+g} / {args.offsets.lower_mm:+g} mm"
+    fit = None
+    if args.fit_offsets is not None:
+        fit = fitted_offsets([result for _, results in runs.values() for result in results], args, origin)
     print(f"model {args.model} ({img_size[0]} x {img_size[1]} px, {net.params['num_filters']} filters), "
           f"time {'by height' if args.ms_per_column is None else f'{args.ms_per_column:g} ms per column'}, "
           f"refiner {'none' if refiner is None else args.refiner}, threshold {args.threshold:g}, "
@@ -604,6 +725,11 @@ def main(argv=None):
     if args.per_recording:
         for name, set_figures in figures.items():
             print("\n" + format_recordings(name, set_figures))
+    if fit is not None:
+        print("\n" + format_fit(fit))
+        args.fit_offsets.parent.mkdir(parents=True, exist_ok=True)
+        args.fit_offsets.write_text(json.dumps(fit, indent=2))
+        log.info("border offsets written to %s (test.py --border-offsets %s)", args.fit_offsets, args.fit_offsets)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,

@@ -5,8 +5,8 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, offset_free_mae, recording_row,
-                            write_truth_windows)
+from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, leave_one_out, offset_free_mae,
+                            offset_inputs, recording_row, write_truth_windows)
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -93,13 +93,17 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
     n_flagged = len(beats) // 2 + 1  # most beats, so a median over all of them would be theirs
     flags = [("rr",)] * n_flagged + [()] * (len(beats) - n_flagged)
     parameters["hr_bpm"][:n_flagged] = 100.0  # the flagged beats' HR, far off, stays out of the summary
-    analysis = SimpleNamespace(lvid_mm=lvid_mm, parameters=parameters, beat_flags=flags,
+    analysis = SimpleNamespace(lvid_mm=lvid_mm, upper_px=simulated.upper_px, lower_px=simulated.lower_px + 2.0,
+                               parameters=parameters, beat_flags=flags,
                                uncertainty=np.linspace(0.0, 0.1, len(beats)),
                                summary=summarise(parameters, [not reasons for reasons in flags]))
     result = compare_recording(simulated, analysis)
     assert len(beats) >= 8 and result["n_flagged"] == n_flagged and result["n_detected"] == len(beats)
     np.testing.assert_array_equal(result["uncertainty"], analysis.uncertainty)
     assert np.abs(result["column_error_mm"]).max() == 0.0
+    # each border's own error: the lower one read 2 rows deep, outward
+    assert result["upper_error_median_mm"] == 0.0
+    assert result["lower_error_median_mm"] == pytest.approx(2.0 * simulated.mm_per_px)
     assert result["recording_errors"]["hr_pct"] < 2.0  # the median of the sound beats; the 100-bpm ones left out
 
 
@@ -137,3 +141,33 @@ def test_the_offset_free_error_removes_each_recordings_own_constant_offset_and_n
     assert offset_free_mae([wide, short, np.array([])]) == pytest.approx((0.02 + 0.02) / 7)
     assert offset_free_mae([np.array([0.01, -0.01])]) == pytest.approx(0.01)  # no offset: the plain MAE
     assert offset_free_mae([np.array([])]) is None
+
+
+def fit_result(column_error_mm, upper_mm, lower_mm, lvid_d_mm=np.nan, lvid_s_mm=np.nan):
+    """A recording's `compare_recording` result, as far as the offset fit reads it."""
+    traced = upper_mm is not None
+    return dict(column_error_mm=np.full(10 if traced else 0, column_error_mm), upper_error_median_mm=upper_mm,
+                lower_error_median_mm=lower_mm, lvid_d_mm_signed=lvid_d_mm, lvid_s_mm_signed=lvid_s_mm)
+
+
+def test_each_recording_is_corrected_by_the_offsets_of_the_others():
+    results = [fit_result(0.03, 0.01, 0.02, 0.03, 0.03), fit_result(0.03, 0.01, 0.02, 0.03, 0.03),
+               fit_result(0.05, 0.02, 0.03, 0.05, 0.05)]
+    basis, upper_mm, lower_mm, used = offset_inputs(results)
+    assert basis == "traced borders" and len(used) == 3
+    loo = leave_one_out(upper_mm, lower_mm, used)
+    # the first two get the others' medians, 0.015 + 0.025 mm, taken out; the third 0.01 + 0.02
+    assert loo["lvid_column_mae_mm"] == pytest.approx([0.11 / 3, (0.01 + 0.01 + 0.02) / 3])
+    assert loo["recording_lvid_d_mm_mae"] == pytest.approx([0.11 / 3, 0.04 / 3])
+
+
+def test_without_traced_borders_the_calipers_lvid_error_is_split_between_the_borders():
+    results = [fit_result(np.nan, None, None, 0.04, 0.02), fit_result(np.nan, None, None, 0.06, 0.04),
+               fit_result(np.nan, None, None, np.nan, 0.1)]  # no LVIDd measured: not used
+    basis, upper_mm, lower_mm, used = offset_inputs(results)
+    assert basis.startswith("LVIDd and LVIDs") and len(used) == 2
+    np.testing.assert_allclose(upper_mm, [0.015, 0.025])
+    np.testing.assert_allclose(lower_mm, upper_mm)
+    loo = leave_one_out(upper_mm, lower_mm, used)
+    assert loo["lvid_column_mae_mm"] is None  # no columns to correct
+    assert loo["recording_lvid_s_mm_mae"] == pytest.approx([0.03, (0.03 + 0.01) / 2])

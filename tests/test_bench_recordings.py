@@ -130,6 +130,45 @@ def test_a_labs_measured_beats_are_compared_beat_by_beat_and_by_their_medians(re
     assert no_times["extra_beats"] == 0 and no_times["beat_lvid_d_mm_mae"] is None
     assert no_times["recording_lvid_d_mm_mae"] == pytest.approx(exact["recording_lvid_d_mm_mae"], abs=1e-9)
     assert no_times["recording_hr_pct_mae"] is None  # no rates measured
+    # calipers alone: the LVID error split equally between the borders; the left-out recordings' figures start
+    # from the run's own
+    accuracy_json(tmp_path / "fit.json", "--recordings", measured, "--fit-offsets", tmp_path / "offsets.json")
+    fitted = json.loads((tmp_path / "offsets.json").read_text())
+    assert fitted["basis"].startswith("LVIDd and LVIDs") and fitted["upper_mm"] == fitted["lower_mm"]
+    assert fitted["leave_one_out"]["lvid_column_mae_mm"] is None
+    assert fitted["leave_one_out"]["recording_lvid_d_mm_mae"][0] == pytest.approx(by_hand["recording_lvid_d_mm_mae"])
+
+
+def test_offsets_fitted_where_a_lab_reads_wider_take_that_width_out_when_applied(recordings, tmp_path, capsys):
+    # a lab whose readers put each border 3 rows outside the simulator's truth
+    lab = tmp_path / "lab"
+    shutil.copytree(recordings / "with_truth", lab)
+    rows_out = 3.0
+    for path in (lab / "truth").glob("*.json"):
+        truth = json.loads(path.read_text())
+        truth["upper_px"] = [row - rows_out for row in truth["upper_px"]]
+        truth["lower_px"] = [row + rows_out for row in truth["lower_px"]]
+        path.write_text(json.dumps(truth))
+    accuracy_json(tmp_path / "own.json", "--recordings", recordings / "with_truth",
+                  "--fit-offsets", tmp_path / "own_offsets.json")
+    capsys.readouterr()
+    plain = accuracy_json(tmp_path / "plain.json", "--recordings", lab, "--fit-offsets", tmp_path / "lab.json")
+    assert "border offsets (outward, mm), from 2 recordings' traced borders" in capsys.readouterr().out
+    fitted, own_fit = (json.loads((tmp_path / name).read_text()) for name in ("lab.json", "own_offsets.json"))
+    mm_per_px = np.mean([row["mm_per_px"] for row in plain["figures"]["lab"]["per_recording"]])
+    for side in ("upper_mm", "lower_mm"):  # the lab's 3 rows on top of the model's own offset
+        assert fitted[side] - own_fit[side] == pytest.approx(rows_out * mm_per_px, abs=2e-4)
+    assert fitted["basis"] == "traced borders" and fitted["recordings"] == 2
+    assert fitted["model_sha256"] == own_fit["model_sha256"] and len(fitted["model_sha256"]) == 64
+    assert fitted["refiner"] is None  # measured with --no-refine: fitted behind the segmentation alone
+    moved = accuracy_json(tmp_path / "moved.json", "--recordings", lab, "--border-offsets", tmp_path / "lab.json")
+    assert moved["border_offsets_mm"] == dict(upper=fitted["upper_mm"], lower=fitted["lower_mm"])
+    before, after = plain["figures"]["lab"], moved["figures"]["lab"]
+    # every column's LVID moved by the offsets' sum, so the mean signed error did, and now sits near 0
+    assert after["lvid_column_bias_mm"] - before["lvid_column_bias_mm"] == pytest.approx(
+        fitted["upper_mm"] + fitted["lower_mm"], abs=1e-6)
+    assert abs(after["lvid_column_bias_mm"]) < 0.5 * abs(before["lvid_column_bias_mm"])
+    assert after["lvid_column_mae_mm"] < before["lvid_column_mae_mm"]
 
 
 def test_annotated_truth_keeps_to_the_clicked_span(recordings):
@@ -294,6 +333,7 @@ def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_p
     (["--recordings", "examples", "--generator", "alt"], "--generator and --sets are for simulated"),
     (["--recordings", "examples", "--sets", "clean"], "--generator and --sets are for simulated"),
     (["--crop", "0,0,10,10"], "--crop goes with --recordings"),
+    (["--fit-offsets", "f.json", "--border-offsets", "g.json"], "leave out --border-offsets"),
 ])
 def test_options_that_do_not_go_together_are_refused(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
