@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from mmode.convention import BorderOffsets, border_errors_mm, fit_offsets, read_border_offsets, shift_borders
+from mmode.convention import (BorderOffsets, border_errors_mm, densest_half_median, fit_offsets,
+                              read_border_offsets, shift_borders)
 from mmode.errors import InputError
 
 
@@ -35,6 +36,19 @@ def test_the_fit_takes_out_the_typical_recordings_error_and_ignores_a_few_misrea
     assert upper == pytest.approx(-0.02) and lower == pytest.approx(-0.03)
     with pytest.raises(InputError, match="no recording with measured borders"):
         fit_offsets([np.nan], [0.01])
+
+
+def test_recordings_misread_to_one_side_do_not_pull_the_fit_where_they_would_pull_a_median():
+    # 9 of 24 recordings with a muscle read as the posterior wall, 0.25-0.4 mm narrow; the rest 0.02 mm narrow
+    well_read = -0.02 + np.linspace(-0.01, 0.01, 15)
+    misread = np.linspace(-0.4, -0.25, 9)
+    errors = np.concatenate([well_read, misread])
+    assert np.median(errors) < -0.025  # the plain median follows the misread third
+    assert densest_half_median(errors) == pytest.approx(-0.02, abs=0.003)
+    assert fit_offsets(errors, errors)[1] == pytest.approx(0.02, abs=0.003)
+    # symmetric spread: the median of all
+    assert densest_half_median([1.0, 2.0, 3.0, 4.0, 5.0]) == 3.0
+    assert densest_half_median([0.7]) == 0.7
 
 
 def test_an_offsets_file_is_read_with_the_model_it_was_fitted_behind(tmp_path):
