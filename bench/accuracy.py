@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
-from mmode.convention import border_errors_mm, fit_offsets  # noqa: E402
+from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import teichholz_volume_ul  # noqa: E402
@@ -381,14 +381,15 @@ def offset_free_mae(column_errors_mm):
     return float(np.abs(np.concatenate(centred)).mean()) if centred else None
 
 
-def median_ci(values, resamples=CI_RESAMPLES, seed=0, level=0.95):
-    """[low, high]: the percentile interval of the median of per-recording `values` over `resamples` draws of
-    the recordings with replacement; None with fewer than two."""
-    values = np.asarray(values, dtype=float)
-    if values.size < 2:
+def offset_ci(errors_mm, resamples=CI_RESAMPLES, seed=0, level=0.95):
+    """[low, high] of a fitted offset (mm, outward): the percentile interval of `mmode.convention.fit_offsets`'s
+    statistic of the per-recording outward `errors_mm`, negated, over `resamples` draws of the recordings with
+    replacement; None with fewer than two."""
+    errors_mm = np.asarray(errors_mm, dtype=float)
+    if errors_mm.size < 2:
         return None
-    picks = resample_recordings(values.size, resamples, seed)
-    return percentile_interval(np.median(values[picks], axis=1), level)
+    picks = resample_recordings(errors_mm.size, resamples, seed)
+    return percentile_interval([-densest_half_median(errors_mm[row]) for row in picks], level)
 
 
 def offset_inputs(results):
@@ -440,8 +441,8 @@ def fitted_offsets(results, args, origin):
     upper, lower = fit_offsets(upper_mm, lower_mm)
     refiner = None if args.no_refine else args.refiner
     return dict(upper_mm=round(upper, 4), lower_mm=round(lower, 4),
-                upper_mm_ci95=[round(-bound, 4) for bound in reversed(median_ci(upper_mm))],
-                lower_mm_ci95=[round(-bound, 4) for bound in reversed(median_ci(lower_mm))],
+                upper_mm_ci95=[round(bound, 4) for bound in offset_ci(upper_mm)],
+                lower_mm_ci95=[round(bound, 4) for bound in offset_ci(lower_mm)],
                 basis=basis, recordings=len(used), fitted_on=origin,
                 model=str(args.model), model_sha256=file_sha256(args.model),
                 refiner=None if refiner is None else str(refiner),

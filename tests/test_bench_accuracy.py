@@ -5,8 +5,8 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, leave_one_out, offset_free_mae,
-                            offset_inputs, recording_row, write_truth_windows)
+from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, leave_one_out, offset_ci,
+                            offset_free_mae, offset_inputs, recording_row, write_truth_windows)
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -171,3 +171,19 @@ def test_without_traced_borders_the_calipers_lvid_error_is_split_between_the_bor
     loo = leave_one_out(upper_mm, lower_mm, used)
     assert loo["lvid_column_mae_mm"] is None  # no columns to correct
     assert loo["recording_lvid_s_mm_mae"] == pytest.approx([0.03, (0.03 + 0.01) / 2])
+
+
+def test_an_offsets_interval_holds_the_fitted_offset_and_warns_when_the_misread_are_nearly_half():
+    from mmode.convention import fit_offsets
+
+    rng = np.random.default_rng(1)
+    well_read = rng.normal(-0.02, 0.005, 18)
+    errors = np.concatenate([well_read, rng.uniform(-0.4, -0.25, 6)])  # a misread quarter
+    fitted = fit_offsets(errors, errors)[0]
+    low, high = offset_ci(errors)
+    assert low <= fitted <= high and high - low < 0.01  # the misread recordings do not reach it
+    # 9 of 24 misread: in some draws of the recordings they fill the densest half, and the interval says so
+    errors = np.concatenate([well_read[:15], rng.uniform(-0.4, -0.25, 9)])
+    assert fit_offsets(errors, errors)[0] == pytest.approx(0.02, abs=0.005)
+    assert offset_ci(errors)[1] > 0.2
+    assert offset_ci([0.01]) is None
