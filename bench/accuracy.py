@@ -396,7 +396,8 @@ def offset_inputs(results):
     """What `--fit-offsets` fits on: (basis, per-recording outward errors of the upper and of the lower border in
     mm, the recordings' results). Recordings with traced borders give each border's median error; without any,
     the recordings' LVIDd and LVIDs errors (calipers) give an LVID error, split equally between the borders."""
-    traced = [r for r in results if r["upper_error_median_mm"] is not None]
+    traced = [r for r in results if r["upper_error_median_mm"] is not None
+              and np.isfinite([r["upper_error_median_mm"], r["lower_error_median_mm"]]).all()]
     if traced:
         return ("traced borders", np.array([r["upper_error_median_mm"] for r in traced]),
                 np.array([r["lower_error_median_mm"] for r in traced]), traced)
@@ -436,8 +437,8 @@ def fitted_offsets(results, args, origin):
 
     basis, upper_mm, lower_mm, used = offset_inputs(results)
     if len(used) < 2:
-        raise InputError(f"--fit-offsets: {len(used)} recording to fit on; it takes at least two, and a dozen "
-                         "give offsets to within about 0.01 mm")
+        raise InputError(f"--fit-offsets: {len(used)} recording to fit on; it takes at least two, and the more "
+                         "there are, the narrower the offsets' intervals")
     upper, lower = fit_offsets(upper_mm, lower_mm)
     refiner = None if args.no_refine else args.refiner
     return dict(upper_mm=round(upper, 4), lower_mm=round(lower, 4),

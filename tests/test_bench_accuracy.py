@@ -187,3 +187,14 @@ def test_an_offsets_interval_holds_the_fitted_offset_and_warns_when_the_misread_
     assert fit_offsets(errors, errors)[0] == pytest.approx(0.02, abs=0.005)
     assert offset_ci(errors)[1] > 0.2
     assert offset_ci([0.01]) is None
+
+
+def test_offsets_are_not_fitted_on_fewer_than_two_recordings_with_borders():
+    from bench.accuracy import fitted_offsets
+    from mmode.errors import InputError
+
+    results = [fit_result(0.03, 0.01, 0.02), fit_result(0.03, np.nan, np.nan)]  # the second's borders unmeasured
+    with pytest.raises(InputError, match="--fit-offsets: 1 recording to fit on; it takes at least two"):
+        fitted_offsets(results, args=None, origin="")
+    with pytest.raises(InputError, match="no recording has traced borders or a measured LVIDd and LVIDs"):
+        offset_inputs([fit_result(np.nan, None, None, np.nan, 0.02)])
