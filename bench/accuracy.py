@@ -648,6 +648,8 @@ RECORDING_COLUMNS = (("mm per row", "mm_per_px", "{:.4f}"), ("ms per column", "m
                      ("per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
                      ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
                      ("offset-free (mm)", "lvid_column_mae_offset_free_mm", "{:.4f}"),
+                     ("upper border out (mm)", "upper_error_median_mm", "{:+.4f}"),
+                     ("lower border out (mm)", "lower_error_median_mm", "{:+.4f}"),
                      ("LVIDd error (mm)", "lvid_d_mm_error", "{:.4f}"),
                      ("LVIDs error (mm)", "lvid_s_mm_error", "{:.4f}"),
                      ("EF error (points)", "ef_pct_error", "{:.2f}"), ("HR error (%)", "hr_pct_error", "{:.2f}"))
@@ -690,9 +692,9 @@ def main(argv=None):
         refiner_net, refiner_checkpoint = load_model(args.refiner, device)
         refiner = refiner_net, check_refiner(refiner_checkpoint, args.refiner)
     if args.offsets is not None:
-        from mmode.analysis import check_offsets_model
+        from mmode.analysis import report_offsets
 
-        check_offsets_model(args.border_offsets, args.offsets, args.model)
+        report_offsets(args.border_offsets, args.offsets, args.model)
     if sources is None:
         runs = {name: run_set(name, simulated_set(name, args), args, net, img_size, device, refiner)
                 for name in args.sets}

@@ -606,12 +606,14 @@ def _analysis_options(args):
                 uncertainty_limit=args.uncertainty_limit, border_offsets=offsets)
 
 
-def check_offsets_model(offsets_path, offsets, model_path):
-    """Warn when border offsets were fitted behind another segmentation checkpoint than the one loaded: they
-    correct that model's reading, which another model may not share."""
-    if offsets is None or offsets.model_sha256 is None:
+def report_offsets(offsets_path, offsets, model_path):
+    """Log the border offsets a run applies, and warn when they were fitted behind another segmentation
+    checkpoint than the one loaded: they correct that model's reading, which another model may not share."""
+    if offsets is None:
         return
-    if offsets.model_sha256 != file_sha256(model_path):
+    log.info("every cavity border moved outward by %+g mm (upper) and %+g mm (lower): the convention in %s",
+             offsets.upper_mm, offsets.lower_mm, offsets_path)
+    if offsets.model_sha256 is not None and offsets.model_sha256 != file_sha256(model_path):
         log.warning("%s: these offsets were fitted behind another model (SHA-256 %s...) than %s; refit them with "
                     "bench/accuracy.py --fit-offsets behind this one", offsets_path,
                     offsets.model_sha256[:12], model_path)
@@ -662,7 +664,7 @@ def _run_recording(args, path):
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    check_offsets_model(args.border_offsets, options["border_offsets"], model_path)
+    report_offsets(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
                                  progress=not args.quiet, refiner=refiner, **options)
@@ -719,7 +721,7 @@ def _run_study(args, folder):
     calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    check_offsets_model(args.border_offsets, options["border_offsets"], model_path)
+    report_offsets(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
     rows = []
     progress = files

@@ -2,6 +2,7 @@
 import csv
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -269,6 +270,7 @@ def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_
     offsets.write_text(json.dumps(dict(upper_mm=0.02, lower_mm=-0.05, model_sha256="0" * 64, basis="ours")))
     flags = ["-d", files["clean"], "--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
     assert run(*flags, "-o", tmp_path / "plain") == 0
+    caplog.set_level(logging.INFO, logger="test")
     assert run(*flags, "-o", tmp_path / "moved", "--border-offsets", offsets) == 0
     width_px = recording.image.shape[1]
     (plain, plain_beats, plain_summary), (moved, moved_beats, summary) = (
@@ -289,6 +291,7 @@ def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_
     assert summary["border_offsets_mm"] == dict(upper=0.02, lower=-0.05) and plain_summary["border_offsets_mm"] is None
     # fitted behind another model: said, since they correct that model's reading
     assert "lab.json: these offsets were fitted behind another model (SHA-256 000000000000...)" in caplog.text
+    assert f"outward by +0.02 mm (upper) and -0.05 mm (lower): the convention in {offsets}" in caplog.text
 
 
 def screenshot(image, left, top):
