@@ -694,7 +694,7 @@ def main(argv=None):
     if args.offsets is not None:
         from mmode.analysis import report_offsets
 
-        report_offsets(args.border_offsets, args.offsets, args.model)
+        report_offsets(args.border_offsets, args.offsets, args.model, None if refiner is None else args.refiner)
     if sources is None:
         runs = {name: run_set(name, simulated_set(name, args), args, net, img_size, device, refiner)
                 for name in args.sets}

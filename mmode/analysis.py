@@ -606,9 +606,12 @@ def _analysis_options(args):
                 uncertainty_limit=args.uncertainty_limit, border_offsets=offsets)
 
 
-def report_offsets(offsets_path, offsets, model_path):
+def report_offsets(offsets_path, offsets, model_path, refiner_path):
     """Log the border offsets a run applies, and warn when they were fitted behind another segmentation
-    checkpoint than the one loaded: they correct that model's reading, which another model may not share."""
+    checkpoint or another border refiner (or with one where this run has none, or the other way round) than
+    this run's: they correct that pair's reading, which another may not share."""
+    from mmode.convention import REFINER_NOT_RECORDED
+
     if offsets is None:
         return
     log.info("every cavity border moved outward by %+g mm (upper) and %+g mm (lower): the convention in %s",
@@ -617,6 +620,12 @@ def report_offsets(offsets_path, offsets, model_path):
         log.warning("%s: these offsets were fitted behind another model (SHA-256 %s...) than %s; refit them with "
                     "bench/accuracy.py --fit-offsets behind this one", offsets_path,
                     offsets.model_sha256[:12], model_path)
+    refiner_sha256 = None if refiner_path is None else file_sha256(refiner_path)
+    if offsets.refiner_sha256 != REFINER_NOT_RECORDED and offsets.refiner_sha256 != refiner_sha256:
+        fitted = "without a refiner" if offsets.refiner_sha256 is None else "behind another refiner"
+        used = "without one" if refiner_path is None else f"with {refiner_path}"
+        log.warning("%s: these offsets were fitted %s and this run measures %s; refit them with "
+                    "bench/accuracy.py --fit-offsets as this run measures", offsets_path, fitted, used)
 
 
 def _check_suffix(path):
@@ -664,8 +673,8 @@ def _run_recording(args, path):
     _note_ignored_calibration(args, recording)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    report_offsets(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
+    report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
                                  progress=not args.quiet, refiner=refiner, **options)
     with staged:
@@ -721,8 +730,8 @@ def _run_study(args, folder):
     calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    report_offsets(args.border_offsets, options["border_offsets"], model_path)
     refiner, refiner_path = _load_refiner(args, device)
+    report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
     rows = []
     progress = files
     if not args.quiet:

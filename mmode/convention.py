@@ -20,14 +20,20 @@ from mmode.errors import InputError
 MAX_OFFSET_MM = 0.5
 
 
+# BorderOffsets.refiner_sha256 of a file that does not say which refiner, if any, the offsets were fitted behind
+REFINER_NOT_RECORDED = "not recorded"
+
+
 @dataclass(frozen=True)
 class BorderOffsets:
     """Outward offsets of the upper and lower cavity border in mm; `model_sha256` the segmentation checkpoint
-    they were fitted behind (None: not recorded)."""
+    they were fitted behind (None: not recorded); `refiner_sha256` the border refiner's (None: fitted without
+    one; REFINER_NOT_RECORDED)."""
 
     upper_mm: float
     lower_mm: float
     model_sha256: str = None
+    refiner_sha256: str = REFINER_NOT_RECORDED
 
     @property
     def lvid_mm(self):
@@ -56,7 +62,10 @@ def read_border_offsets(path):
                              "convention but the model misreading these recordings; check their overlays")
         values.append(float(value))
     sha = content.get("model_sha256")
-    return BorderOffsets(*values, model_sha256=sha if isinstance(sha, str) else None)
+    refiner_sha = content.get("refiner_sha256", REFINER_NOT_RECORDED)
+    return BorderOffsets(*values, model_sha256=sha if isinstance(sha, str) else None,
+                         refiner_sha256=refiner_sha if isinstance(refiner_sha, str) or refiner_sha is None
+                         else REFINER_NOT_RECORDED)
 
 
 def shift_borders(upper_px, lower_px, offsets, mm_per_px):

@@ -267,7 +267,8 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
 def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_path, dark_network, caplog):
     recording = files["recording"]
     offsets = tmp_path / "lab.json"
-    offsets.write_text(json.dumps(dict(upper_mm=0.02, lower_mm=-0.05, model_sha256="0" * 64, basis="ours")))
+    offsets.write_text(json.dumps(dict(upper_mm=0.02, lower_mm=-0.05, model_sha256="0" * 64, refiner_sha256="ab" * 32,
+                                       basis="ours")))
     flags = ["-d", files["clean"], "--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
     assert run(*flags, "-o", tmp_path / "plain") == 0
     caplog.set_level(logging.INFO, logger="test")
@@ -292,6 +293,7 @@ def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_
     # fitted behind another model: said, since they correct that model's reading
     assert "lab.json: these offsets were fitted behind another model (SHA-256 000000000000...)" in caplog.text
     assert f"outward by +0.02 mm (upper) and -0.05 mm (lower): the convention in {offsets}" in caplog.text
+    assert "lab.json: these offsets were fitted behind another refiner and this run measures without one" in caplog.text
 
 
 def screenshot(image, left, top):

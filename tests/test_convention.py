@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from mmode.convention import (BorderOffsets, border_errors_mm, densest_half_median, fit_offsets,
-                              read_border_offsets, shift_borders)
+from mmode.convention import (REFINER_NOT_RECORDED, BorderOffsets, border_errors_mm, densest_half_median,
+                              fit_offsets, read_border_offsets, shift_borders)
 from mmode.errors import InputError
 
 
@@ -54,9 +54,11 @@ def test_recordings_misread_to_one_side_do_not_pull_the_fit_where_they_would_pul
 def test_an_offsets_file_is_read_with_the_model_it_was_fitted_behind(tmp_path):
     path = tmp_path / "lab.json"
     path.write_text(json.dumps(dict(upper_mm=-0.01, lower_mm=0.025, model_sha256="ab" * 32, recordings=12)))
-    assert read_border_offsets(path) == BorderOffsets(-0.01, 0.025, "ab" * 32)
-    path.write_text(json.dumps(dict(upper_mm=0, lower_mm=0.5)))  # a bare pair, at the limit
-    assert read_border_offsets(path) == BorderOffsets(0.0, 0.5, None)
+    assert read_border_offsets(path) == BorderOffsets(-0.01, 0.025, "ab" * 32, REFINER_NOT_RECORDED)
+    path.write_text(json.dumps(dict(upper_mm=0, lower_mm=0.5, refiner_sha256=None)))  # at the limit, no refiner
+    assert read_border_offsets(path) == BorderOffsets(0.0, 0.5, None, None)
+    path.write_text(json.dumps(dict(upper_mm=0, lower_mm=0, refiner_sha256="cd" * 32)))
+    assert read_border_offsets(path).refiner_sha256 == "cd" * 32
 
 
 @pytest.mark.parametrize("content, message", [
