@@ -30,7 +30,7 @@ from mmode.cli import crop_box, float_between, positive_float, positive_int, set
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
-                           flag_beats, summarise, traces_to_mask, volume_ul)
+                           flag_beats, summarise, traces_to_mask, volume_ul, without_crossed)
 
 log = logging.getLogger("test")
 
@@ -392,8 +392,8 @@ def _run_test_set(args, folder):
 class RecordingAnalysis:
     """Everything measured on one recording.
 
-    `mask` uint8 (H, W) 0/1: the thresholded prediction, or with a refiner the rows strictly between the
-    refined borders; `upper_px`, `lower_px` (W,) cavity borders (rows, NaN where no cavity); `lvid_mm`,
+    `mask` uint8 (H, W) 0/1: the thresholded prediction, or with a refiner or border offsets the rows strictly
+    between the reported borders; `upper_px`, `lower_px` (W,) cavity borders (rows, NaN where no cavity); `lvid_mm`,
     `volume_ul` (W,); `beats` (measure.Beats); `parameters` per-beat dict of arrays (measure.BEAT_COLUMNS);
     `uncertainty` per beat (measure.beat_uncertainty); `beat_flags` per beat, the reasons it is doubted
     (measure.flag_beats; empty for a sound beat); `summary` medians over the unflagged beats (all beats with
@@ -461,9 +461,7 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
         refiner_net, strip_rows = refiner
         upper_px, lower_px = refine_borders(refiner_net, recording.image, upper_px, lower_px, strip_rows, device,
                                             batch_size, calibration.mm_per_px)
-        with np.errstate(invalid="ignore"):
-            crossed = ~(lower_px > upper_px)
-        upper_px[crossed], lower_px[crossed] = np.nan, np.nan
+        upper_px, lower_px = without_crossed(upper_px, lower_px)
         mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
     disagreement_mm = disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px
     if border_offsets is not None:

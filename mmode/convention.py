@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmode.errors import InputError
+from mmode.measure import without_crossed
 
 # Larger offsets than this are not a convention but a model that reads the recordings wrongly: refused.
 MAX_OFFSET_MM = 0.5
@@ -71,12 +72,8 @@ def read_border_offsets(path):
 def shift_borders(upper_px, lower_px, offsets, mm_per_px):
     """The borders (W,) in rows moved outward by `offsets` (BorderOffsets, mm) at `mm_per_px`; NaN stays NaN.
     Where the offsets would make the borders meet or cross, there is no cavity: NaN."""
-    upper_px = np.asarray(upper_px, dtype=float) - offsets.upper_mm / mm_per_px
-    lower_px = np.asarray(lower_px, dtype=float) + offsets.lower_mm / mm_per_px
-    with np.errstate(invalid="ignore"):
-        crossed = ~(lower_px > upper_px)
-    upper_px[crossed], lower_px[crossed] = np.nan, np.nan
-    return upper_px, lower_px
+    return without_crossed(np.asarray(upper_px, dtype=float) - offsets.upper_mm / mm_per_px,
+                           np.asarray(lower_px, dtype=float) + offsets.lower_mm / mm_per_px)
 
 
 def border_errors_mm(upper_px, lower_px, truth_upper_px, truth_lower_px, mm_per_px):

@@ -127,6 +127,15 @@ def _merge_runs(col, start, stop, keep):
     return col[first], start[first], merged_stop
 
 
+def without_crossed(upper_px, lower_px):
+    """The borders (W,) in rows with NaN in both where they meet or cross (no cavity there); new arrays."""
+    upper_px, lower_px = np.array(upper_px, dtype=float), np.array(lower_px, dtype=float)
+    with np.errstate(invalid="ignore"):
+        crossed = ~(lower_px > upper_px)
+    upper_px[crossed], lower_px[crossed] = np.nan, np.nan
+    return upper_px, lower_px
+
+
 def traces_to_mask(upper_px, lower_px, height):
     """uint8 (height, width) mask: 1 at rows r with upper < r < lower (DESIGN.md's mask rule), 0 elsewhere
     and where a trace is NaN."""
