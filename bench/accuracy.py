@@ -41,8 +41,8 @@ values per beat in `measurements.csv`), or the output of a generator the model n
     python bench/accuracy.py --recordings examples
 
 `--perturb NAME=VALUE ...` changes every recording's image before analysis (`bench/perturb.py`: gain, contrast,
-gamma, depth gain, noise, speckle, blur along depth), the truth unchanged: the same hearts as another scanner's
-settings would show them; `bench/robustness.py` runs a sweep of such changes side by side.
+gamma, depth gain, noise, speckle, blur along depth, the walls' brightness), the truth unchanged: the same hearts
+as another scanner's settings would show them; `bench/robustness.py` runs a sweep of such changes side by side.
 """
 import argparse
 import dataclasses
@@ -129,8 +129,8 @@ def build_parser():
     parser.add_argument("--perturb", nargs="+", type=perturbation, metavar="NAME=VALUE", default=[],
                         help="change every recording's image before analysis, in this order (bench/perturb.py): "
                              "gain=K, contrast=C, gamma=G, tgc=K (depth ramp to K), noise=SD, speckle=SD, "
-                             "blur=MM (along depth); the truth is unchanged, so compare.py pairs the run with "
-                             "an unperturbed one")
+                             "blur=MM (along depth), wall=K (the walls' grey, placed by the truth borders); the "
+                             "truth is unchanged, so compare.py pairs the run with an unperturbed one")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"),
                         help="which sets to run (default: both)")
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,
@@ -510,8 +510,9 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         (windows / "mask").mkdir()
         for i, simulated in enumerate(recordings):
             if args.perturb:  # the same heart as another scanner's settings would show it
-                simulated = dataclasses.replace(simulated, image=perturb_image(simulated.image, args.perturb,
-                                                                               simulated.mm_per_px, simulated.name))
+                image = perturb_image(simulated.image, args.perturb, simulated.mm_per_px, simulated.name,
+                                      borders=(simulated.upper_px, simulated.lower_px))
+                simulated = dataclasses.replace(simulated, image=image)
             path = getattr(simulated, "path", None) or Path(f"{simulated.name}.png")
             recording = Recording(image=simulated.image, path=path,
                                   calibration=Calibration(simulated.mm_per_px, simulated.s_per_px, "user"))

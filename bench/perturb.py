@@ -13,7 +13,14 @@ on the grey levels as fractions of white (0-1), clipped back to 0-1 and rounded 
 - `speckle=S`: multiplied by log-normal speckle of log-SD S, its grain `SPECKLE_GRAIN_PX` (rows, columns):
   horizontal streaks, as M-mode speckle forms them;
 - `blur=MM`: a Gaussian blur along depth of SD MM millimetres (a longer pulse; in rows at each recording's own
-  pixel size, so the same physical blur at any calibration).
+  pixel size, so the same physical blur at any calibration);
+- `wall=K`: the two walls' grey times K against the rest of the image (a septum and posterior wall that reflect
+  more or less than the simulator's, the pericardium, the right ventricle and the chest wall as they were). The
+  walls are where the truth puts them: from `WALL_CAVITY_MM` inside the cavity to `WALL_TISSUE_MM` into the
+  tissue beyond each truth border, fading to no change over `WALL_FADE_MM` (into the cavity, where a wall's echo
+  spreads only its blur's width, over `WALL_CAVITY_FADE_MM`) by a raised cosine, so the step draws no edge of
+  its own; columns without a truth border are left as they are. It needs the recording's truth borders
+  (`borders`).
 
 The random steps (noise, speckle) are drawn from `seed` and the recording's name, so a run is repeatable
 and two runs with the same steps see the same noise. The augmentation of `run.py --augment`
@@ -25,11 +32,14 @@ import zlib
 
 import numpy as np
 
-STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "blur")
+STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "blur", "wall")
 SPECKLE_GRAIN_PX = (2, 8)  # rows, columns of one speckle grain
 # the most a step's value may be, so a typo (gamma=20) is an error and not a black image
 STEP_RANGES = dict(gain=(0.05, 20.0), contrast=(0.05, 20.0), gamma=(0.05, 20.0), tgc=(0.05, 20.0),
-                   noise=(0.0, 1.0), speckle=(0.0, 2.0), blur=(0.0, 1.0))
+                   noise=(0.0, 1.0), speckle=(0.0, 2.0), blur=(0.0, 1.0), wall=(0.05, 20.0))
+# `wall=K`: the band around each truth border whose grey is scaled (mm): a mouse's septum and posterior wall are
+# 0.6-1.2 mm thick, and a wall's echo spreads some rows into the cavity, which scales with it
+WALL_CAVITY_MM, WALL_TISSUE_MM, WALL_FADE_MM, WALL_CAVITY_FADE_MM = 0.05, 0.6, 0.3, 0.1
 
 
 def perturbation(text):
@@ -53,13 +63,19 @@ def describe(steps):
     return [f"{name}={value:g}" for name, value in steps]
 
 
-def perturb_image(image, steps, mm_per_px, name="", seed=0):
+def perturb_image(image, steps, mm_per_px, name="", seed=0, borders=None):
     """`image` (H, W) uint8 with `steps` [(name, value), ...] applied in order -> a new uint8 image.
-    `mm_per_px` converts `blur`'s millimetres into rows; `name` and `seed` fix the random steps' draws."""
+    `mm_per_px` converts `blur`'s and `wall`'s millimetres into rows; `name` and `seed` fix the random steps'
+    draws; `borders` (upper_px, lower_px), each (W,) in rows with NaN where there is no truth, place `wall`'s
+    walls (`InputError` naming the recording where it is needed and missing)."""
+    if any(step == "wall" for step, _ in steps) and (borders is None or not np.isfinite(borders).any()):
+        from mmode.errors import InputError
+
+        raise InputError(f"{name or 'the recording'}: wall=K needs the recording's truth borders, and it has none")
     grey = image.astype(np.float64) / 255.0
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     for step, value in steps:
-        grey = STEP_FUNCTIONS[step](grey, value, rng=rng, mm_per_px=mm_per_px)
+        grey = STEP_FUNCTIONS[step](grey, value, rng=rng, mm_per_px=mm_per_px, borders=borders)
         grey = np.clip(grey, 0.0, 1.0)
     return np.round(grey * 255.0).astype(np.uint8)
 
@@ -102,5 +118,25 @@ def _blur(grey, mm, mm_per_px, **_):
     return gaussian_filter1d(grey, sigma_px, axis=0, mode="nearest") if sigma_px > 0 else grey
 
 
+def wall_weight(shape, upper_px, lower_px, mm_per_px):
+    """(H, W) weight in 0-1 of `wall=K`: 1 over each wall's band (`WALL_CAVITY_MM` inside the cavity to
+    `WALL_TISSUE_MM` beyond its truth border), a raised cosine down to 0 over `WALL_FADE_MM` beyond it and
+    `WALL_CAVITY_FADE_MM` inside; 0 in columns without that border."""
+    rows = np.arange(shape[0], dtype=float)[:, None]
+    weight = np.zeros(shape)
+    for border, outward in ((np.asarray(upper_px, float), -1.0), (np.asarray(lower_px, float), 1.0)):
+        known = np.isfinite(border)
+        depth_mm = outward * (rows - np.where(known, border, 0.0)[None, :]) * mm_per_px  # > 0 into the wall
+        fade = np.maximum((-WALL_CAVITY_MM - depth_mm) / WALL_CAVITY_FADE_MM,
+                          (depth_mm - WALL_TISSUE_MM) / WALL_FADE_MM)
+        band = 0.5 * (1.0 + np.cos(np.pi * np.clip(fade, 0.0, 1.0)))
+        weight = np.maximum(weight, np.where(known[None, :], band, 0.0))
+    return weight
+
+
+def _wall(grey, k, mm_per_px, borders, **_):
+    return grey * (1.0 + (k - 1.0) * wall_weight(grey.shape, *borders, mm_per_px))
+
+
 STEP_FUNCTIONS = dict(gain=_gain, contrast=_contrast, gamma=_gamma, tgc=_tgc, noise=_noise, speckle=_speckle,
-                      blur=_blur)
+                      blur=_blur, wall=_wall)

@@ -85,6 +85,40 @@ def test_blur_is_along_depth_and_in_millimetres_whatever_the_pixel_size(mm_per_p
     np.testing.assert_array_equal(blurred[:, 10:], 0)
 
 
+def _walls_image(width=6):
+    """Grey 100 everywhere, truth borders at rows 100 and 200 (NaN in the last column), 0.01 mm per row."""
+    upper, lower = np.full(width, 100.0), np.full(width, 200.0)
+    upper[-1] = lower[-1] = np.nan
+    return np.full((300, width), 100, np.uint8), (upper, lower)
+
+
+def test_wall_scales_the_walls_grey_where_the_truth_puts_them_and_fades_out():
+    image, borders = _walls_image()
+    brighter = perturb_image(image, [perturbation("wall=2")], 0.01, name="a", borders=borders)
+    column = brighter[:, 0].astype(int)
+    # full strength from 0.05 mm inside the cavity to 0.6 mm into each wall: rows 40-105 and 195-260
+    assert (column[40:106] == 200).all() and (column[195:261] == 200).all()
+    # the middle of the cavity and the far tissue as they were; half way through each fade (0.3 mm into the
+    # tissue, 0.1 mm into the cavity), half the change
+    assert (column[115:186] == 100).all() and (column[:10] == 100).all() and (column[291:] == 100).all()
+    assert column[25] == column[275] == column[110] == column[190] == 150
+    assert np.all(np.diff(column[10:41]) >= 0) and np.all(np.diff(column[260:291]) <= 0)  # no edge of its own
+    assert np.all(np.diff(column[105:116]) <= 0) and np.all(np.diff(column[185:196]) >= 0)
+    np.testing.assert_array_equal(brighter[:, -1], image[:, -1])  # no truth border in that column: unchanged
+    dimmer = perturb_image(image, [perturbation("wall=0.5")], 0.01, name="a", borders=borders)
+    assert (dimmer[40:106, 0] == 50).all() and (dimmer[150, 0] == 100)
+    np.testing.assert_array_equal(perturb_image(image, [("wall", 1.0)], 0.01, borders=borders), image)
+
+
+def test_wall_without_truth_borders_is_refused_naming_the_recording():
+    from mmode.errors import InputError
+
+    image, (upper, lower) = _walls_image()
+    for borders in (None, (np.full_like(upper, np.nan), np.full_like(lower, np.nan))):
+        with pytest.raises(InputError, match="^rec_7: wall=K needs the recording's truth borders"):
+            perturb_image(image, [("gain", 2.0), ("wall", 2.0)], 0.01, name="rec_7", borders=borders)
+
+
 @pytest.mark.parametrize("text, message", [("gamma", "expected NAME=VALUE"), ("hue=2", "expected NAME=VALUE"),
                                            ("gamma=two", "gamma must be a number"), ("gain=0", "within 0.05-20"),
                                            ("noise=nan", "noise must be a number")])
@@ -118,16 +152,16 @@ def test_the_sweep_measures_the_same_hearts_under_each_condition_and_pairs_them(
 
     out = tmp_path / "sweep"
     argv = ["--n", "2", "--seed", "8123", "--duration", "1.5", "--no-refine", "--quiet", "--out-dir", str(out),
-            "--conditions", "gain=1", "gamma=3", "noise=0.1"]
+            "--conditions", "gain=1", "gamma=3", "noise=0.1", "wall=1"]
     assert run_main(robustness.main, argv) == 0
     printed = capsys.readouterr().out
     rows = json.loads((out / "robustness.json").read_text())["sets"]["clean"]
-    assert [row["condition"] for row in rows] == ["as drawn", "gain=1", "gamma=3", "noise=0.1"]
+    assert [row["condition"] for row in rows] == ["as drawn", "gain=1", "gamma=3", "noise=0.1", "wall=1"]
     drawn, neutral, changed = rows[0], rows[1], rows[2]
-    # gain 1 is no change at all: every figure as drawn, the paired change exactly 0
+    # gain 1 and wall 1 (the truth borders handed to the step) are no change at all: every figure as drawn
     for _, key, _ in robustness.COLUMNS:
-        assert neutral[key] == drawn[key]
-    assert neutral["change"] == 0.0 and neutral["training_draws"] == "0.6-1.4"
+        assert neutral[key] == drawn[key] == rows[4][key]
+    assert neutral["change"] == 0.0 == rows[4]["change"] and neutral["training_draws"] == "0.6-1.4"
     # a gamma of 3 darkens the walls' mid-greys: the network's windows read otherwise
     assert changed["window_dice"] != drawn["window_dice"]
     assert changed["change"] == pytest.approx(changed["lvid_column_mae_mm"] - drawn["lvid_column_mae_mm"])
