@@ -115,6 +115,11 @@ def build_parser():
                            "(log compression of 30-60 dB undone, blurred, redone), sigma drawn up to PX rows of "
                            "the input: walls' echoes spread into the cavity as a longer pulse's do, the mask "
                            "stays at the interface (default: none)")
+    data.add_argument("--wall-gain", type=float_between(1, 100, include_low=True), default=None, metavar="G",
+                      help="with --augment: also make half the training images' septum and posterior wall echo "
+                           "more or less than the rest: the grey above the black level times a gain drawn "
+                           "log-uniformly in [1/G, G] for each wall, over the band the mask puts it in (the "
+                           "issue's wall brightness; default: none)")
     data.add_argument("--wide-photometric", action="store_true",
                       help="with --augment: draw the photometric steps over wider ranges (speckle log-SD up to "
                            "0.7 with grains up to 6 rows, gamma 0.4-2.5, blur sigma up to 2.5 px, noise SD drawn "
@@ -190,6 +195,7 @@ def options_from_args(args):
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
                            gain_field=args.gain_field, axial_bloom=args.axial_bloom,
                            interior_weight=args.interior_weight, wide_photometric=args.wide_photometric,
+                           wall_gain=args.wall_gain,
                            widen=args.widen)
 
 

@@ -85,6 +85,7 @@ class TrainingOptions:
     gain_field: float | None = None  # most log-gain SD of the augmentation's smooth gain field; None: not used
     axial_bloom: float | None = None  # most sigma (rows) of the augmentation's amplitude blur in depth; None: not
     wide_photometric: bool = False  # the augmentation's photometric steps over mmode.augment.WIDE_PHOTOMETRIC_RANGES
+    wall_gain: float | None = None  # most gain of the augmentation's wall brightness (RandomWallGain); None: not used
     interior_weight: float = 1.0  # BCE weight of pixels with no cavity border within INTERIOR_MARGIN_ROWS rows
     widen: bool = False  # with load: a checkpoint with fewer filters is widened to model_params' (quicknat.widen)
 
@@ -278,6 +279,7 @@ class Trainer:
             self.gain_field = resume.get("gain_field")
             self.axial_bloom = resume.get("axial_bloom")
             self.wide_photometric = bool(resume.get("wide_photometric", False))
+            self.wall_gain = resume.get("wall_gain")
             self.interior_weight = float(resume.get("interior_weight", 1.0))
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
@@ -288,6 +290,7 @@ class Trainer:
             self.gain_field = None if options.gain_field is None else float(options.gain_field)
             self.axial_bloom = None if options.axial_bloom is None else float(options.axial_bloom)
             self.wide_photometric = bool(options.wide_photometric)
+            self.wall_gain = None if options.wall_gain is None else float(options.wall_gain)
             self.interior_weight = float(options.interior_weight)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
@@ -307,7 +310,7 @@ class Trainer:
                              "(--img-width)")
         self._check_time_stretch()
         for flag, value in (("--gain-field", self.gain_field), ("--axial-bloom", self.axial_bloom),
-                            ("--wide-photometric", self.wide_photometric or None)):
+                            ("--wide-photometric", self.wide_photometric or None), ("--wall-gain", self.wall_gain)):
             if value is not None and not options.augment:
                 raise InputError(f"{flag} is a step of the augmentation: add --augment")
         if options.widen and not options.load:
@@ -356,7 +359,8 @@ class Trainer:
                                                              time_stretch=self.time_stretch,
                                                              gain_field=self.gain_field,
                                                              axial_bloom=self.axial_bloom,
-                                                             wide_photometric=self.wide_photometric),
+                                                             wide_photometric=self.wide_photometric,
+                                                             wall_gain=self.wall_gain),
                                          shuffle=True)
         self.val_loader = (self._loader(SegmentationDataset(options.data_dir, self.img_size, names=self.val_names,
                                                             img_width=self.img_width),
@@ -580,7 +584,8 @@ class Trainer:
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
             gain_field=self.gain_field, axial_bloom=self.axial_bloom, interior_weight=self.interior_weight,
-            wide_photometric=self.wide_photometric, epochs=self.options.epochs, task=self.task,
+            wide_photometric=self.wide_photometric, wall_gain=self.wall_gain, epochs=self.options.epochs,
+            task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),
             train_names=list(self.train_names), val_names=list(self.val_names),
         )

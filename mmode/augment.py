@@ -23,6 +23,10 @@ SCALE_RANGE = (0.85, 1.15)
 # fixed one. `bench/robustness.py` measured the shipped model losing accuracy past the default ranges.
 PHOTOMETRIC_RANGES = dict(speckle_sigma=(0.05, 0.35), speckle_grain_rows_px=(1, 4), gamma=(0.6, 1.6),
                           blur_sigma_px=(0.3, 1.5), noise_sd=(0.04, 0.04))
+# `RandomWallGain`'s band, in fractions of the image height (a window is the recording's height, 4-9 mm of
+# depth; a mouse's walls are 0.6-1.2 mm thick, a tenth to a fifth of it)
+WALL_BAND_THICKNESS, WALL_BAND_FADE = (0.06, 0.14), 0.05
+WALL_BAND_CAVITY, WALL_BAND_CAVITY_FADE = 0.005, 0.015
 WIDE_PHOTOMETRIC_RANGES = dict(speckle_sigma=(0.05, 0.7), speckle_grain_rows_px=(1, 6), gamma=(0.4, 2.5),
                                blur_sigma_px=(0.3, 2.5), noise_sd=(0.0, 0.12))
 
@@ -121,6 +125,57 @@ class RandomGainField(_MultiplyByFactor):
         return {"factor": torch.exp(sd * field)}
 
 
+class RandomWallGain(v2.Transform):
+    """The walls' echoes stronger or weaker than the rest of the image, each wall by its own gain: the grey above
+    the image's black level (its 1st percentile) times g over the band the mask puts each wall in, g drawn
+    log-uniformly in [1 / `max_gain`, `max_gain`] for the septum and the posterior wall apart.
+
+    The band of each wall runs from `WALL_BAND_CAVITY` of the image height inside the cavity (where a wall's echo
+    spreads) to a thickness drawn in `WALL_BAND_THICKNESS` beyond the mask's border, then fades to no change by a
+    raised cosine over `WALL_BAND_FADE` (into the tissue) and `WALL_BAND_CAVITY_FADE` (into the cavity), so the
+    step draws no edge of its own; a wall is the band of the cavity's upper border above the middle of the cavity,
+    of its lower border below. Columns without cavity are left as they are. The global gain, the depth gain and
+    the smooth gain field change every tissue together or by depth; this one is the issue's "wall brightness",
+    where the model measured worst (`bench/robustness.py` `wall=0.5`, README "When recordings look otherwise")."""
+
+    _transformed_types = (tv_tensors.Image, tv_tensors.Mask)  # the mask too, so that make_params sees it
+
+    def __init__(self, max_gain):
+        super().__init__()
+        if max_gain < 1:
+            raise ValueError(f"the most wall gain {max_gain} must be at least 1")
+        self.log_max = math.log(float(max_gain))
+
+    def make_params(self, flat_inputs):
+        masks = [inpt for inpt in flat_inputs if isinstance(inpt, tv_tensors.Mask)]
+        if not masks:
+            raise ValueError("RandomWallGain places the walls by the mask: pass the mask with the image")
+        cavity = masks[0].reshape(masks[0].shape[-2:]) > 0.5
+        height_px = cavity.shape[0]
+        rows = torch.arange(height_px, dtype=torch.float32)[:, None]
+        present = cavity.any(dim=0)
+        upper = torch.where(present, cavity.float().argmax(dim=0).float(), 0.0)
+        lower = torch.where(present, height_px - 1 - cavity.flip(0).float().argmax(dim=0).float(), 0.0)
+        middle = (upper + lower) / 2
+        thickness = torch.empty(1).uniform_(*WALL_BAND_THICKNESS).item() * height_px
+        gains = torch.exp(torch.empty(2).uniform_(-self.log_max, self.log_max))
+        factor = torch.ones(cavity.shape)
+        # depth: rows into the wall beyond the cavity's last row on that side (1 = the first wall row)
+        for depth, side, gain in ((upper - rows, rows < middle, gains[0]), (rows - lower, rows >= middle, gains[1])):
+            fade = torch.maximum((-WALL_BAND_CAVITY * height_px - depth) / (WALL_BAND_CAVITY_FADE * height_px),
+                                 (depth - thickness) / (WALL_BAND_FADE * height_px))
+            band = 0.5 * (1.0 + torch.cos(math.pi * fade.clamp(0.0, 1.0)))
+            factor = torch.where(side & present, factor + (gain - 1.0) * band, factor)
+        return {"factor": factor}
+
+    def transform(self, inpt, params):
+        if isinstance(inpt, tv_tensors.Mask):
+            return inpt
+        factor = params["factor"].to(device=inpt.device, dtype=inpt.dtype)
+        floor = torch.quantile(inpt.flatten().float(), 0.01).to(inpt.dtype)
+        return tv_tensors.wrap(floor + (inpt - floor) * factor, like=inpt)
+
+
 class RandomAxialBloom(v2.Transform):
     """Blur along depth in echo amplitude, not in grey: the grey g (0..1) read as a log-compressed echo of
     a drawn dynamic range, amplitude 10^((g - 1) range / 20), blurred by a Gaussian of sigma drawn up to
@@ -201,12 +256,14 @@ def geometric_transforms():
     ]
 
 
-def photometric_transforms(gain_field=None, axial_bloom=None, wide=False):
-    """The steps applied to the image only: depth gain, (with `gain_field`, the most log-gain SD of a
-    RandomGainField) a smooth gain field, (with `axial_bloom`, the most sigma in rows of a RandomAxialBloom)
-    blur in echo amplitude along depth, speckle, gain and contrast, gamma, blur, noise; drawn within
-    `PHOTOMETRIC_RANGES`, or with `wide` within `WIDE_PHOTOMETRIC_RANGES`."""
+def photometric_transforms(gain_field=None, axial_bloom=None, wide=False, wall_gain=None):
+    """The steps applied to the image only: (with `wall_gain`, the most gain of a RandomWallGain) the walls'
+    brightness, depth gain, (with `gain_field`, the most log-gain SD of a RandomGainField) a smooth gain field,
+    (with `axial_bloom`, the most sigma in rows of a RandomAxialBloom) blur in echo amplitude along depth,
+    speckle, gain and contrast, gamma, blur, noise; drawn within `PHOTOMETRIC_RANGES`, or with `wide` within
+    `WIDE_PHOTOMETRIC_RANGES`."""
     ranges = WIDE_PHOTOMETRIC_RANGES if wide else PHOTOMETRIC_RANGES
+    walls = [] if wall_gain is None else [v2.RandomApply([RandomWallGain(wall_gain)], p=0.5)]
     field = [] if gain_field is None else [v2.RandomApply([RandomGainField(gain_field)], p=0.7)]
     bloom = [] if axial_bloom is None else [v2.RandomApply([RandomAxialBloom(axial_bloom)], p=0.5)]
     low_sd, high_sd = ranges["noise_sd"]
@@ -214,6 +271,7 @@ def photometric_transforms(gain_field=None, axial_bloom=None, wide=False):
     noise = v2.GaussianNoise(sigma=low_sd) if low_sd == high_sd else RandomNoise((low_sd, high_sd))
     blur_sigma = ranges["blur_sigma_px"]
     return [
+        *walls,
         v2.RandomApply([RandomDepthGain()], p=0.5),
         *field,
         *bloom,
@@ -228,10 +286,11 @@ def photometric_transforms(gain_field=None, axial_bloom=None, wide=False):
     ]
 
 
-def build_augmentation(gain_field=None, axial_bloom=None, wide_photometric=False):
+def build_augmentation(gain_field=None, axial_bloom=None, wide_photometric=False, wall_gain=None):
     """The `--augment` pipeline: a PairAugmentation of the geometric, then the photometric steps
     (`gain_field`: `--gain-field`, the smooth gain field's most log-gain SD; `axial_bloom`: `--axial-bloom`,
-    the amplitude blur's most sigma in rows; None leaves either out; `wide_photometric`: `--wide-photometric`,
-    the wider ranges)."""
+    the amplitude blur's most sigma in rows; `wall_gain`: `--wall-gain`, the walls' most gain; None leaves
+    each out; `wide_photometric`: `--wide-photometric`, the wider ranges)."""
     return PairAugmentation(v2.Compose(geometric_transforms()
-                                       + photometric_transforms(gain_field, axial_bloom, wide_photometric)))
+                                       + photometric_transforms(gain_field, axial_bloom, wide_photometric,
+                                                                wall_gain)))

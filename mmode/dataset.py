@@ -115,6 +115,8 @@ class SegmentationDataset:
     (`mmode.augment.RandomGainField`); `axial_bloom` (with `augment`): the most sigma (rows) of its blur in
     echo amplitude along depth (`mmode.augment.RandomAxialBloom`); None leaves either step out.
     `wide_photometric` (with `augment`): the photometric steps drawn within `mmode.augment.WIDE_PHOTOMETRIC_RANGES`.
+    `wall_gain` (with `augment`): the most gain of the walls' brightness (`mmode.augment.RandomWallGain`), None
+    leaves it out.
 
     Item i -> (image, mask): float32 torch tensors (1, img_size, img_width or crop_width); the image grey in [0, 1]
     (resized bilinearly), the mask 0/1 (resized by nearest neighbour, so it stays binary). With `soft_masks`,
@@ -123,7 +125,8 @@ class SegmentationDataset:
     """
 
     def __init__(self, folder, img_size, augment=False, names=None, soft_masks=False, img_width=None,
-                 crop_width=None, time_stretch=None, gain_field=None, axial_bloom=None, wide_photometric=False):
+                 crop_width=None, time_stretch=None, gain_field=None, axial_bloom=None, wide_photometric=False,
+                 wall_gain=None):
         self.folder = Path(folder)
         self.img_size = int(img_size)
         self.img_width = self.img_size if img_width is None else int(img_width)
@@ -135,16 +138,19 @@ class SegmentationDataset:
         if self.time_stretch is not None and (self.crop_width is None or self.time_stretch < 1):
             raise ValueError(f"time stretch {time_stretch} needs a crop width and must be at least 1")
         self.names = list(check_dataset(self.folder) if names is None else names)
-        if (gain_field is not None or axial_bloom is not None or wide_photometric) and not augment:
-            raise ValueError("a gain field, an axial bloom or wide photometric ranges: each is part of the "
-                             "augmentation, which needs augment")
+        if (gain_field is not None or axial_bloom is not None or wide_photometric or wall_gain is not None) \
+                and not augment:
+            raise ValueError("a gain field, an axial bloom, wide photometric ranges or a wall gain: each is part of "
+                             "the augmentation, which needs augment")
         self.gain_field = None if gain_field is None else float(gain_field)
         self.axial_bloom = None if axial_bloom is None else float(axial_bloom)
         self.wide_photometric = bool(wide_photometric)
+        self.wall_gain = None if wall_gain is None else float(wall_gain)
         if augment:
             from mmode.augment import build_augmentation
 
-            self.augmentation = build_augmentation(self.gain_field, self.axial_bloom, self.wide_photometric)
+            self.augmentation = build_augmentation(self.gain_field, self.axial_bloom, self.wide_photometric,
+                                                   self.wall_gain)
         else:
             self.augmentation = None
 

@@ -281,6 +281,44 @@ def test_an_axial_bloom_spreads_a_bright_wall_into_the_dark_cavity_and_leaves_fl
     assert torch.allclose(PairAugmentation(RandomAxialBloom(2.5))(flat, mask)[0], flat, atol=1e-5)
 
 
+def test_a_wall_gain_scales_each_wall_above_the_black_level_where_the_mask_puts_it():
+    torch = pytest.importorskip("torch")
+    from mmode.augment import PairAugmentation, RandomWallGain
+
+    torch.manual_seed(5)
+    mask = torch.zeros(1, 200, 8)
+    mask[:, 80:120, :6] = 1  # cavity rows 80-119 in columns 0-5; column 6 and 7 have none
+    image = torch.full((1, 200, 8), 0.5)
+    image[:, 190:] = 0.1  # the black level (the 1st percentile)
+    step = PairAugmentation(RandomWallGain(2.0))
+    upper_gains, lower_gains = [], []
+    for _ in range(100):
+        image_out, mask_out = step(image, mask)
+        assert torch.equal(mask_out, mask)
+        column = image_out[0, :, 0]
+        gain_up, gain_low = ((float(column[row]) - 0.1) / 0.4 for row in (75, 125))
+        # 0.5-2, the same over each wall's band (rows 6-14 % of 200 beyond the cavity, at least 12)
+        for gain, rows in ((gain_up, slice(68, 80)), (gain_low, slice(120, 132))):
+            assert 0.5 - 1e-4 <= gain <= 2.0 + 1e-4
+            assert torch.allclose(column[rows], torch.tensor(0.1 + 0.4 * gain), atol=1e-5)
+        upper_gains.append(gain_up), lower_gains.append(gain_low)
+        # the middle of the cavity, the far tissue and the black level as they were; no column without cavity
+        assert torch.allclose(column[88:112], torch.tensor(0.5)) and torch.allclose(column[:20], torch.tensor(0.5))
+        assert torch.allclose(image_out[0, 190:], torch.tensor(0.1))
+        assert torch.equal(image_out[0, :, 6:], image[0, :, 6:])
+        # fading, not stepping, into the tissue beyond: no change between neighbours larger than a fifth of it
+        for gain, rows in ((gain_up, slice(20, 70)), (gain_low, slice(130, 180))):
+            steps = column[rows].diff().abs()
+            assert float(steps.max()) <= 0.2 * abs(0.4 * (gain - 1)) + 1e-5
+    # the two walls drawn apart, over the whole range, log-uniformly (about as many dimmed as brightened)
+    assert np.corrcoef(upper_gains, lower_gains)[0, 1] < 0.5
+    assert min(upper_gains) < 0.6 and max(upper_gains) > 1.7 and 30 < sum(g < 1 for g in lower_gains) < 70
+    with pytest.raises(ValueError, match="places the walls by the mask"):
+        RandomWallGain(2.0)(torch.full((1, 20, 4), 0.5))
+    with pytest.raises(ValueError, match="must be at least 1"):
+        RandomWallGain(0.5)
+
+
 def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
     pytest.importorskip("torch")
     from mmode.augment import RandomGainField
@@ -297,7 +335,16 @@ def test_the_gain_field_joins_the_augmentation_only_when_asked(tmp_path):
     with_bloom = SegmentationDataset(data, 32, augment=True, axial_bloom=2.0)
     assert with_bloom.axial_bloom == 2.0 and not has_field(with_bloom)
     assert SegmentationDataset(data, 32, augment=True, wide_photometric=True).wide_photometric
-    for changes in (dict(gain_field=0.5), dict(axial_bloom=2.0), dict(wide_photometric=True)):
+    from mmode.augment import RandomWallGain
+
+    with_walls = SegmentationDataset(data, 32, augment=True, wall_gain=2.0)
+    steps = with_walls.augmentation.transforms.transforms
+    assert with_walls.wall_gain == 2.0 and _photometric_draws(steps, RandomWallGain)
+    assert not _photometric_draws(SegmentationDataset(data, 32, augment=True).augmentation.transforms.transforms,
+                                  RandomWallGain)
+    image, mask = with_walls[0]  # the windows' masks reach the step
+    assert image.shape == mask.shape == (1, 32, 32)
+    for changes in (dict(gain_field=0.5), dict(axial_bloom=2.0), dict(wide_photometric=True), dict(wall_gain=2.0)):
         with pytest.raises(ValueError, match="needs augment"):
             SegmentationDataset(data, 32, **changes)
 

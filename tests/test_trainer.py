@@ -385,19 +385,22 @@ def test_a_time_stretch_is_checked_recorded_and_kept_by_resume(data, tmp_path):
 def test_a_gain_field_an_axial_bloom_and_wide_ranges_need_augment_are_recorded_and_kept_by_resume(data, tmp_path):
     out = tmp_path / "out"
     trainer = Trainer(options(data, out, epochs=1, img_size=64, augment=True, gain_field=0.3, axial_bloom=1.5,
-                              wide_photometric=True))
+                              wide_photometric=True, wall_gain=1.8))
+    assert trainer.train_loader.dataset.wall_gain == 1.8
     assert trainer.train_loader.dataset.gain_field == 0.3 and trainer.train_loader.dataset.axial_bloom == 1.5
     assert trainer.train_loader.dataset.wide_photometric is True
     trainer.fit()
     checkpoint = read_checkpoint(out / "CP_last_e1.pt")
     assert checkpoint["gain_field"] == 0.3 and checkpoint["axial_bloom"] == 1.5 and checkpoint["wide_photometric"]
+    assert checkpoint["wall_gain"] == 1.8
     resumed = Trainer(options(data, out, epochs=2, augment=True, resume=out / "CP_last_e1.pt"))
     assert resumed.gain_field == 0.3 and resumed.train_loader.dataset.gain_field == 0.3
     assert resumed.axial_bloom == 1.5 and resumed.train_loader.dataset.axial_bloom == 1.5
     assert resumed.wide_photometric is True and resumed.train_loader.dataset.wide_photometric is True
+    assert resumed.wall_gain == 1.8 and resumed.train_loader.dataset.wall_gain == 1.8
     assert Trainer(options(data, tmp_path / "plain", img_size=64, augment=True)).wide_photometric is False
     for changes, flag in ((dict(gain_field=0.3), "--gain-field"), (dict(axial_bloom=1.5), "--axial-bloom"),
-                          (dict(wide_photometric=True), "--wide-photometric")):
+                          (dict(wide_photometric=True), "--wide-photometric"), (dict(wall_gain=2.0), "--wall-gain")):
         with pytest.raises(InputError, match=f"{flag} is a step of the augmentation: add --augment"):
             Trainer(options(data, tmp_path / "other", img_size=64, **changes))
     assert not (tmp_path / "other").exists()
