@@ -14,8 +14,9 @@ on the grey levels as fractions of white (0-1), clipped back to 0-1 and rounded 
   horizontal streaks, as M-mode speckle forms them;
 - `blur=MM`: a Gaussian blur along depth of SD MM millimetres (a longer pulse; in rows at each recording's own
   pixel size, so the same physical blur at any calibration);
-- `wall=K`: the two walls' grey times K against the rest of the image (a septum and posterior wall that reflect
-  more or less than the simulator's, the pericardium, the right ventricle and the chest wall as they were). The
+- `wall=K`: the two walls' grey above the image's black level (its 1st percentile, the floor a cavity sits on)
+  times K against the rest of the image: a septum and posterior wall that echo more or less than the
+  simulator's, while the floor, the pericardium, the right ventricle and the chest wall stay as they were. The
   walls are where the truth puts them: from `WALL_CAVITY_MM` inside the cavity to `WALL_TISSUE_MM` into the
   tissue beyond each truth border, fading to no change over `WALL_FADE_MM` (into the cavity, where a wall's echo
   spreads only its blur's width, over `WALL_CAVITY_FADE_MM`) by a raised cosine, so the step draws no edge of
@@ -135,7 +136,8 @@ def wall_weight(shape, upper_px, lower_px, mm_per_px):
 
 
 def _wall(grey, k, mm_per_px, borders, **_):
-    return grey * (1.0 + (k - 1.0) * wall_weight(grey.shape, *borders, mm_per_px))
+    floor = np.percentile(grey, 1.0)  # a weaker echo fades into the display's black level, not below it
+    return floor + (grey - floor) * (1.0 + (k - 1.0) * wall_weight(grey.shape, *borders, mm_per_px))
 
 
 STEP_FUNCTIONS = dict(gain=_gain, contrast=_contrast, gamma=_gamma, tgc=_tgc, noise=_noise, speckle=_speckle,

@@ -86,27 +86,31 @@ def test_blur_is_along_depth_and_in_millimetres_whatever_the_pixel_size(mm_per_p
 
 
 def _walls_image(width=6):
-    """Grey 100 everywhere, truth borders at rows 100 and 200 (NaN in the last column), 0.01 mm per row."""
+    """Grey 100 with a black level of 20 in the last 10 rows, truth borders at rows 100 and 200 (NaN in the last
+    column), 0.01 mm per row."""
     upper, lower = np.full(width, 100.0), np.full(width, 200.0)
     upper[-1] = lower[-1] = np.nan
-    return np.full((300, width), 100, np.uint8), (upper, lower)
+    image = np.full((300, width), 100, np.uint8)
+    image[290:] = 20
+    return image, (upper, lower)
 
 
 def test_wall_scales_the_walls_grey_where_the_truth_puts_them_and_fades_out():
     image, borders = _walls_image()
     brighter = perturb_image(image, [perturbation("wall=2")], 0.01, name="a", borders=borders)
     column = brighter[:, 0].astype(int)
-    # full strength from 0.05 mm inside the cavity to 0.6 mm into each wall: rows 40-105 and 195-260
-    assert (column[40:106] == 200).all() and (column[195:261] == 200).all()
-    # the middle of the cavity and the far tissue as they were; half way through each fade (0.3 mm into the
-    # tissue, 0.1 mm into the cavity), half the change
-    assert (column[115:186] == 100).all() and (column[:10] == 100).all() and (column[291:] == 100).all()
-    assert column[25] == column[275] == column[110] == column[190] == 150
+    # the grey above the black level (20) doubled from 0.05 mm inside the cavity to 0.6 mm into each wall: rows
+    # 40-105 and 195-260
+    assert (column[40:106] == 180).all() and (column[195:261] == 180).all()
+    # the middle of the cavity, the far tissue and the black level as they were; half way through each fade (0.3
+    # mm into the tissue, 0.1 mm into the cavity), half the change
+    assert (column[115:186] == 100).all() and (column[:10] == 100).all() and (column[290:] == 20).all()
+    assert column[25] == column[275] == column[110] == column[190] == 140
     assert np.all(np.diff(column[10:41]) >= 0) and np.all(np.diff(column[260:291]) <= 0)  # no edge of its own
     assert np.all(np.diff(column[105:116]) <= 0) and np.all(np.diff(column[185:196]) >= 0)
     np.testing.assert_array_equal(brighter[:, -1], image[:, -1])  # no truth border in that column: unchanged
     dimmer = perturb_image(image, [perturbation("wall=0.5")], 0.01, name="a", borders=borders)
-    assert (dimmer[40:106, 0] == 50).all() and (dimmer[150, 0] == 100)
+    assert (dimmer[40:106, 0] == 60).all() and dimmer[150, 0] == 100 and (dimmer[290:] == 20).all()
     np.testing.assert_array_equal(perturb_image(image, [("wall", 1.0)], 0.01, borders=borders), image)
 
 
