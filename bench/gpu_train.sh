@@ -14,6 +14,7 @@
 #   OUT=gpu_out SIM_S=130 TRAIN_S=330 bash bench/gpu_train.sh
 #   RUNS=A OUT=gpu_out bash bench/gpu_train.sh       # one run with all the loaders
 #   RUNS="A W" OUT=gpu_out bash bench/gpu_train.sh   # the shipped width against 32 filters, from the same start
+#   EXTRA="--gain-field 0.5 --wall-gain 2" RUNS=A OUT=gpu_out bash bench/gpu_train.sh   # more run.py flags, every run
 set -uo pipefail
 OUT=${OUT:-bench/out/gpu}
 WORK=${WORK:-/tmp/gpu_train}
@@ -21,6 +22,7 @@ SIM_S=${SIM_S:-130}
 TRAIN_S=${TRAIN_S:-330}
 JOBS=${JOBS:-$(nproc)}
 RUNS=${RUNS:-A B}
+read -r -a EXTRA_FLAGS <<< "${EXTRA:-}"  # run.py flags added to every run (augmentation steps, say)
 N_RUNS=$(echo $RUNS | wc -w)
 LOADERS=${LOADERS:-$(( (JOBS - 2) / N_RUNS > 0 ? (JOBS - 2) / N_RUNS : 0 ))}
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
@@ -83,7 +85,8 @@ EPOCHS=$(( EPOCHS < 4 ? 4 : (EPOCHS > 60 ? 60 : EPOCHS) ))
 stamp "$(ls "$WORK"/sims | wc -l) chunks, $WINDOWS windows; ${IMAGES_PER_S} images/s per run; $EPOCHS epochs"
 
 COMMON=(-d "$WORK/all" -b 32 -p "$ROWS" --img-width "$COLUMNS" --train-crop "$CROP" --lr-schedule cosine
-        --augment --soft-masks -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite)
+        --augment --soft-masks -v 10 --seed 0 --dropout 0.1 --kernel 5 --workers "$LOADERS" --quiet --overwrite
+        "${EXTRA_FLAGS[@]}")
 PIDS=()
 if [[ " $RUNS " == *" A "* ]]; then
   timeout -s INT "$TRAIN_S" python3 run.py "${COMMON[@]}" -e "$EPOCHS" -l 0.0005 --num-filters 16 \

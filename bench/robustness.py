@@ -41,7 +41,7 @@ DEFAULT_CONDITIONS = ("gain=0.5", "gain=1.4", "gain=2", "contrast=0.5", "contras
 TRAINING_DRAWS = dict(gain="0.6-1.4", contrast="0.6-1.4", gamma="0.6-1.6", tgc="0.6-1.4",
                       noise="SD 0.04 on each network's input", speckle="0.05-0.35",
                       blur="0.3-1.5 px of each network's input (~0.003-0.045 mm)",
-                      wall="the simulator's walls at grey 0.08-0.42, a gain field of log-SD up to 0.5",
+                      wall="the simulator's walls at median grey 0.08-0.42, a smooth gain field",
                       hr="350-840 bpm")
 COLUMNS = (("per column (mm)", "lvid_column_mae_mm", "{:.4f}"), ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
            ("LVIDd (mm)", "recording_lvid_d_mm_mae", "{:.4f}"), ("LVIDs (mm)", "recording_lvid_s_mm_mae", "{:.4f}"),
