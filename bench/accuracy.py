@@ -41,8 +41,9 @@ values per beat in `measurements.csv`), or the output of a generator the model n
     python bench/accuracy.py --recordings examples
 
 `--perturb NAME=VALUE ...` changes every recording's image before analysis (`bench/perturb.py`: gain, contrast,
-gamma, depth gain, noise, speckle, blur along depth, the walls' brightness), the truth unchanged: the same hearts
-as another scanner's settings would show them; `bench/robustness.py` runs a sweep of such changes side by side.
+gamma, depth gain, noise, speckle, speckle size, blur along depth, the walls' brightness), the truth unchanged:
+the same hearts as another scanner's settings would show them; `bench/robustness.py` runs a sweep of such
+changes side by side.
 """
 import argparse
 import dataclasses
@@ -129,8 +130,9 @@ def build_parser():
     parser.add_argument("--perturb", nargs="+", type=perturbation, metavar="NAME=VALUE", default=[],
                         help="change every recording's image before analysis, in this order (bench/perturb.py): "
                              "gain=K, contrast=C, gamma=G, tgc=K (depth ramp to K), noise=SD, speckle=SD, "
-                             "blur=MM (along depth), wall=K (the walls' grey, placed by the truth borders); the "
-                             "truth is unchanged, so compare.py pairs the run with an unperturbed one")
+                             "grain=MM (speckle grains MM deep), blur=MM (along depth), wall=K (the walls' grey, "
+                             "placed by the truth borders); the truth is unchanged, so compare.py pairs the run "
+                             "with an unperturbed one")
     parser.add_argument("--sets", nargs="+", choices=("clean", "artefacts"),
                         help="which sets to run (default: both)")
     parser.add_argument("--ms-per-column", type=float_between(0, 1000, include_low=True), default=None,

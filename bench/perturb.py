@@ -12,6 +12,9 @@ on the grey levels as fractions of white (0-1), clipped back to 0-1 and rounded 
 - `noise=S`: Gaussian noise of SD S added to every pixel;
 - `speckle=S`: multiplied by log-normal speckle of log-SD S, its grain `SPECKLE_GRAIN_PX` (rows, columns):
   horizontal streaks, as M-mode speckle forms them;
+- `grain=MM`: the same speckle at log-SD `GRAIN_SPECKLE_SD` with grains MM millimetres deep (in rows at each
+  recording's own pixel size) and `GRAIN_STREAK` times as many columns: speckle size, a longer pulse's coarser
+  grain at a fixed strength;
 - `blur=MM`: a Gaussian blur along depth of SD MM millimetres (a longer pulse; in rows at each recording's own
   pixel size, so the same physical blur at any calibration);
 - `wall=K`: the two walls' grey above the image's black level (its 1st percentile, the floor a cavity sits on)
@@ -33,11 +36,12 @@ import zlib
 
 import numpy as np
 
-STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "blur", "wall")
+STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "grain", "blur", "wall")
 SPECKLE_GRAIN_PX = (2, 8)  # rows, columns of one speckle grain
+GRAIN_SPECKLE_SD, GRAIN_STREAK = 0.3, 4  # `grain=MM`: its speckle's log-SD, and columns per row of a grain
 # the most a step's value may be, so a typo (gamma=20) is an error and not a black image
 STEP_RANGES = dict(gain=(0.05, 20.0), contrast=(0.05, 20.0), gamma=(0.05, 20.0), tgc=(0.05, 20.0),
-                   noise=(0.0, 1.0), speckle=(0.0, 2.0), blur=(0.0, 1.0), wall=(0.05, 20.0))
+                   noise=(0.0, 1.0), speckle=(0.0, 2.0), grain=(0.001, 1.0), blur=(0.0, 1.0), wall=(0.05, 20.0))
 # `wall=K`: the band around each truth border whose grey is scaled (mm): a mouse's septum and posterior wall are
 # 0.6-1.2 mm thick, and a wall's echo spreads some rows into the cavity, which scales with it
 WALL_CAVITY_MM, WALL_TISSUE_MM, WALL_FADE_MM, WALL_CAVITY_FADE_MM = 0.05, 0.6, 0.3, 0.1
@@ -103,13 +107,18 @@ def _noise(grey, sd, rng, **_):
     return grey + rng.normal(0.0, sd, grey.shape)
 
 
-def _speckle(grey, sd, rng, **_):
+def _speckle(grey, sd, rng, grain_px=SPECKLE_GRAIN_PX, **_):
     from mmode.inference import upsample_bilinear
 
-    rows, cols = SPECKLE_GRAIN_PX
-    coarse = rng.standard_normal((-(-grey.shape[0] // rows), -(-grey.shape[1] // cols))).astype(np.float32)
-    field = upsample_bilinear(coarse, grey.shape)  # one grain per knot, interpolated onto the pixels
+    rows, cols = grain_px
+    coarse = rng.standard_normal((math.ceil(grey.shape[0] / rows), math.ceil(grey.shape[1] / cols)))
+    field = upsample_bilinear(coarse.astype(np.float32), grey.shape)  # one grain per knot, interpolated
     return grey * np.exp(sd * field - 0.5 * sd ** 2)
+
+
+def _grain(grey, mm, rng, mm_per_px, **_):
+    rows = max(1.0, mm / mm_per_px)
+    return _speckle(grey, GRAIN_SPECKLE_SD, rng, grain_px=(rows, GRAIN_STREAK * rows))
 
 
 def _blur(grey, mm, mm_per_px, **_):
@@ -141,4 +150,4 @@ def _wall(grey, k, mm_per_px, borders, **_):
 
 
 STEP_FUNCTIONS = dict(gain=_gain, contrast=_contrast, gamma=_gamma, tgc=_tgc, noise=_noise, speckle=_speckle,
-                      blur=_blur, wall=_wall)
+                      grain=_grain, blur=_blur, wall=_wall)

@@ -1,14 +1,14 @@
 """How the model holds when recordings look otherwise: the same hearts under each image change, side by side.
 
-Runs `bench/accuracy.py` on the same simulated recordings once as drawn and once per condition, each
-condition one `--perturb` step (`bench/perturb.py`: gain, contrast, gamma, depth gain, noise, speckle, blur
-along depth, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
+Runs `bench/accuracy.py` on the same simulated recordings once as drawn and once per condition, each condition
+one `--perturb` step (`bench/perturb.py`: gain, contrast, gamma, depth gain, noise, speckle, blur along depth,
+speckle size, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
 the per-column LVID MAE, its mean signed error, LVIDd, LVIDs and EF per recording, window Dice, and the
 per-column MAE's change against the recordings as drawn with its 95 % paired bootstrap interval over
 recordings (`bench/compare.py`). The default conditions reach past the ranges training drew (`run.py
 --augment`, README "Augmentation"; the table names them), so it shows where the model stops holding rather
-than only that it holds where it was taught to. Each run's accuracy JSON is kept in `--out-dir` (pair any
-two with `bench/compare.py`), the table also as `robustness.json` there.
+than only that it holds where it was taught to. Each run's accuracy JSON is kept in `--out-dir` (pair any two
+with `bench/compare.py`), the table also as `robustness.json` there.
 
     python bench/robustness.py --n 12 --seed 14000
     python bench/robustness.py --n 12 --seed 14000 --conditions gamma=2.5 noise=0.15 hr=300
@@ -34,13 +34,14 @@ log = logging.getLogger("robustness")
 # The default sweep: each kind once or twice, at and past what training drew
 DEFAULT_CONDITIONS = ("gain=0.5", "gain=1.4", "gain=2", "contrast=0.5", "contrast=2", "gamma=0.4", "gamma=1.6",
                       "gamma=2.5", "tgc=0.5", "tgc=2", "noise=0.05", "noise=0.15", "speckle=0.3", "speckle=0.6",
-                      "blur=0.02", "blur=0.05", "wall=0.5", "wall=2", "hr=300", "hr=900")
+                      "grain=0.05", "grain=0.15", "blur=0.02", "blur=0.05", "wall=0.5", "wall=2", "hr=300", "hr=900")
 # What the shipped models' training drew of each kind (mmode/augment.py, preprocess/sim_motion.py). Noise and blur
 # act on each network's input: the segmentation's is the recording resized (about 2.6 rows per input row), the
 # refiner's the recording's own pixels, so in mm or at a recording's pixels they span a range.
 TRAINING_DRAWS = dict(gain="0.6-1.4", contrast="0.6-1.4", gamma="0.6-1.6", tgc="0.6-1.4",
                       noise="SD 0.04 on each network's input", speckle="0.05-0.35",
                       blur="0.3-1.5 px of each network's input (~0.003-0.045 mm)",
+                      grain="1-4 rows of the segmentation's input (~0.02-0.14 mm) at log-SD 0.05-0.35",
                       wall="the simulator's walls at median grey 0.08-0.42, a smooth gain field",
                       hr="350-840 bpm")
 COLUMNS = (("per column (mm)", "lvid_column_mae_mm", "{:.4f}"), ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),

@@ -66,6 +66,23 @@ def test_noise_and_speckle_have_the_asked_strength_and_repeat_for_the_same_recor
     assert not np.array_equal(again, other)
 
 
+@pytest.mark.parametrize("mm_per_px", [0.01, 0.02])
+def test_grain_is_speckle_of_a_fixed_strength_with_grains_as_deep_as_asked_in_millimetres(mm_per_px):
+    flat = np.full((2000, 300), 128, np.uint8)
+    # 2 rows by 8 columns at 0.3: the speckle step's own grain and strength, draw for draw
+    np.testing.assert_array_equal(perturb_image(flat, [("grain", 2 * mm_per_px)], mm_per_px, name="r"),
+                                  perturb_image(flat, [("speckle", 0.3)], mm_per_px, name="r"))
+    for grain_mm in (0.06, 0.24):
+        log_grey = np.log(perturb_image(flat, [("grain", grain_mm)], mm_per_px, name="r") / 255.0)
+        deviation = log_grey - log_grey.mean()
+        alike = [np.mean(deviation[:-lag] * deviation[lag:]) / deviation.var() for lag in range(1, 200)]
+        half_alike_mm = (1 + next(i for i, value in enumerate(alike) if value < 0.5)) * mm_per_px
+        # knots a grain apart, interpolated linearly: neighbours are half alike 0.63 grains apart (the first lag
+        # past it, in whole rows), whatever the pixel size
+        assert abs(half_alike_mm - 0.63 * grain_mm) <= mm_per_px + 0.15 * 0.63 * grain_mm
+        assert 0.15 < log_grey.std() < 0.3
+
+
 def _edge_width_mm(image, mm_per_px):
     """Distance (mm) between the 16 % and 84 % crossings of a dark-to-bright step down the first column: 2 SD
     of a Gaussian blur."""
