@@ -5,8 +5,9 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import (bootstrap_ci, compare_recording, format_cell, leave_one_out, offset_ci,
-                            offset_free_mae, offset_inputs, recording_row, write_truth_windows)
+from bench.accuracy import (BUDGET_CLASSES, bootstrap_ci, compare_recording, error_budget, format_budget, format_cell,
+                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row,
+                            write_truth_windows)
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -105,6 +106,52 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
     assert result["upper_error_median_mm"] == 0.0
     assert result["lower_error_median_mm"] == pytest.approx(2.0 * simulated.mm_per_px)
     assert result["recording_errors"]["hr_pct"] < 2.0  # the median of the sound beats; the 100-bpm ones left out
+
+
+def test_the_error_budget_puts_each_column_down_to_the_border_that_errs_more_and_sums_to_the_mae():
+    # outward errors (mm) of (upper, lower) in 5 + 3 columns of two recordings; the LVID error is their sum
+    # first: LVID +0.02, -0.02 (within 0.03 mm), -0.04 (septal inward), -0.20 (posterior inward), +0.09 (septal out)
+    first = np.array([[0.01, 0.00, -0.05, 0.00, 0.08],
+                      [0.01, -0.02, 0.01, -0.20, 0.01]])
+    second = np.array([[0.00, 0.01, -0.01],               # +0.10 posterior outward, +0.01 within,
+                       [0.10, 0.00, -0.03]])              # -0.04 posterior inward (the lower border errs more)
+    systolic = [np.array([False, False, True, True, False]), np.array([True, False, False])]
+    budget = error_budget([first, second], systolic)
+    assert [key for key, _ in BUDGET_CLASSES] == list(budget)
+    expected = dict(within_target=(3, 0.05, 0.0), septal_inward=(1, 0.04, 100.0), septal_outward=(1, 0.09, 0.0),
+                    posterior_inward=(2, 0.24, 100 * 0.20 / 0.24), posterior_outward=(1, 0.10, 100.0))
+    for key, (columns, added_mm, systolic_pct) in expected.items():
+        assert budget[key]["columns_pct"] == pytest.approx(100 * columns / 8), key
+        assert budget[key]["mae_mm"] == pytest.approx(added_mm / 8), key
+        assert budget[key]["systolic_pct"] == pytest.approx(systolic_pct), key
+    lvid_errors = np.concatenate([first.sum(axis=0), second.sum(axis=0)])
+    assert sum(row["mae_mm"] for row in budget.values()) == pytest.approx(np.abs(lvid_errors).mean())
+    exact = error_budget([np.zeros((2, 4))], [np.ones(4, bool)])
+    assert exact["within_target"]["columns_pct"] == 100.0 and exact["within_target"]["systolic_pct"] is None
+    assert error_budget([], []) is None and error_budget([np.zeros((2, 0))], [np.zeros(0, bool)]) is None
+    table = format_budget({"clean": dict(error_budget=budget), "calipers": dict(error_budget=None)})
+    assert "| posterior border read inward (an echo taken for the wall) | 25.0, 0.0300 (83 %) |" in table
+    assert "calipers" not in table and format_budget({"calipers": dict(error_budget=None)}) is None
+
+
+def test_a_recordings_comparison_carries_both_borders_errors_and_its_systolic_half():
+    simulated = simulate_recording(12, duration_s=1.0)
+    lvid_mm = (simulated.lower_px - simulated.upper_px + 5.0) * simulated.mm_per_px  # read 1 row up, 4 down
+    parameters = beat_parameters(detect_beats(lvid_mm, simulated.s_per_px), simulated.s_per_px)
+    analysis = SimpleNamespace(lvid_mm=lvid_mm, upper_px=simulated.upper_px - 1.0, lower_px=simulated.lower_px + 4.0,
+                               parameters=parameters, beat_flags=[()] * len(parameters["hr_bpm"]),
+                               uncertainty=np.zeros(len(parameters["hr_bpm"])), summary=summarise(parameters))
+    result = compare_recording(simulated, analysis)
+    upper, lower = result["border_error_mm"]
+    np.testing.assert_allclose(upper, simulated.mm_per_px)
+    np.testing.assert_allclose(lower, 4.0 * simulated.mm_per_px)
+    np.testing.assert_allclose(upper + lower, result["column_error_mm"])
+    truth = simulated.lvid_mm[~simulated.lost_contact]
+    assert result["systolic"].mean() == pytest.approx(0.5, abs=0.01)
+    assert truth[result["systolic"]].max() <= truth[~result["systolic"]].min()
+    # 5 rows of LVID: over 0.03 mm at any pixel size the simulator draws, the lower border erring more
+    budget = error_budget([result["border_error_mm"]], [result["systolic"]])
+    assert budget["septal_outward"]["columns_pct"] == 0 and budget["posterior_outward"]["columns_pct"] == 100.0
 
 
 def test_fixed_pixel_sizes_reach_the_simulated_recordings_and_leave_the_rest_of_the_draw():

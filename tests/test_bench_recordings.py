@@ -60,6 +60,9 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
         assert row_disk["mm_per_px"] == pytest.approx(row_sim["mm_per_px"], rel=1e-9)
         assert row_disk["coarser_than_trained"] is row_sim["coarser_than_trained"] is False
     assert figures["coarse_pixel_recordings"] == simulated["coarse_pixel_recordings"] == 0
+    # the error budget's classes add up to the per-column MAE, computed apart from the LVID errors
+    assert sum(row["mae_mm"] for row in figures["error_budget"].values()) == pytest.approx(
+        figures["lvid_column_mae_mm"], rel=1e-9)
 
 
 def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(recordings, tmp_path, capsys):
@@ -118,6 +121,7 @@ def test_a_labs_measured_beats_are_compared_beat_by_beat_and_by_their_medians(re
     exact = accuracy_json(tmp_path / "exact.json", "--recordings", recordings / "with_truth")["figures"]["with_truth"]
     by_hand = accuracy_json(tmp_path / "hand.json", "--recordings", measured)["figures"]["measured"]
     assert by_hand["lvid_column_mae_mm"] is None and by_hand["window_dice"] is None
+    assert by_hand["error_budget"] is None  # calipers give no borders to put the error down to
     for key in ("beats_found_pct", "beat_lvid_d_mm_mae", "beat_lvid_s_mm_mae", "beat_ef_pct_mae", "beat_hr_pct_mae",
                 "recording_lvid_d_mm_mae", "recording_lvid_s_mm_mae", "recording_ef_pct_mae", "recording_hr_pct_mae"):
         assert by_hand[key] == pytest.approx(exact[key], abs=1e-9), key
