@@ -80,7 +80,7 @@ BUDGET_LIMIT_MM = 0.03
 BUDGET_CLASSES = (("within_target", "within 0.03 mm"),
                   ("septal_inward", "septal border read inward"),
                   ("septal_outward", "septal border read outward"),
-                  ("posterior_inward", "posterior border read inward (an echo taken for the wall)"),
+                  ("posterior_inward", "posterior border read inward (e.g. an echo taken for the wall)"),
                   ("posterior_outward", "posterior border read outward (wall read as cavity)"))
 
 

@@ -130,7 +130,7 @@ def test_the_error_budget_puts_each_column_down_to_the_border_that_errs_more_and
     assert exact["within_target"]["columns_pct"] == 100.0 and exact["within_target"]["systolic_pct"] is None
     assert error_budget([], []) is None and error_budget([np.zeros((2, 0))], [np.zeros(0, bool)]) is None
     table = format_budget({"clean": dict(error_budget=budget), "calipers": dict(error_budget=None)})
-    assert "| posterior border read inward (an echo taken for the wall) | 25.0, 0.0300 (83 %) |" in table
+    assert "| posterior border read inward (e.g. an echo taken for the wall) | 25.0, 0.0300 (83 %) |" in table
     assert "calipers" not in table and format_budget({"calipers": dict(error_budget=None)}) is None
 
 
