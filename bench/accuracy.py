@@ -371,7 +371,8 @@ def recording_row(result):
     - truth, mm) and offset-free MAE (`offset_free_mae`; None without measured columns), measured columns,
     the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, and whether it is coarser
     than the training recordings' (`mmode.calibration.coarser_than_trained`), and the median outward error of
-    each border (`mmode.convention.border_errors_mm`; None without measured columns)."""
+    each border (`mmode.convention.border_errors_mm`; None without measured columns), and what each class of the
+    error budget adds to its per-column MAE (`recording_budget`)."""
     errors_mm = result["column_error_mm"]
     mm_per_px, s_per_px = result.get("mm_per_px"), result.get("s_per_px")
     coarse = None if mm_per_px is None else bool(coarser_than_trained(Calibration(mm_per_px, s_per_px, "user")))
@@ -383,6 +384,7 @@ def recording_row(result):
                 lvid_column_mae_offset_free_mm=offset_free_mae([errors_mm]),
                 upper_error_median_mm=result.get("upper_error_median_mm"),
                 lower_error_median_mm=result.get("lower_error_median_mm"),
+                error_budget_mm=recording_budget(result),
                 measured_columns=int(errors_mm.size),
                 **{f"{key}_error": result["recording_errors"].get(key)
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
@@ -417,6 +419,16 @@ def error_budget(border_errors_mm, systolic, limit_mm=BUDGET_LIMIT_MM):
                            systolic_pct=100.0 * float(absolute[members[key] & systolic].sum()) / added
                            if added > 0 else None)
     return budget
+
+
+def recording_budget(result):
+    """What each class of BUDGET_CLASSES adds to one recording's per-column MAE (mm), from its `compare_recording`
+    result: {class: mm}, or None without traced borders. Weighted by the recordings' measured columns, these give
+    the set's `error_budget` (`bench/compare.py` pairs them)."""
+    if result.get("border_error_mm") is None:
+        return None
+    budget = error_budget([result["border_error_mm"]], [result["systolic"]])
+    return None if budget is None else {key: row["mae_mm"] for key, row in budget.items()}
 
 
 def offset_free_mae(column_errors_mm):

@@ -24,7 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.accuracy import CI_RESAMPLES, percentile_interval, resample_recordings, resampled_means  # noqa: E402
+from bench.accuracy import (BUDGET_CLASSES, CI_RESAMPLES, percentile_interval, resample_recordings,  # noqa: E402
+                            resampled_means)
 from mmode.cli import run_main  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 
@@ -34,6 +35,10 @@ FIGURES = (("LVID per column MAE (mm)", "lvid_column_mae_mm", "{:.4f}"),
            ("LVIDs error per recording (mm)", "lvid_s_mm_error", "{:.4f}"),
            ("EF error per recording (points)", "ef_pct_error", "{:.2f}"),
            ("HR error per recording (%)", "hr_pct_error", "{:.3f}"))
+# What each class of the error budget adds to the per-column MAE (bench/accuracy.py's `error_budget`), pooled as
+# the MAE is: which way a difference in the per-column MAE goes (JSONs written before session 30 have none: n/a).
+BUDGET_FIGURES = tuple((f"of which: {label.split(' (')[0]} (mm)", f"error_budget_mm.{key}", "{:.4f}")
+                       for key, label in BUDGET_CLASSES)
 SAME = ("generator", "seed", "n", "duration_s", "recordings", "crop")
 # accuracy.py --mm-per-px, --s-per-px, --height, --hr-bpm: the same seeds at other pixel sizes (or rates) are the
 # same hearts, so two such runs pair too (one model at two pixel sizes); so do runs with other --perturb steps
@@ -61,11 +66,22 @@ def read_figures(path):
     return data
 
 
+def recording_value(row, key):
+    """A recording's figure `key` from its `per_recording` row, a budget class as `error_budget_mm.<class>`;
+    None where it has none."""
+    if key.startswith("error_budget_mm."):
+        budget = row.get("error_budget_mm")
+        return None if budget is None else budget.get(key.split(".", 1)[1])
+    return row.get(key)
+
+
 def paired_values(first, second, key):
-    """(first values, second values, first weights, second weights) of the recordings both measured."""
-    a = np.array([np.nan if r.get(key) is None else r[key] for r in first], dtype=float)
-    b = np.array([np.nan if r.get(key) is None else r[key] for r in second], dtype=float)
-    if key == "lvid_column_mae_mm" and all("measured_columns" in r for r in first + second):
+    """(first values, second values, first weights, second weights) of the recordings both measured; the
+    per-column MAE and its budget classes weighted by each recording's measured columns."""
+    a = np.array([np.nan if (v := recording_value(r, key)) is None else v for r in first], dtype=float)
+    b = np.array([np.nan if (v := recording_value(r, key)) is None else v for r in second], dtype=float)
+    by_column = key == "lvid_column_mae_mm" or key.startswith("error_budget_mm.")
+    if by_column and all("measured_columns" in r for r in first + second):
         wa = np.array([r["measured_columns"] for r in first], dtype=float)
         wb = np.array([r["measured_columns"] for r in second], dtype=float)
     else:
@@ -78,7 +94,7 @@ def compare_set(first, second, resamples=CI_RESAMPLES, seed=0):
     """Per figure: both models' values, the difference (second - first), its 95 % paired bootstrap interval
     and the number of recordings where the second is better, over `first`/`second` per-recording lists."""
     rows = {}
-    for _, key, _ in FIGURES:
+    for _, key, _ in FIGURES + BUDGET_FIGURES:
         a, b, wa, wb = paired_values(first, second, key)
         if a.size < 2:
             rows[key] = None
@@ -118,8 +134,8 @@ def format_comparison(result):
     for name, rows in result.items():
         lines += [f"{name}:", "| figure | first | second | second - first (95 % interval) | second better in |",
                   "| --- | --- | --- | --- | --- |"]
-        for label, key, pattern in FIGURES:
-            row = rows[key]
+        for label, key, pattern in FIGURES + BUDGET_FIGURES:
+            row = rows.get(key)
             if row is None:
                 lines.append(f"| {label} | n/a | n/a | n/a | n/a |")
                 continue

@@ -75,6 +75,7 @@ def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
     assert unmeasured["lvid_column_mae_offset_free_mm"] is None
     assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
     assert short["mm_per_px"] is None and short["coarser_than_trained"] is None  # no calibration given
+    assert short["error_budget_mm"] is None  # no borders given
 
 
 @pytest.mark.parametrize("mm_per_px, s_per_px, coarse", [(0.0115, 0.00083, False), (0.0332, 0.00083, True),
@@ -152,6 +153,9 @@ def test_a_recordings_comparison_carries_both_borders_errors_and_its_systolic_ha
     # 5 rows of LVID: over 0.03 mm at any pixel size the simulator draws, the lower border erring more
     budget = error_budget([result["border_error_mm"]], [result["systolic"]])
     assert budget["septal_outward"]["columns_pct"] == 0 and budget["posterior_outward"]["columns_pct"] == 100.0
+    row = recording_row(dict(result, name="r", condition="plain"))
+    assert row["error_budget_mm"]["posterior_outward"] == pytest.approx(row["lvid_column_mae_mm"])
+    assert row["error_budget_mm"]["within_target"] == 0.0
 
 
 def test_fixed_pixel_sizes_reach_the_simulated_recordings_and_leave_the_rest_of_the_draw():

@@ -54,6 +54,27 @@ def test_the_per_column_mae_is_pooled_over_measured_columns():
     assert row["first"] == pytest.approx(0.025) and row["second"] == 0.0
 
 
+def test_the_budget_classes_say_which_way_a_model_moved_its_error():
+    # the second model trades posterior-inward error for as much posterior-outward error: the per-column MAE stays,
+    # and the two classes move by the same amount in opposite directions, pooled over columns as the MAE is
+    first, second = _recordings([0.04, 0.02], columns=[300, 100]), _recordings([0.04, 0.02], columns=[300, 100])
+    for row, inward, outward in zip(first, (0.02, 0.01), (0.01, 0.0)):
+        row["error_budget_mm"] = dict(within_target=0.01, septal_inward=0.0, septal_outward=0.0,
+                                      posterior_inward=inward, posterior_outward=outward)
+    for row, inward, outward in zip(second, (0.005, 0.0), (0.025, 0.01)):
+        row["error_budget_mm"] = dict(within_target=0.01, septal_inward=0.0, septal_outward=0.0,
+                                      posterior_inward=inward, posterior_outward=outward)
+    rows = compare_set(first, second)
+    assert rows["lvid_column_mae_mm"]["difference"] == pytest.approx(0.0)
+    assert rows["error_budget_mm.posterior_inward"]["first"] == pytest.approx((300 * 0.02 + 100 * 0.01) / 400)
+    assert rows["error_budget_mm.posterior_inward"]["difference"] == pytest.approx(-(300 * 0.015 + 100 * 0.01) / 400)
+    assert rows["error_budget_mm.posterior_outward"]["difference"] == pytest.approx((300 * 0.015 + 100 * 0.01) / 400)
+    assert rows["error_budget_mm.posterior_outward"]["second_better"] == 0
+    assert rows["error_budget_mm.within_target"]["difference"] == 0.0
+    # JSONs written before the budget existed pair as before, the budget rows empty
+    assert compare_set(_recordings([0.03, 0.04]), _recordings([0.02, 0.03]))["error_budget_mm.septal_inward"] is None
+
+
 def _run(*args):
     return subprocess.run([sys.executable, "bench/compare.py", *map(str, args)], cwd=ROOT, capture_output=True,
                           text=True)
@@ -65,6 +86,7 @@ def test_the_command_prints_and_writes_the_comparison(tmp_path):
     result = _run(a, b, "--out", tmp_path / "out" / "c.json")
     assert result.returncode == 0, result.stderr
     assert "| LVID per column MAE (mm) | 0.0400 | 0.0300 | -0.0100 (-0.0100 to -0.0100) | 3 of 3 |" in result.stdout
+    assert "| of which: posterior border read outward (mm) | n/a | n/a | n/a | n/a |" in result.stdout
     written = json.loads((tmp_path / "out" / "c.json").read_text())
     # the recording without an LVIDs in the first model is left out of that figure
     assert written["sets"]["clean"]["lvid_s_mm_error"]["recordings"] == 2
