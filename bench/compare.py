@@ -1,15 +1,16 @@
 """Two models measured on the same recordings: is the difference more than the draw of recordings?
 
-Reads two JSON files written by `bench/accuracy.py` with the same generator, batch seed, number and
-length of recordings, or the same `--recordings` folder (so both models saw the same recordings), pairs the
-recordings by name and reports, per set and figure, both models' values, the difference (second minus
-first: negative is better, as every figure is an error) with a 95 % paired bootstrap interval over
-recordings, and in how many recordings the second model was better. A difference whose interval holds 0
-is not evidence either way; on 12 or 20 recordings, differences between two fine-tunes of one model often
-are of that kind. The per-column MAE is pooled over each recording's measured columns (JSONs written
-before session 14 lack the counts: then it is the mean over recordings). Runs of the same seeds with other
-`--mm-per-px`, `--s-per-px`, `--height` or `--hr-bpm` pair as well: the same hearts drawn at other pixel sizes
-(or rates); so do runs with other `--perturb` steps (the same hearts, their images changed).
+Reads two JSON files written by `bench/accuracy.py` with the same generator, batch seed, number and length
+of recordings, or the same `--recordings` folder (so both models saw the same recordings), pairs the
+recordings by name and reports, per set and figure, both models' values, the difference (second minus first:
+negative is better, as every figure is an error) with a 95 % paired bootstrap interval over recordings, and
+in how many recordings the second model was better. A difference whose interval holds 0 is not evidence
+either way; on 12 or 20 recordings, differences between two fine-tunes of one model often are of that kind.
+The per-column MAE is pooled over each recording's measured columns (JSONs written before session 14 lack
+the counts: then it is the mean over recordings), and so are the rows below it, what each class of
+`bench/accuracy.py`'s error budget adds to it (which border moved which way). Runs of the same seeds with
+other `--mm-per-px`, `--s-per-px`, `--height` or `--hr-bpm` pair as well: the same hearts drawn at other
+pixel sizes (or rates); so do runs with other `--perturb` steps (the same hearts, their images changed).
 
     python bench/accuracy.py -m checkpoints/heart-seg-net.pt --generator alt --n 20 --seed 9600 --out a.json
     python bench/accuracy.py -m candidate.pt --generator alt --n 20 --seed 9600 --out b.json
