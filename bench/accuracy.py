@@ -400,11 +400,10 @@ def error_budget(border_errors_mm, systolic, limit_mm=BUDGET_LIMIT_MM):
     classes sum to it); `systolic_pct` the share of that from the systolic half of the cycle (columns whose true
     LVID is below their recording's median; None for a class without error). `border_errors_mm`: one (2, n)
     array (upper, lower) per recording, `systolic` one (n,) bool array per recording."""
-    errors = np.concatenate([np.reshape(e, (2, -1)) for e in border_errors_mm], axis=1) if border_errors_mm else None
-    if errors is None or not errors.shape[1]:
+    if not border_errors_mm or not sum(errors.shape[1] for errors in border_errors_mm):
         return None
+    upper, lower = np.concatenate(border_errors_mm, axis=1)
     systolic = np.concatenate(systolic).astype(bool)
-    upper, lower = errors
     absolute = np.abs(upper + lower)
     posterior = np.abs(lower) >= np.abs(upper)
     inward = np.where(posterior, lower, upper) < 0

@@ -136,7 +136,7 @@ def format_comparison(result):
         lines += [f"{name}:", "| figure | first | second | second - first (95 % interval) | second better in |",
                   "| --- | --- | --- | --- | --- |"]
         for label, key, pattern in FIGURES + BUDGET_FIGURES:
-            row = rows.get(key)
+            row = rows[key]
             if row is None:
                 lines.append(f"| {label} | n/a | n/a | n/a | n/a |")
                 continue
