@@ -30,7 +30,7 @@ from mmode.cli import crop_box, float_between, positive_float, positive_int, set
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
-                           flag_beats, summarise, traces_to_mask, volume_ul, without_crossed)
+                           flag_beats, outside_mouse_range, summarise, traces_to_mask, volume_ul, without_crossed)
 
 log = logging.getLogger("test")
 
@@ -41,8 +41,11 @@ N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 STUDY_FILE = "study.csv"
+DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
+                            f"{DEFAULT_S_PER_PX * 1000:.4g} ms per column (the seed's scanner); if yours differs, "
+                            "give --mm-per-px and --s-per-px from its scale bars, or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
-                 "calibration_source", *SPREAD_KEYS, "pixel_warnings")
+                 "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -501,6 +504,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
         pixel_warnings=coarser_than_trained(calibration),
+        range_warnings=outside_mouse_range(analysis.summary["lvid_d_mm"], calibration),
         model=str(model_path),
         model_sha256=file_sha256(model_path),
         img_size=int(img_size[0]),
@@ -639,6 +643,8 @@ def _log_summary(analysis):
         log.warning("%s: %s; check the tool on a few measured recordings of your own (README, \"Checking the "
                     "model on your own recordings\")", analysis.recording.path, note)
     summary = analysis.summary
+    for note in outside_mouse_range(summary["lvid_d_mm"], analysis.recording.calibration):
+        log.warning("%s: %s", analysis.recording.path, note)
     if summary["n_beats"] == 0:
         log.warning("%s: no complete beat found in the LVID curve; per-beat values are empty",
                     analysis.recording.path)
@@ -669,6 +675,8 @@ def _run_recording(args, path):
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
     recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px), args.crop)
     _note_ignored_calibration(args, recording)
+    if recording.calibration.source == "default":
+        log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
@@ -714,7 +722,8 @@ def _study_row(path, analysis=None, error=None):
         row.update(n_beats=analysis.summary["n_beats"], n_beats_used=analysis.summary["n_beats_used"],
                    mm_per_px=calibration.mm_per_px, s_per_px=calibration.s_per_px,
                    calibration_source=calibration.source,
-                   pixel_warnings="; ".join(coarser_than_trained(calibration)))
+                   pixel_warnings="; ".join(coarser_than_trained(calibration)),
+                   range_warnings="; ".join(outside_mouse_range(analysis.summary["lvid_d_mm"], calibration)))
     return row
 
 
@@ -750,6 +759,9 @@ def _run_study(args, folder):
             write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options, refiner_path)
             rows.append(_study_row(path, analysis))
             _log_summary(analysis)
+        at_default = sum(row["calibration_source"] == "default" for row in rows)
+        if at_default:
+            log.info("%d of %d recordings: %s", at_default, len(rows), DEFAULT_CALIBRATION_NOTE)
         if all(row["status"] == "error" for row in rows):
             raise InputError(f"{folder}: none of its {len(rows)} recordings could be analysed "
                              f"(first: {rows[0]['error']})")

@@ -55,6 +55,12 @@ SUMMARY_KEYS = ("lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s_ul", "ef_pct", "fs_
 SPREAD_KEYS = tuple(f"{key}_iqr" for key in SUMMARY_KEYS[:-1])
 SPREAD_MIN_BEATS = 3
 
+# LVIDd a mouse heart can have, for `outside_mouse_range`: DESIGN.md's physiology gives 2.0-4.0 mm for conscious
+# adults (1st-99th percentile of 517 mice) and 3.5-4.5 mm anaesthetised; the bounds leave room below for small or
+# young mice and above for dilated, failing hearts. They are there to catch a wrong calibration or a view without
+# the left ventricle, not to judge a heart: a summary outside them is a measurement to check, not a diagnosis.
+MOUSE_LVID_D_MM = (1.5, 7.0)
+
 
 # --------------------------------------------------------------------------- LVID per column
 
@@ -587,3 +593,18 @@ def summarise(parameters, used=None):
     summary["n_beats"] = n_beats
     summary["n_beats_used"] = int(used.sum())
     return summary
+
+
+def outside_mouse_range(lvid_d_mm, calibration):
+    """A sentence when the summary's LVIDd (mm, None without beats) lies outside MOUSE_LVID_D_MM, naming the depth
+    calibration it was read with and where that came from (`calibration`: mmode.calibration.Calibration); an empty
+    list inside the range or without a value. LVIDd scales with mm per row, so a forgotten or wrong calibration
+    shows here first; so does an image or `--crop` that holds no left ventricle."""
+    if lvid_d_mm is None or MOUSE_LVID_D_MM[0] <= lvid_d_mm <= MOUSE_LVID_D_MM[1]:
+        return []
+    side = "below" if lvid_d_mm < MOUSE_LVID_D_MM[0] else "above"
+    source = {"default": "the default, as no --mm-per-px was given", "user": "given by --mm-per-px",
+              "dicom": "the DICOM's own"}.get(calibration.source, calibration.source)
+    return [f"LVIDd {lvid_d_mm:.3g} mm is {side} the {MOUSE_LVID_D_MM[0]:g}-{MOUSE_LVID_D_MM[1]:g} mm of mouse hearts: "
+            f"check the depth calibration ({calibration.mm_per_px:.6g} mm per row, {source}) and that the "
+            f"left ventricle is in view"]

@@ -264,6 +264,30 @@ def test_recording_mode_measures_a_segmented_recording(files, tmp_path, dark_net
     assert summary["lvid_d_mm_iqr"] == pytest.approx(true_iqr, abs=recording.mm_per_px)
 
 
+def test_a_calibration_far_off_the_recordings_own_is_warned_about_by_the_lvidd_it_gives(files, tmp_path,
+                                                                                         dark_network, caplog):
+    recording = files["recording"]
+    true_d = np.median([beat["lvid_d_mm"] for beat in recording.beats])
+    wrong_mm_per_px = recording.mm_per_px / 4  # a scale bar misread: every mm a quarter of what it is
+    out = tmp_path / "out"
+    caplog.set_level(logging.INFO)
+    assert run("-d", files["clean"], "-o", out, "--mm-per-px", wrong_mm_per_px, "--s-per-px", recording.s_per_px) == 0
+    summary = json.loads((out / "clean_summary.json").read_text())
+    assert summary["lvid_d_mm"] == pytest.approx(true_d / 4, abs=3 * wrong_mm_per_px) and true_d / 4 < 1.5
+    (note,) = summary["range_warnings"]
+    assert float(note.split()[1]) == pytest.approx(summary["lvid_d_mm"], abs=0.01)  # three digits
+    assert "mm is below the 1.5-7 mm of mouse hearts" in note and "given by --mm-per-px" in note
+    assert f"{files['clean']}: {note}" in caplog.text
+    assert "no calibration given" not in caplog.text  # one was given
+    # the recording's own calibration: no warning; none given: the log says the default was assumed
+    caplog.clear()
+    assert run("-d", files["clean"], "-o", out, "--overwrite", "--mm-per-px", recording.mm_per_px) == 0
+    assert json.loads((out / "clean_summary.json").read_text())["range_warnings"] == []
+    assert "no calibration given" not in caplog.text and "mm of mouse hearts" not in caplog.text
+    assert run("-d", files["clean"], "-o", out, "--overwrite") == 0
+    assert f"{files['clean']}: no calibration given, so read at the default 0.011526 mm per row" in caplog.text
+
+
 def test_border_offsets_move_each_border_and_every_lvid_by_their_sum(files, tmp_path, dark_network, caplog):
     recording = files["recording"]
     offsets = tmp_path / "lab.json"
@@ -477,9 +501,10 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert len(file_names(out)) == 2 * 7 + 1
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS) - 1:-1] == list(SPREAD_KEYS)  # after the columns of earlier versions
-    assert columns[-1] == "pixel_warnings" and rows[0]["pixel_warnings"] == ""  # default calibration: none
-    assert summary["pixel_warnings"] == []
+    assert columns[-len(SPREAD_KEYS) - 2:-2] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-2:] == ["pixel_warnings", "range_warnings"]  # after the columns of earlier versions
+    assert rows[0]["pixel_warnings"] == "" and summary["pixel_warnings"] == []  # default calibration: none
+    assert rows[0]["range_warnings"] == "" and summary["range_warnings"] == []  # a mouse's LVIDd
     assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
 
 

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SPREAD_MIN_BEATS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, Beats, beat_parameters,
-                           beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px, flag_beats, lvid_px,
-                           summarise, teichholz_clinical_volume_ml, teichholz_volume_ul, volume_ul)
+from mmode.measure import (BEAT_COLUMNS, MOUSE_LVID_D_MM, RR_TOLERANCE, SPREAD_KEYS, SPREAD_MIN_BEATS, SUMMARY_KEYS,
+                           UNCERTAINTY_LIMIT, Beats, beat_parameters, beat_uncertainty, cavity_borders_px,
+                           detect_beats, disagreement_px, flag_beats, lvid_px, outside_mouse_range, summarise,
+                           teichholz_clinical_volume_ml, teichholz_volume_ul, volume_ul)
 from preprocess.masks import traces_to_mask
 from preprocess.simulate import simulate_recording
 
@@ -396,3 +397,18 @@ def test_a_sinus_pause_flags_the_beat_whose_rr_spans_it_and_no_other():
     assert beats.es_index[flagged[0]] < start < beats.ed_index[flagged[0] + 1]
     others = np.delete(table["hr_bpm"], flagged)
     assert table["hr_bpm"][flagged[0]] == pytest.approx(np.nanmedian(others) / 2, rel=0.15)
+
+
+def test_an_lvidd_no_mouse_heart_has_is_named_with_the_calibration_that_made_it():
+    from mmode.calibration import Calibration, calibration_from_options
+
+    low, high = MOUSE_LVID_D_MM
+    for inside in (low, 3.5, high, None):  # the bounds are mouse hearts; no beats, no value: nothing to say
+        assert outside_mouse_range(inside, Calibration()) == []
+    (note,) = outside_mouse_range(0.873, Calibration())
+    assert note.startswith("LVIDd 0.873 mm is below the 1.5-7 mm of mouse hearts")
+    assert "0.011526 mm per row, the default, as no --mm-per-px was given" in note
+    (note,) = outside_mouse_range(low - 0.01, calibration_from_options(0.004))
+    assert "below" in note and "0.004 mm per row, given by --mm-per-px" in note
+    (note,) = outside_mouse_range(high + 0.01, Calibration(0.05, 0.001, "dicom"))
+    assert "LVIDd 7.01 mm is above" in note and "0.05 mm per row, the DICOM's own" in note
