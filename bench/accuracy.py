@@ -66,7 +66,7 @@ from mmode.cli import crop_box, float_between, positive_float, positive_int, run
 from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
-from mmode.measure import teichholz_volume_ul  # noqa: E402
+from mmode.measure import outside_mouse_range, teichholz_volume_ul  # noqa: E402
 
 log = logging.getLogger("accuracy")
 
@@ -369,8 +369,9 @@ def recording_row(result):
     """One recording's line of the JSON's `per_recording`, from its `compare_recording` result with `name`
     and `condition` (and its calibration, where known) added: per-column LVID MAE, mean signed error (measured
     - truth, mm) and offset-free MAE (`offset_free_mae`; None without measured columns), measured columns,
-    the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, and whether it is coarser
-    than the training recordings' (`mmode.calibration.coarser_than_trained`), and the median outward error of
+    the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, whether it is coarser than the
+    training recordings' (`mmode.calibration.coarser_than_trained`), whether its summary's LVIDd drew the warning of
+    `mmode.measure.outside_mouse_range` (None where not analysed here), and the median outward error of
     each border (`mmode.convention.border_errors_mm`; None without measured columns), and what each class of the
     error budget adds to its per-column MAE (`recording_budget`)."""
     errors_mm = result["column_error_mm"]
@@ -379,6 +380,7 @@ def recording_row(result):
     return dict(name=result["name"], condition=result["condition"],
                 mm_per_px=mm_per_px, ms_per_px=None if s_per_px is None else 1000.0 * s_per_px,
                 coarser_than_trained=coarse,
+                outside_mouse_range=result.get("outside_mouse_range"),
                 lvid_column_mae_mm=float(np.abs(errors_mm).mean()) if errors_mm.size else None,
                 lvid_column_bias_mm=float(errors_mm.mean()) if errors_mm.size else None,
                 lvid_column_mae_offset_free_mm=offset_free_mae([errors_mm]),
@@ -583,7 +585,9 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
             if args.overlays is not None:
                 save_truth_overlay(args.overlays, simulated, analysis)
             results[-1].update(name=simulated.name, condition=simulated.condition, mm_per_px=simulated.mm_per_px,
-                               s_per_px=simulated.s_per_px)
+                               s_per_px=simulated.s_per_px,
+                               outside_mouse_range=bool(outside_mouse_range(analysis.summary["lvid_d_mm"],
+                                                                            recording.calibration)))
             write_truth_windows(simulated, windows, args.ms_per_column, img_size[1])
             per_recording.append(recording_row(results[-1]))
             column_mae_mm = per_recording[-1]["lvid_column_mae_mm"]
@@ -621,6 +625,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         beat_uncertainty_max=_quantile(uncertainty, 1.0),
         analysis_s_per_recorded_s=analysis_s / recorded_s,
         coarse_pixel_recordings=sum(bool(row["coarser_than_trained"]) for row in per_recording),
+        outside_mouse_range_recordings=sum(bool(row["outside_mouse_range"]) for row in per_recording),
         per_recording=per_recording,
     )
     for field in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct"):
@@ -657,7 +662,8 @@ ROWS = (("window Dice", "window_dice", "{:.4f}"), ("window MSE", "window_mse", "
         ("HR MAE per recording (bpm)", "recording_hr_bpm_mae", "{:.2f}"),
         ("HR MAE per recording (%)", "recording_hr_pct_mae", "{:.3f}"),
         ("analysis time / recorded time", "analysis_s_per_recorded_s", "{:.2f}"),
-        ("recordings with pixels coarser than trained", "coarse_pixel_recordings", "{:d}"))
+        ("recordings with pixels coarser than trained", "coarse_pixel_recordings", "{:d}"),
+        ("recordings with LVIDd outside the mouse range", "outside_mouse_range_recordings", "{:d}"))
 
 
 def format_cell(figures, key, pattern):

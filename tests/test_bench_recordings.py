@@ -60,6 +60,9 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
         assert row_disk["mm_per_px"] == pytest.approx(row_sim["mm_per_px"], rel=1e-9)
         assert row_disk["coarser_than_trained"] is row_sim["coarser_than_trained"] is False
     assert figures["coarse_pixel_recordings"] == simulated["coarse_pixel_recordings"] == 0
+    # simulated mouse hearts at their own calibration: no LVIDd outside a mouse's
+    assert [row["outside_mouse_range"] for row in figures["per_recording"]] == [False, False]
+    assert figures["outside_mouse_range_recordings"] == simulated["outside_mouse_range_recordings"] == 0
     # the error budget's classes add up to the per-column MAE, computed apart from the LVID errors
     assert sum(row["mae_mm"] for row in figures["error_budget"].values()) == pytest.approx(
         figures["lvid_column_mae_mm"], rel=1e-9)
