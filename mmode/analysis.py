@@ -40,6 +40,10 @@ DEFAULT_OUTPUT = Path("results")
 N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
+# The beats file: DESIGN.md's parameters, then whether each beat is doubted, so a spreadsheet shows which rows the
+# summary's medians left out: its `uncertainty`, the `flags` ("uncertain", "rr", both joined by ";", or empty) and
+# `in_medians` (1 or 0).
+BEAT_FILE_COLUMNS = (*BEAT_COLUMNS, "uncertainty", "flags", "in_medians")
 STUDY_FILE = "study.csv"
 DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
                             f"{DEFAULT_S_PER_PX * 1000:.4g} ms per column (the seed's scanner); if yours differs, "
@@ -572,12 +576,17 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
         "lower_px": _format_column(analysis.lower_px, 2),
     })
     digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
-    _write_csv_columns(staged.path(f"{stem}_beats.csv"),
-                       {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS})
+    beat_columns = {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS}
+    flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
+    every_beat = analysis.summary["n_beats_used"] == analysis.summary["n_beats"]  # --keep-flagged, or all doubted
+    beat_columns.update(uncertainty=_format_column(analysis.uncertainty, 3),
+                        flags=np.array([";".join(reasons) for reasons in analysis.beat_flags], dtype=str),
+                        in_medians=np.where(every_beat | ~flagged, "1", "0"))
+    _write_csv_columns(staged.path(f"{stem}_beats.csv"), {key: beat_columns[key] for key in BEAT_FILE_COLUMNS})
     _write_json(staged.path(f"{stem}_summary.json"),
                 summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
-    flagged = [bool(reasons) for reasons in analysis.beat_flags]
+    flagged = list(flagged)
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
               analysis.beats.es_index, title=f"{name}: LVID", flagged=flagged)
     plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,

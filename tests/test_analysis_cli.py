@@ -211,7 +211,7 @@ def check_recording_files(out, stem, width_px):
     columns, trace = read_csv(out / f"{stem}_trace.csv")
     assert columns[:3] == ["time_s", "lvid_mm", "volume_ul"] and len(trace) == width_px
     columns, beats = read_csv(out / f"{stem}_beats.csv")
-    assert columns == list(BEAT_COLUMNS)
+    assert columns == [*BEAT_COLUMNS, "uncertainty", "flags", "in_medians"]  # DESIGN.md's, then the flags
     summary = json.loads((out / f"{stem}_summary.json").read_text())
     assert set(SUMMARY_KEYS) | {"n_beats", "mm_per_px", "s_per_px", "model", "calibration_source"} <= set(summary)
     assert summary["n_beats"] == len(beats)
@@ -390,6 +390,13 @@ def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of
     assert not any(i in flagged for i in sure)
     used = [i for i in range(len(beats)) if i not in flagged]
     assert summary["n_beats"] == len(beats) and summary["n_beats_used"] == len(used)
+    # the beats file says the same of every row, for a reader with a spreadsheet
+    for i, row in enumerate(beats):
+        reasons = flagged[i]["reasons"] if i in flagged else []
+        assert row["flags"] == ";".join(reasons) and row["in_medians"] == ("0" if reasons else "1")
+        if i in flagged:
+            assert float(row["uncertainty"]) == flagged[i]["uncertainty"]
+    assert all(float(beats[i]["uncertainty"]) <= 0.15 for i in sure)
     # the overlay marks the flagged beats' ED..ES columns along its top edge, and only those
     band = np.all(np.asarray(Image.open(tmp_path / "out" / "hesitant_overlay.png"))[0] == FLAGGED_BAND_COLOUR, axis=1)
     spans = [np.arange(round(ed_px[i]), round(es_px[i]) + 1) for i in range(len(beats))]
@@ -399,7 +406,8 @@ def test_beats_in_a_stretch_the_network_hesitates_on_are_flagged_and_left_out_of
 
     assert run("-d", path, "-o", tmp_path / "all", "--keep-flagged", *calibration) == 0
     _, beats_all, summary_all = check_recording_files(tmp_path / "all", "hesitant", image.shape[1])
-    assert beats_all == beats and summary_all["flagged_beats"] == summary["flagged_beats"]
+    assert [{**row, "in_medians": "1"} for row in beats] == beats_all  # the same beats, all of them in the medians
+    assert summary_all["flagged_beats"] == summary["flagged_beats"]
     assert summary_all["n_beats_used"] == len(beats) and summary_all["keep_flagged"] is True
     assert summary_all["lvid_s_mm"] == pytest.approx(np.median([float(row["lvid_s_mm"]) for row in beats]), abs=1e-3)
 
@@ -421,6 +429,7 @@ def test_when_every_beat_is_flagged_the_medians_are_over_all_of_them_with_a_warn
     _, beats, summary = check_recording_files(tmp_path / "out", "clean", recording.image.shape[1])
     assert len(beats) >= 5 and len(summary["flagged_beats"]) == len(beats) == summary["n_beats_used"]
     assert all("uncertain" in entry["reasons"] for entry in summary["flagged_beats"])
+    assert all(row["flags"].startswith("uncertain") and row["in_medians"] == "1" for row in beats)
     assert summary["lvid_d_mm"] == pytest.approx(np.median([float(row["lvid_d_mm"]) for row in beats]), abs=1e-3)
     assert "every beat is flagged" in caplog.text
 
