@@ -586,7 +586,6 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     _write_json(staged.path(f"{stem}_summary.json"),
                 summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
-    flagged = list(flagged)
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
               analysis.beats.es_index, title=f"{name}: LVID", flagged=flagged)
     plot_volume(staged.path(f"{stem}_volume.png"), analysis.time_s, analysis.volume_ul, analysis.beats.ed_index,
