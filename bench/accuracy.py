@@ -58,7 +58,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+# The shipped pair, found from the repository as `test.py` finds it, so a bench runs from any directory.
+SHIPPED_MODEL = ROOT / "checkpoints" / "heart-seg-net.pt"
+SHIPPED_REFINER = ROOT / "checkpoints" / "heart-seg-refine.pt"
 
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
@@ -86,10 +90,10 @@ BUDGET_CLASSES = (("within_target", "within 0.03 mm"),
 
 def add_model_arguments(parser):
     """-m, --refiner and --no-refine: the pair a bench measures (also `bench/robustness.py`'s)."""
-    parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"),
-                        help="checkpoint to measure (default: checkpoints/heart-seg-net.pt)")
-    parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"),
-                        help="border refiner (default: checkpoints/heart-seg-refine.pt)")
+    parser.add_argument("-m", "--model", type=Path, default=SHIPPED_MODEL,
+                        help="checkpoint to measure (default: the shipped checkpoints/heart-seg-net.pt)")
+    parser.add_argument("--refiner", type=Path, default=SHIPPED_REFINER,
+                        help="border refiner (default: the shipped checkpoints/heart-seg-refine.pt)")
     parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
 
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from mmode.cli import run_main  # noqa: E402
 
@@ -53,8 +54,8 @@ def best_of(repeats, function, *args, **kwargs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-m", "--model", type=Path, default=Path("checkpoints/heart-seg-net.pt"))
-    parser.add_argument("--refiner", type=Path, default=Path("checkpoints/heart-seg-refine.pt"))
+    parser.add_argument("-m", "--model", type=Path, default=ROOT / "checkpoints" / "heart-seg-net.pt")
+    parser.add_argument("--refiner", type=Path, default=ROOT / "checkpoints" / "heart-seg-refine.pt")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of simulated recording (default 10)")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--repeats", type=int, default=3)

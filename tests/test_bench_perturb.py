@@ -204,5 +204,5 @@ def test_a_heart_rate_is_the_simulators_to_fix_and_other_generators_sweep_withou
     assert capsys.readouterr().err.strip() == ("error: hr=BPM fixes the training simulator's heart rate; the alt "
                                                "generator draws its own")
     args = robustness.build_parser().parse_args(["--generator", "scatter", "--out-dir", str(tmp_path)])
-    assert robustness.accuracy_argv(args, "x", "gamma=2")[:4] == ["-m", "checkpoints/heart-seg-net.pt",
-                                                                 "--generator", "scatter"]
+    shipped = str(Path(robustness.__file__).resolve().parents[1] / "checkpoints" / "heart-seg-net.pt")
+    assert robustness.accuracy_argv(args, "x", "gamma=2")[:4] == ["-m", shipped, "--generator", "scatter"]
