@@ -498,9 +498,13 @@ def test_results_are_not_overwritten_without_overwrite(files, tmp_path, capsys):
 
 # --------------------------------------------------------------------------- study mode
 
-def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, dark_network):
+def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, dark_network, caplog):
     out = tmp_path / "out"
-    assert run("-d", files["study"], "-o", out, "--quiet") == 0
+    caplog.set_level(logging.INFO)
+    assert run("-d", files["study"], "-o", out) == 0
+    # the two PNGs read at the default calibration: said once for the study, not once per recording
+    assert caplog.text.count("no calibration given") == 1
+    assert "2 of 3 recordings: no calibration given, so read at the default" in caplog.text
     columns, rows = read_csv(out / "study.csv")
     assert columns[:3] == ["recording", "status", "error"] and set(SUMMARY_KEYS) <= set(columns)
     assert [(row["recording"], row["status"]) for row in rows] == [("a.png", "ok"), ("b.png", "ok"),
