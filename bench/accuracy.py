@@ -58,13 +58,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-# The shipped pair, found from the repository as `test.py` finds it, so a bench runs from any directory.
-SHIPPED_MODEL = ROOT / "checkpoints" / "heart-seg-net.pt"
-SHIPPED_REFINER = ROOT / "checkpoints" / "heart-seg-refine.pt"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
+# test.py's defaults: the shipped pair, found from the repository, so a bench runs from any directory
+from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
@@ -90,9 +88,9 @@ BUDGET_CLASSES = (("within_target", "within 0.03 mm"),
 
 def add_model_arguments(parser):
     """-m, --refiner and --no-refine: the pair a bench measures (also `bench/robustness.py`'s)."""
-    parser.add_argument("-m", "--model", type=Path, default=SHIPPED_MODEL,
+    parser.add_argument("-m", "--model", type=Path, default=DEFAULT_CHECKPOINT,
                         help="checkpoint to measure (default: the shipped checkpoints/heart-seg-net.pt)")
-    parser.add_argument("--refiner", type=Path, default=SHIPPED_REFINER,
+    parser.add_argument("--refiner", type=Path, default=DEFAULT_REFINER,
                         help="border refiner (default: the shipped checkpoints/heart-seg-refine.pt)")
     parser.add_argument("--no-refine", action="store_true", help="measure without the border refiner")
 

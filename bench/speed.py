@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 
 
@@ -54,8 +54,8 @@ def best_of(repeats, function, *args, **kwargs):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-m", "--model", type=Path, default=ROOT / "checkpoints" / "heart-seg-net.pt")
-    parser.add_argument("--refiner", type=Path, default=ROOT / "checkpoints" / "heart-seg-refine.pt")
+    parser.add_argument("-m", "--model", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--refiner", type=Path, default=DEFAULT_REFINER)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of simulated recording (default 10)")
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--repeats", type=int, default=3)
