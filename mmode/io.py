@@ -185,7 +185,21 @@ def read_recording(path, calibration=None, crop=None):
                         path, fallback.source, fallback.mm_per_px, fallback.s_per_px)
             dicom_calibration = fallback
         recording = Recording(image, dicom_calibration, path)
-    return recording if crop is None else crop_recording(recording, crop)
+    if crop is not None:
+        recording = crop_recording(recording, crop)
+    check_has_echoes(recording)
+    return recording
+
+
+def check_has_echoes(recording):
+    """InputError naming the file when its image (or the crop of it) is one grey level throughout: a blank
+    frame, or a crop box on a screenshot's margin. The network would still draw a cavity on it, and the beat
+    detector beats on that cavity, so it is refused here rather than measured."""
+    image = recording.image
+    if image.size and image.min() == image.max():
+        where = "" if recording.crop is None else " inside --crop {},{},{},{}".format(*recording.crop)
+        raise InputError(f"{recording.path}: every pixel{where} has the grey level {int(image.min())}, so there "
+                         f"are no echoes to measure (a blank image, or a crop box off the M-mode panel?)")
 
 
 def read_dicom(path):

@@ -533,6 +533,7 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("s-per-px negative", "--s-per-px"),
     ("test set without a mask", "rec0_win0.png"),
     ("crop outside the image", "sim.png: --crop 0,0,100000,10 reaches outside the image"),
+    ("blank image", "blank.png: every pixel has the grey level 0, so there are no echoes"),
     ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
     ("crop of a test set", "--crop cuts recordings"),
     ("border offsets too large", "lab.json: upper_mm 0.8 mm is more than 0.5 mm"),
@@ -559,6 +560,9 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         (data / "mask" / "rec0_win0.png").unlink()
     elif case == "crop outside the image":
         extra = ["--crop", "0,0,100000,10"]
+    elif case == "blank image":  # a network draws a cavity even on this; the beats on it would be made up
+        data = tmp_path / "blank.png"
+        Image.fromarray(np.zeros((300, 900), dtype=np.uint8)).save(data)
     elif case == "crop not a box":
         extra = ["--crop", "10,10,5,20"]
     elif case == "crop of a test set":

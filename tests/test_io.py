@@ -100,6 +100,19 @@ def test_unreadable_image_is_refused(tmp_path):
         read_recording(path)
 
 
+def test_an_image_of_one_grey_level_is_refused_whole_or_cropped(tmp_path):
+    image = np.full((40, 60), 7, dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "blank.png")
+    with pytest.raises(InputError, match=r"blank\.png: every pixel has the grey level 7, so there are no echoes"):
+        read_recording(tmp_path / "blank.png")
+    image[:, 30:] = np.arange(40, dtype=np.uint8)[:, None]  # echoes on the right half only, a black margin left
+    Image.fromarray(image).save(tmp_path / "screen.png")
+    assert read_recording(tmp_path / "screen.png").image.shape == (40, 60)
+    assert read_recording(tmp_path / "screen.png", crop=(29, 0, 60, 40)).image.shape == (40, 31)
+    with pytest.raises(InputError, match=r"screen\.png: every pixel inside --crop 0,0,30,40 has the grey level 7"):
+        read_recording(tmp_path / "screen.png", crop=(0, 0, 30, 40))
+
+
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(InputError, match=r"absent\.png.*not found"):
         read_recording(tmp_path / "absent.png")
