@@ -66,6 +66,13 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
     # the error budget's classes add up to the per-column MAE, computed apart from the LVID errors
     assert sum(row["mae_mm"] for row in figures["error_budget"].values()) == pytest.approx(
         figures["lvid_column_mae_mm"], rel=1e-9)
+    # issue 5's targets are judged on the set's own figures, each against its bound
+    bounds = dict(window_dice=0.98, lvid_column_mae_mm=0.03, recording_lvid_d_mm_mae=0.05,
+                  recording_lvid_s_mm_mae=0.05, recording_ef_pct_mae=2.0, recording_hr_pct_mae=1.0)
+    assert set(figures["targets"]) == set(bounds)
+    for key, check in figures["targets"].items():
+        assert check["value"] == figures[key] and check["bound"] == bounds[key]
+        assert check["met"] is ((figures[key] >= 0.98) if key == "window_dice" else (figures[key] <= bounds[key]))
 
 
 def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(recordings, tmp_path, capsys):
