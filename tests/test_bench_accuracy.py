@@ -61,30 +61,29 @@ def test_the_table_shows_an_interval_where_a_figure_has_one():
     assert format_cell(figures, "recording_ef_pct_mae", "{:.2f}") == "n/a"
 
 
-def test_targets_are_met_missed_or_met_only_on_this_draw_when_the_interval_crosses_the_bound():
+def test_targets_are_met_or_missed_and_say_when_the_interval_reaches_both_sides_of_the_bound():
     figures = dict(window_dice=0.9871, lvid_column_mae_mm=0.0456, lvid_column_mae_mm_ci95=[0.036, 0.056],
                    recording_lvid_d_mm_mae=0.021, recording_lvid_d_mm_mae_ci95=[0.012, 0.05],
                    recording_lvid_s_mm_mae=0.035, recording_lvid_s_mm_mae_ci95=[0.021, 0.063],
-                   recording_ef_pct_mae=None, recording_hr_pct_mae=1.0, recording_hr_pct_mae_ci95=[0.6, 1.4])
+                   recording_ef_pct_mae=None, recording_hr_pct_mae=1.2, recording_hr_pct_mae_ci95=[0.6, 1.4])
     checks = target_checks(figures)
     assert checks["window_dice"] == dict(comparison=">=", bound=0.98, value=0.9871, ci95=None, met=True,
-                                         interval_within=None)
-    assert (checks["lvid_column_mae_mm"]["met"], checks["lvid_column_mae_mm"]["interval_within"]) == (False, False)
-    assert (checks["recording_lvid_d_mm_mae"]["met"], checks["recording_lvid_d_mm_mae"]["interval_within"]) == (
-        True, True)  # the bound itself is within it
-    assert (checks["recording_lvid_s_mm_mae"]["met"], checks["recording_lvid_s_mm_mae"]["interval_within"]) == (
-        True, False)
-    assert checks["recording_ef_pct_mae"]["met"] is None and checks["recording_hr_pct_mae"]["met"] is True
+                                         interval_crosses=None)
+    verdicts = {key: (check["met"], check["interval_crosses"]) for key, check in checks.items()}
+    assert verdicts == dict(window_dice=(True, None), lvid_column_mae_mm=(False, False),
+                            recording_lvid_d_mm_mae=(True, False),  # the bound itself is within it
+                            recording_lvid_s_mm_mae=(True, True), recording_ef_pct_mae=(None, None),
+                            recording_hr_pct_mae=(False, True))
     low = dict(figures, window_dice=0.9799)
     table = format_targets({"clean": dict(figures, targets=checks), "low": dict(low, targets=target_checks(low))})
     rows = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").split(" | ")[1:] for line in table.splitlines()[2:]}
     assert rows["window Dice >= 0.98"] == ["met (0.9871)", "missed (0.9799)"]
     assert rows["LVID per column MAE <= 0.03 mm"] == ["missed (0.0456)"] * 2
     assert rows["LVIDd MAE per recording <= 0.05 mm"] == ["met (0.0210)"] * 2
-    assert rows["LVIDs MAE per recording <= 0.05 mm"] == ["met (0.0350), not on every draw: 95 % interval to "
-                                                          "0.0630"] * 2
+    assert rows["LVIDs MAE per recording <= 0.05 mm"] == [
+        "met (0.0350; 95 % interval 0.0210-0.0630 crosses the bound)"] * 2
     assert rows["EF MAE per recording <= 2 points"] == ["n/a"] * 2
-    assert rows["HR MAE per recording <= 1 %"] == ["met (1.000), not on every draw: 95 % interval to 1.400"] * 2
+    assert rows["HR MAE per recording <= 1 %"] == ["missed (1.200; 95 % interval 0.600-1.400 crosses the bound)"] * 2
 
 
 def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
