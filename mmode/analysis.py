@@ -45,6 +45,7 @@ TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 # `in_medians` (1 or 0).
 BEAT_FILE_COLUMNS = (*BEAT_COLUMNS, "uncertainty", "flags", "in_medians")
 STUDY_FILE = "study.csv"
+CALIBRATION_FILE = "calibration.csv"  # a study folder's own pixel sizes, read unless --calibration names others
 DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
                             f"{DEFAULT_S_PER_PX * 1000:.4g} ms per column (the seed's scanner); if yours differs, "
                             "give --mm-per-px and --s-per-px from its scale bars, or every mm, µL and bpm is off")
@@ -124,6 +125,12 @@ def build_parser():
                          help=f"depth calibration, mm per row (default: {DEFAULT_MM_PER_PX}; a DICOM's own wins)")
     measure.add_argument("--s-per-px", type=positive_float, default=None, metavar="S",
                          help=f"time calibration, s per column (default: {DEFAULT_S_PER_PX}; a DICOM's own wins)")
+    measure.add_argument("--calibration", type=Path, default=None, metavar="CSV",
+                         help="each recording's own pixel sizes: a CSV `image,mm_per_px,s_per_px` (the format "
+                              "preprocess simulate writes and preprocess build reads), its rows winning over "
+                              "--mm-per-px/--s-per-px, which then serve only the recordings it does not list; a "
+                              "recording neither gives is refused (a DICOM's own calibration still wins) "
+                              "(default: for a folder of recordings, its calibration.csv when it has one)")
     measure.add_argument("--crop", type=crop_box, default=None, metavar="L,T,R,B",
                          help="analyse only this box of each recording: left, top, right, bottom in the pixels of "
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
@@ -360,6 +367,8 @@ def _run_test_set(args, folder):
 
     if args.crop is not None:
         raise InputError(f"{folder}: --crop cuts recordings; a test set's windows are used whole")
+    if args.calibration is not None:
+        raise InputError(f"{folder}: --calibration gives recordings' pixel sizes; a test set is scored in pixels")
     if args.border_offsets is not None:
         raise InputError(f"{folder}: --border-offsets moves the borders of recordings; a test set is scored by "
                          "its windows' masks")
@@ -681,8 +690,10 @@ def _run_recording(args, path):
     options = _analysis_options(args)
     stem = path.stem
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
-    recording = read_recording(path, calibration_from_options(args.mm_per_px, args.s_per_px), args.crop)
-    _note_ignored_calibration(args, recording)
+    table = _calibration_table(args)
+    _warn_unused_rows(table, [path])
+    recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
+    _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
         log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
     device = _resolve_device(args.device)
@@ -702,11 +713,62 @@ def _run_recording(args, path):
     return 0
 
 
-def _note_ignored_calibration(args, recording):
+def _note_ignored_calibration(args, recording, table=None):
+    listed = table is not None and recording.path.stem in table.calibrations
     given = args.mm_per_px is not None or args.s_per_px is not None
-    if given and recording.calibration.source == "dicom":
-        log.info("%s: using the DICOM's own calibration (%.6g mm/px, %.6g s/px), not --mm-per-px/--s-per-px",
-                 recording.path, recording.calibration.mm_per_px, recording.calibration.s_per_px)
+    if (given or listed) and recording.calibration.source == "dicom":
+        log.info("%s: using the DICOM's own calibration (%.6g mm/px, %.6g s/px), not %s", recording.path,
+                 recording.calibration.mm_per_px, recording.calibration.s_per_px,
+                 f"its row in {table.path}" if listed else "--mm-per-px/--s-per-px")
+
+
+@dataclass
+class CalibrationTable:
+    """Per-recording pixel sizes read from `path` (`--calibration`): {recording stem: Calibration}."""
+
+    path: Path
+    calibrations: dict
+
+
+def _calibration_table(args, folder=None):
+    """The `--calibration` CSV, or for a study `folder` its calibration.csv when there is one and no --calibration
+    was given; None without either. InputError naming the file when it cannot be read."""
+    from preprocess.annotations import read_calibration_csv
+
+    path = args.calibration
+    if path is None and folder is not None and (folder / CALIBRATION_FILE).is_file():
+        path = folder / CALIBRATION_FILE
+    if path is None:
+        return None
+    table = CalibrationTable(path, read_calibration_csv(path))
+    log.info("pixel sizes of %d recordings from %s", len(table.calibrations), path)
+    return table
+
+
+def _recording_calibration(args, path, table):
+    """The calibration `read_recording` is given for recording file `path`: its row of `table`, else the
+    --mm-per-px/--s-per-px flags (or the seed's defaults without a table); InputError for an image file a table
+    does not list when no flag was given, rather than mm at a calibration the user did not mean. A DICOM not
+    listed falls back as before (its own calibration wins when it has one)."""
+    from mmode.io import DICOM_SUFFIXES
+
+    if table is not None and path.stem in table.calibrations:
+        return table.calibrations[path.stem]
+    given = args.mm_per_px is not None or args.s_per_px is not None
+    if table is not None and not given and path.suffix.lower() not in DICOM_SUFFIXES:
+        raise InputError(f"{path}: not listed in {table.path}; add its row (image,mm_per_px,s_per_px) or give "
+                         f"--mm-per-px and --s-per-px for the recordings it does not list")
+    return calibration_from_options(args.mm_per_px, args.s_per_px)
+
+
+def _warn_unused_rows(table, files):
+    """Rows of `table` that name no recording analysed: most likely a typo in a name, so said once."""
+    if table is None:
+        return
+    unused = sorted(set(table.calibrations) - {path.stem for path in files})
+    if unused:
+        log.warning("%s lists %d recording(s) not analysed here: %s", table.path, len(unused),
+                    ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else ""))
 
 
 def _study_recordings(folder):
@@ -742,7 +804,8 @@ def _run_study(args, folder):
     options = _analysis_options(args)
     names = [name for path in files for name in recording_output_names(path.stem)] + [STUDY_FILE]
     staged = StagedOutput(args.output, names, args.overwrite)
-    calibration = calibration_from_options(args.mm_per_px, args.s_per_px)
+    table = _calibration_table(args, folder)
+    _warn_unused_rows(table, files)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
@@ -756,8 +819,8 @@ def _run_study(args, folder):
     with staged:
         for path in progress:
             try:
-                recording = read_recording(path, calibration, args.crop)
-                _note_ignored_calibration(args, recording)
+                recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
+                _note_ignored_calibration(args, recording, table)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
                                              tile_width=args.tile_width, refiner=refiner, **options)
             except InputError as error:

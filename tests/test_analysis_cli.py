@@ -355,6 +355,52 @@ def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tm
     assert whole["lvid_d_mm"] != panel["lvid_d_mm"]
 
 
+def test_a_calibration_csv_gives_each_recording_its_own_pixel_sizes(files, tmp_path, dark_network, caplog):
+    """The same image under two names at two depth calibrations: every row the same, so LVID doubles with the mm per
+    row and nothing else changes; a recording the CSV does not list is refused, not read at the defaults."""
+    caplog.set_level(logging.INFO)
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("a.png", "a2.png"):
+        shutil.copy(files["study"] / "a.png", study / name)
+    shutil.copy(files["study"] / "b.png", study / "b.png")
+    (study / "calibration.csv").write_text("image,mm_per_px,s_per_px\na,0.01,0.0008\na2.png,0.02,0.0008\n"
+                                           "ghost,0.01,0.0008\n")
+    out = tmp_path / "out"
+    assert run("-d", study, "-o", out, "--no-refine", "--quiet") == 0
+    _, rows = read_csv(out / "study.csv")
+    status = {row["recording"]: row for row in rows}
+    assert status["a.png"]["status"] == status["a2.png"]["status"] == "ok"
+    assert status["b.png"]["status"] == "error"
+    assert f"b.png: not listed in {study / 'calibration.csv'}" in status["b.png"]["error"]
+    assert not (out / "b_summary.json").exists()
+    a, a2 = (json.loads((out / f"{stem}_summary.json").read_text()) for stem in ("a", "a2"))
+    assert (a["mm_per_px"], a2["mm_per_px"], a["s_per_px"]) == (0.01, 0.02, 0.0008)
+    assert a["calibration_source"] == "user" and a["n_beats"] > 0
+    assert a2["lvid_d_mm"] == pytest.approx(2 * a["lvid_d_mm"], rel=1e-3)
+    assert a2["lvid_s_mm"] == pytest.approx(2 * a["lvid_s_mm"], rel=1e-3)
+    # FS is a ratio of diameters; EF is not (Teichholz's 2.4 mm makes volume no power of D)
+    assert a2["hr_bpm"] == a["hr_bpm"] and a2["fs_pct"] == pytest.approx(a["fs_pct"], abs=0.01)
+    assert "calibration.csv lists 1 recording(s) not analysed here: ghost" in caplog.text
+    assert "no calibration given" not in caplog.text
+
+    # the flags serve the recordings the CSV does not list; the CSV's rows still win
+    assert run("-d", study, "-o", tmp_path / "flags", "--no-refine", "--quiet", "--mm-per-px", "0.015") == 0
+    b = json.loads((tmp_path / "flags" / "b_summary.json").read_text())
+    assert b["mm_per_px"] == 0.015 and json.loads((tmp_path / "flags" / "a_summary.json").read_text())[
+        "mm_per_px"] == 0.01
+    # --calibration names another file, for a study or a single recording
+    other = tmp_path / "lab.csv"
+    other.write_text("image,mm_per_px,s_per_px\nb,0.03,0.001\n")
+    assert run("-d", study / "b.png", "-o", tmp_path / "single", "--no-refine", "--quiet",
+               "--calibration", other) == 0
+    single = json.loads((tmp_path / "single" / "b_summary.json").read_text())
+    assert (single["mm_per_px"], single["s_per_px"]) == (0.03, 0.001)
+    caplog.clear()
+    assert run("-d", study / "a.png", "-o", tmp_path / "unlisted", "--quiet", "--calibration", other) == 2
+    assert file_names(tmp_path / "unlisted") == []
+
+
 def test_one_crop_serves_a_study_and_a_recording_it_does_not_fit_is_listed(files, tmp_path, dark_network):
     out = tmp_path / "out"
     assert run("-d", files["study"], "-o", out, "--crop", "0,0,450,300", "--quiet") == 0
@@ -534,6 +580,9 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("test set without a mask", "rec0_win0.png"),
     ("crop outside the image", "sim.png: --crop 0,0,100000,10 reaches outside the image"),
     ("blank image", "blank.png: every pixel has the grey level 0, so there are no echoes"),
+    ("calibration of a test set", "--calibration gives recordings' pixel sizes"),
+    ("calibration file missing", "nowhere.csv: calibration file not found"),
+    ("calibration not a number", "lab.csv line 2: mm_per_px 'deep' is not a number"),
     ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
     ("crop of a test set", "--crop cuts recordings"),
     ("border offsets too large", "lab.json: upper_mm 0.8 mm is more than 0.5 mm"),
@@ -560,6 +609,15 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         (data / "mask" / "rec0_win0.png").unlink()
     elif case == "crop outside the image":
         extra = ["--crop", "0,0,100000,10"]
+    elif case.startswith("calibration"):
+        table = tmp_path / ("nowhere.csv" if case.endswith("missing") else "lab.csv")
+        if case.endswith("number"):
+            table.write_text("image,mm_per_px,s_per_px\nsim,deep,0.0008\n")
+        elif not case.endswith("missing"):
+            table.write_text("image,mm_per_px,s_per_px\nsim,0.01,0.0008\n")
+        if case.endswith("test set"):
+            data = files["test_set"]
+        extra = ["--calibration", table]
     elif case == "blank image":  # a network draws a cavity even on this; the beats on it would be made up
         data = tmp_path / "blank.png"
         Image.fromarray(np.zeros((300, 900), dtype=np.uint8)).save(data)
