@@ -690,8 +690,7 @@ def _run_recording(args, path):
     options = _analysis_options(args)
     stem = path.stem
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
-    table = _calibration_table(args)
-    _warn_unused_rows(table, [path])
+    table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
     recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
     _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
@@ -762,7 +761,7 @@ def _recording_calibration(args, path, table):
 
 
 def _warn_unused_rows(table, files):
-    """Rows of `table` that name no recording analysed: most likely a typo in a name, so said once."""
+    """Rows of `table` that name no recording of a study: most likely a typo in a name, so said once."""
     if table is None:
         return
     unused = sorted(set(table.calibrations) - {path.stem for path in files})
