@@ -83,7 +83,8 @@ def _csv_rows(path, columns, optional=()):
     a row shorter than the header; an unreadable file -> InputError "not a readable CSV file"."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
+            reader = csv.reader(file, delimiter=_delimiter(file.readline()))
+            file.seek(0)
             header = [column.strip().lower() for column in next(reader, [])]
             missing = [column for column in columns if column not in header]
             if missing:
@@ -99,6 +100,16 @@ def _csv_rows(path, columns, optional=()):
                               if column in header}
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable CSV file ({error})") from error
+
+
+def _delimiter(header_line):
+    """The separator of a CSV file from its header line: a comma, or where the header holds none a semicolon or a
+    tab (what a spreadsheet set to a decimal comma writes)."""
+    if "," not in header_line:
+        for separator in (";", "\t"):
+            if separator in header_line:
+                return separator
+    return ","
 
 
 def _row_recording(row, where):
@@ -273,8 +284,12 @@ def _trace_name(value, where):
 
 
 def _number(value, axis, where):
+    """A CSV cell as a float; a decimal comma (`0,0115`, a spreadsheet in a European locale) reads as a point."""
+    text = value.strip()
+    if text.count(",") == 1 and "." not in text:
+        text = text.replace(",", ".")
     try:
-        return float(value)
+        return float(text)
     except ValueError:
         raise InputError(f"{where}: {axis} '{value}' is not a number") from None
 

@@ -160,6 +160,34 @@ def test_a_bad_calibration_csv_is_named_with_its_line(tmp_path, text, message):
         read_calibration_csv(path)
 
 
+@pytest.mark.parametrize("text", [
+    "image,mm_per_px,s_per_px\nrec1,0.0115,0.00083\n",
+    "image;mm_per_px;s_per_px\nrec1;0,0115;0,00083\n",  # a spreadsheet set to a decimal comma
+    "image\tmm_per_px\ts_per_px\nrec1\t0.0115\t0,00083\n",
+    "image,mm_per_px,s_per_px\nrec1,\"0,0115\",0.00083\n",  # a quoted decimal comma in a comma file
+])
+def test_a_calibration_csv_reads_alike_with_commas_semicolons_or_tabs_and_either_decimal_mark(tmp_path, text):
+    path = tmp_path / "calibration.csv"
+    path.write_text(text)
+    calibration = read_calibration_csv(path)["rec1"]
+    assert (calibration.mm_per_px, calibration.s_per_px) == (0.0115, 0.00083)
+
+
+def test_semicolon_annotations_read_as_their_comma_twins(tmp_path):
+    rows = [("rec1", "upper", "0", "3.5"), ("rec1", "upper", "10", "4"), ("rec1", "lower", "0", "8"),
+            ("rec1", "lower", "10", "9.25")]
+    commas = read_annotations(write_csv(tmp_path / "a.csv", rows))
+    path = tmp_path / "b.csv"
+    path.write_text("image;trace;x;y\n" + "".join(f"{r[0]};{r[1]};{r[2]};{r[3].replace('.', ',')}\n" for r in rows))
+    semicolons = read_annotations(path)
+    for trace in ("upper", "lower"):
+        for axis in range(2):
+            np.testing.assert_array_equal(semicolons["rec1"][trace][axis], commas["rec1"][trace][axis])
+    path.write_text("image;trace;x;y\nrec1;upper;1,000,5;3\n")  # two commas: no number
+    with pytest.raises(InputError, match=r"b\.csv line 2: x '1,000,5' is not a number"):
+        read_annotations(path)
+
+
 def test_measured_beats_are_read_per_recording_with_their_optional_time_and_rate(tmp_path):
     path = tmp_path / "measurements.csv"
     path.write_text("image,lvid_d_mm,lvid_s_mm,t_ed_s,hr_bpm\nrec1.png,3.80,2.70,0.369,480\n"
