@@ -48,7 +48,8 @@ STUDY_FILE = "study.csv"
 CALIBRATION_FILE = "calibration.csv"  # a study folder's own pixel sizes, read unless --calibration names others
 DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
                             f"{DEFAULT_S_PER_PX * 1000:.4g} ms per column (the seed's scanner); if yours differs, "
-                            "give --mm-per-px and --s-per-px from its scale bars, or every mm, µL and bpm is off")
+                            "give --mm-per-px and --s-per-px from its scale bars (or each recording's in a "
+                            "calibration.csv, --calibration), or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
                  "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings")
 
