@@ -39,7 +39,8 @@ network's alone (the refiner reads borders, not windows).
 `--recordings DIR` measures recordings on disk instead of simulating them: your own annotated recordings
 (`annotations.csv` and `calibration.csv` beside them, as `preprocess build` reads them, or a lab's caliper
 values per beat in `measurements.csv`), or the output of a generator the model never saw, with a
-`truth/<name>.json` per recording in the format `preprocess simulate` writes. One set, named after the folder;
+`truth/<name>.json` per recording in the format `preprocess simulate` writes, or a truth mask `truth/<name>.png`
+(DESIGN.md's mask rule). One set, named after the folder;
 `bench/truth_files.py` says how the truth is read.
 
     python bench/accuracy.py --recordings examples
@@ -117,8 +118,9 @@ def build_parser():
                              "(default: 9000)")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per recording (default: 3)")
     parser.add_argument("--recordings", type=Path, metavar="DIR",
-                        help="measure the recordings in DIR against their truth JSONs (DIR/truth/<name>.json), "
-                             "annotated traces or measured beats instead of simulating; --n, --seed, --duration, "
+                        help="measure the recordings in DIR against their truth JSONs (DIR/truth/<name>.json) or "
+                             "truth masks (DIR/truth/<name>.png), annotated traces or measured beats instead of "
+                             "simulating; --n, --seed, --duration, "
                              "--generator and --sets do not apply")
     parser.add_argument("--annotations", type=Path, metavar="FILE",
                         help="with --recordings: annotated traces, a CSV or LabelMe JSON(s) as preprocess build "

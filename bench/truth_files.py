@@ -7,6 +7,10 @@ simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py`
    (null where there is no truth), and optionally `beats` (`t_ed_s`, `lvid_d_mm`, `lvid_s_mm`, optional `rr_s`
    and `visible`; without them, the beats `test.py`'s detector finds on the truth's LVID curve, as for
    annotations below), `lost_contact_columns`, `condition`, `mm_per_px`, `s_per_px`; or else
+1b. `DIR/truth/<stem>.png`, a truth mask of the recording's size in DESIGN.md's rule (cavity 1 or 255 strictly
+   between the two traces, 0 elsewhere; a column without cavity has no truth): the borders are read off it as
+   `test.py` reads a predicted mask (`mmode.measure.cavity_borders_px`: each run's pixel edges, so LVID is the
+   run's length, whole rows), the beats found on that LVID curve as for annotations; or else
 2. its annotated traces (`--annotations`, default `DIR/annotations.csv`; the CSV or LabelMe formats of
    `preprocess build`), interpolated as `preprocess build` makes masks of them. The truth is then the annotated
    span only, and the truth beats are those `test.py`'s beat detector finds on the annotated LVID curve, whole
@@ -41,6 +45,7 @@ ANNOTATIONS_FILE = "annotations.csv"
 CALIBRATION_FILE = "calibration.csv"
 MEASUREMENTS_FILE = "measurements.csv"
 BEAT_KEYS = {"t_ed_s", "lvid_d_mm", "lvid_s_mm"}  # what a truth JSON's beat needs (rr_s, visible optional)
+MASK_SUFFIX = ".png"  # a truth mask beside (instead of) a truth JSON: DIR/truth/<stem>.png
 
 
 @dataclass
@@ -116,15 +121,17 @@ def truth_sources(folder, annotations_path=None, calibration_path=None, measurem
                              + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
     with_truth = []
     for path in files:
-        has_json = (folder / TRUTH_DIR / f"{path.stem}.json").is_file()
-        if has_json or path.stem in annotations or path.stem in measurements:
+        has_file = any((folder / TRUTH_DIR / f"{path.stem}{suffix}").is_file() for suffix in (".json", MASK_SUFFIX))
+        if has_file or path.stem in annotations or path.stem in measurements:
             with_truth.append(path)
         else:
-            log.warning("%s: no %s/%s.json, annotated traces or measured beats; left out", path, TRUTH_DIR, path.stem)
+            log.warning("%s: no %s/%s.json or .png, annotated traces or measured beats; left out", path, TRUTH_DIR,
+                        path.stem)
     if not with_truth:
-        raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json, annotated "
-                         f"traces (--annotations, default {folder / ANNOTATIONS_FILE}) or measured beats "
-                         f"(--measurements, default {folder / MEASUREMENTS_FILE})")
+        raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json or a truth "
+                         f"mask {TRUTH_DIR}/<name>.png, annotated traces (--annotations, default "
+                         f"{folder / ANNOTATIONS_FILE}) or measured beats (--measurements, default "
+                         f"{folder / MEASUREMENTS_FILE})")
     return TruthSources(with_truth, annotations, calibrations, measurements)
 
 
@@ -136,8 +143,8 @@ def _given_or_beside(path, default):
 
 
 def load_truth(path, sources, crop=None):
-    """The FileTruth of recording `path`, from its truth JSON, else its annotated traces, else its measured
-    beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as `test.py --crop`
+    """The FileTruth of recording `path`, from its truth JSON, else its truth mask, else its annotated traces, else
+    its measured beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as `test.py --crop`
     cuts the recording, the truth given in the uncut image's pixels (annotated points outside it are refused)."""
     json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
@@ -147,8 +154,11 @@ def load_truth(path, sources, crop=None):
     if calibration is None and path.suffix.lower() not in (".dcm", ".dicom"):
         log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
     recording = read_recording(path, calibration)
+    mask_path = path.parent / TRUTH_DIR / f"{path.stem}{MASK_SUFFIX}"
     if truth is not None:
         file_truth = _json_truth(recording, truth, json_path)
+    elif mask_path.is_file():
+        file_truth = _mask_truth(recording, mask_path)
     elif path.stem in sources.annotations:
         traces = sources.annotations[path.stem]
         if crop is None:
@@ -226,6 +236,28 @@ def _json_truth(recording, truth, json_path):
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
                      beats, lost_contact, recording.path.stem, truth.get("condition", "truth JSON"),
                      recording.path, artefacts=list(truth.get("artefacts", [])))
+
+
+def _mask_truth(recording, mask_path):
+    """Truth read off a mask: InputError naming it when it is not the recording's size or not binary."""
+    from mmode.io import read_image
+    from mmode.measure import cavity_borders_px
+
+    mask = read_image(mask_path)
+    if mask.shape != recording.image.shape:
+        raise InputError(f"{mask_path}: a truth mask of {mask.shape[0]} x {mask.shape[1]} px for a recording of "
+                         f"{recording.image.shape[0]} x {recording.image.shape[1]} ({recording.path})")
+    levels = np.unique(mask)
+    if levels.size != 2 or levels[0] != 0:
+        shown = ", ".join(str(level) for level in levels[:6]) + (", ..." if levels.size > 6 else "")
+        raise InputError(f"{mask_path}: a truth mask holds 0 (tissue) and one other grey (cavity: 1 or 255), "
+                         f"not {shown}")
+    upper_px, lower_px = cavity_borders_px(mask)
+    calibration = recording.calibration
+    known = np.isfinite(upper_px) & np.isfinite(lower_px)
+    beats = detected_beats((lower_px - upper_px) * calibration.mm_per_px, calibration.s_per_px, known)
+    return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px, beats,
+                     ~known, recording.path.stem, "truth mask", recording.path)
 
 
 def detected_beats(lvid_mm, s_per_px, known):

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 torch = pytest.importorskip("torch")
 
@@ -222,6 +223,63 @@ def test_a_truth_json_of_borders_alone_gets_the_simulators_beats(recordings, tmp
         np.testing.assert_allclose(*zip(*intervals), atol=0.002)  # the simulated cycle lengths, to 2 ms
 
 
+def write_truth_masks(recordings, folder):
+    """The recordings of `with_truth` with a truth mask (DESIGN.md's rule, 255 inside) in place of each truth JSON,
+    and the calibration CSV beside them."""
+    from mmode.measure import traces_to_mask
+
+    (folder / "truth").mkdir(parents=True)
+    shutil.copy(recordings / "with_truth" / "calibration.csv", folder)
+    for png in sorted((recordings / "with_truth").glob("*.png")):
+        shutil.copy(png, folder)
+        truth = json.loads((recordings / "with_truth" / "truth" / f"{png.stem}.json").read_text())
+        upper, lower = (np.array(truth[key], dtype=float) for key in ("upper_px", "lower_px"))
+        height = np.asarray(Image.open(png)).shape[0]
+        Image.fromarray(traces_to_mask(upper, lower, height) * 255).save(folder / "truth" / f"{png.stem}.png")
+    return folder
+
+
+def test_a_truth_mask_stands_in_for_the_truth_json_to_within_its_whole_rows(recordings, tmp_path):
+    masked = write_truth_masks(recordings, tmp_path / "masked")
+    sources = truth_sources(masked)
+    for path in sources.files:
+        truth = load_truth(path, sources)
+        exact = json.loads((recordings / "with_truth" / "truth" / f"{path.stem}.json").read_text())
+        exact_lvid_px = np.array(exact["lower_px"], dtype=float) - np.array(exact["upper_px"], dtype=float)
+        known = np.isfinite(exact_lvid_px)
+        # a mask holds whole rows: each column's LVID within one row of the exact one, and right on average
+        difference_px = (truth.lower_px - truth.upper_px)[known] - exact_lvid_px[known]
+        assert truth.condition == "truth mask" and np.abs(difference_px).max() < 1
+        assert abs(difference_px.mean()) < 0.1
+        assert len(truth.beats) == len(exact["beats"]) >= 8
+        for found, simulated in zip(truth.beats, exact["beats"]):
+            assert found["lvid_d_mm"] == pytest.approx(simulated["lvid_d_mm"], abs=truth.mm_per_px)
+    by_json = accuracy_json(tmp_path / "json.json", "--recordings", recordings / "with_truth")["figures"]
+    by_mask = accuracy_json(tmp_path / "mask.json", "--recordings", masked)["figures"]["masked"]
+    by_json = by_json["with_truth"]
+    assert by_mask["n_windows"] == by_json["n_windows"] and by_mask["beats_found_pct"] == 100.0
+    assert by_mask["lvid_column_mae_mm"] == pytest.approx(by_json["lvid_column_mae_mm"], abs=0.005)
+    assert by_mask["window_dice"] == pytest.approx(by_json["window_dice"], abs=0.005)
+
+
+def test_a_truth_mask_of_another_size_or_not_binary_is_refused_by_name(recordings, tmp_path):
+    masked = write_truth_masks(recordings, tmp_path / "masked")
+    sources = truth_sources(masked)
+    path = sources.files[0]
+    mask_path = masked / "truth" / f"{path.stem}.png"
+    mask = np.asarray(Image.open(mask_path))
+    Image.fromarray(mask[:-3]).save(mask_path)
+    with pytest.raises(InputError, match=f"{mask_path}: a truth mask of {mask.shape[0] - 3} x"):
+        load_truth(path, sources)
+    three_greys = mask.copy()
+    three_greys[0, 0] = 7
+    for wrong, shown in ((three_greys, "0, 7, 255"), (np.where(mask > 0, 255, 40), "40, 255"),
+                         (np.zeros_like(mask), "0")):
+        Image.fromarray(wrong.astype(np.uint8)).save(mask_path)
+        with pytest.raises(InputError, match=f"{mask_path}: a truth mask holds 0 .* not {shown}$"):
+            load_truth(path, sources)
+
+
 def test_detected_beats_outside_the_annotated_span_are_not_extra():
     recording = SimpleNamespace(s_per_px=0.001, scored_span=(100, 400))
     analysis = SimpleNamespace(parameters=dict(t_ed_s=np.array([0.05, 0.099, 0.15, 0.39, 0.45])))
@@ -318,7 +376,8 @@ def test_bad_recording_folders_are_refused_with_the_file_named(recordings, tmp_p
     shutil.copy(png, png.with_suffix(".tif"))
     with pytest.raises(InputError, match=f"share the name '{png.stem}'"):
         truth_sources(twice)
-    with pytest.raises(InputError, match="has a truth/<name>.json, annotated traces .* or measured beats"):
+    with pytest.raises(InputError, match="has a truth/<name>.json or a truth mask truth/<name>.png, annotated "
+                                         "traces .* or measured beats"):
         truth_sources(bare)
     extra = tmp_path / "extra"
     shutil.copytree(recordings / "annotated", extra)
