@@ -45,6 +45,7 @@ TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 # `in_medians` (1 or 0).
 BEAT_FILE_COLUMNS = (*BEAT_COLUMNS, "uncertainty", "flags", "in_medians")
 STUDY_FILE = "study.csv"
+OVERVIEW_FILE = "study_overview.png"  # a study's recordings on one page: LVID over time and the summary each
 CALIBRATION_FILE = "calibration.csv"  # a study folder's own pixel sizes, read unless --calibration names others
 DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
                             f"{DEFAULT_S_PER_PX * 1000:.4g} ms per column (the seed's scanner); if yours differs, "
@@ -65,7 +66,8 @@ Evaluate the segmentation network on a test set, or analyse M-mode recordings.
                                   and volume per column), _beats.csv (per-beat LVIDd, LVIDs, volumes,
                                   EF, FS, SV, HR), _summary.json (medians, CO), _lvid.png, _volume.png,
                                   _overlay.png
-  -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each)
+  -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each) and
+                                  study_overview.png (each one's LVID over time and summary)
 
 Calibration: --mm-per-px / --s-per-px (default: the seed's 0.011525974 mm/px, 0.00083334 s/px);
 a DICOM's own ultrasound-region calibration wins."""
@@ -797,12 +799,32 @@ def _study_row(path, analysis=None, error=None):
     return row
 
 
+def _overview_row(path, analysis=None, error=None):
+    """One recording's row of the study overview (`mmode.plots.plot_study_overview`)."""
+    if analysis is None:
+        return dict(title=f"{path.name}: not analysed", error=error)
+    summary = analysis.summary
+    values = {key: "n/a" if summary[key] is None else f"{summary[key]:.3g}"
+              for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_bpm")}
+    n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
+    title = (f"{path.name}: LVIDd {values['lvid_d_mm']} mm, LVIDs {values['lvid_s_mm']} mm, EF {values['ef_pct']} %, "
+             f"HR {values['hr_bpm']} bpm; {summary['n_beats']} beats, {n_flagged} flagged")
+    calibration = analysis.recording.calibration
+    warnings = (["pixels coarser than trained"] * bool(coarser_than_trained(calibration))
+                + ["LVIDd outside a mouse's"] * bool(outside_mouse_range(summary["lvid_d_mm"], calibration)))
+    if warnings:
+        title += " (" + "; ".join(warnings) + ")"
+    spans = [(analysis.time_s[analysis.beats.ed_index[index]], analysis.time_s[analysis.beats.es_index[index]])
+             for index, reasons in enumerate(analysis.beat_flags) if reasons]
+    return dict(title=title, time_s=analysis.time_s, lvid_mm=analysis.lvid_mm, flagged_spans_s=spans)
+
+
 def _run_study(args, folder):
     from mmode.io import read_recording
 
     files = _study_recordings(folder)
     options = _analysis_options(args)
-    names = [name for path in files for name in recording_output_names(path.stem)] + [STUDY_FILE]
+    names = [name for path in files for name in recording_output_names(path.stem)] + [STUDY_FILE, OVERVIEW_FILE]
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)
     _warn_unused_rows(table, files)
@@ -810,7 +832,7 @@ def _run_study(args, folder):
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
     report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
-    rows = []
+    rows, overview = [], []
     progress = files
     if not args.quiet:
         from tqdm import tqdm
@@ -826,9 +848,11 @@ def _run_study(args, folder):
             except InputError as error:
                 log.warning("skipped: %s", error)
                 rows.append(_study_row(path, error=str(error)))
+                overview.append(_overview_row(path, error=str(error)))
                 continue
             write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options, refiner_path)
             rows.append(_study_row(path, analysis))
+            overview.append(_overview_row(path, analysis))
             _log_summary(analysis)
         at_default = sum(row["calibration_source"] == "default" for row in rows)
         if at_default:
@@ -841,6 +865,9 @@ def _run_study(args, folder):
         writer.writeheader()
         writer.writerows(rows)
         staged.path(STUDY_FILE).write_text(buffer.getvalue())
+        from mmode.plots import plot_study_overview
+
+        plot_study_overview(staged.path(OVERVIEW_FILE), overview)
         staged.commit()
     n_failed = sum(row["status"] == "error" for row in rows)
     log.info("analysed %d of %d recordings in %s; results and %s in %s%s", len(rows) - n_failed, len(rows),

@@ -5,7 +5,11 @@
 - `draw_overlay`: the recording at full resolution with the predicted cavity borders drawn on it
   (an image, not a chart, so a recording of any length keeps every column), and the flagged beats marked
   by a band along its top edge.
+- `plot_study_overview`: a study's recordings one row each, LVID over time and the summary, to look over a
+  whole study in one file.
 """
+import textwrap
+
 import numpy as np
 from PIL import Image
 
@@ -16,6 +20,12 @@ TRUTH_COLOUR = (64, 255, 64)  # the truth's borders beside the model's (bench/ac
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
 FLAGGED_COLOUR = "0.6"  # a flagged beat's markers: grey, hollow
+FLAGGED_SHADE_COLOUR = (255, 224, 160)  # behind a flagged beat's ED..ES in the study overview (solid, light)
+# Study overview: a row of this height per recording (its plot and, above and below it, title and time axis), at
+# this width and resolution (200 recordings: about 14,500 px), with this much room above the first and below the last
+OVERVIEW_ROW_IN, OVERVIEW_WIDTH_IN, OVERVIEW_DPI, OVERVIEW_MARGIN_IN = 0.9, 12.0, 80, 0.4
+OVERVIEW_HEADER_IN = 0.3  # the line on top that says what the rows show
+OVERVIEW_TITLE_CHARS = 160  # a longer title or error line is cut short ("[...]") to stay within the row
 # Figure width grows with the recording (inches per second), within limits a viewer can open.
 INCHES_PER_S = 4.0
 MIN_WIDTH_IN, MAX_WIDTH_IN = 8.0, 60.0
@@ -124,3 +134,39 @@ def save_png(path, rgb):
 def save_overlay(path, image_uint8, upper_px, lower_px, flagged_columns=None):
     """Write `draw_overlay` as PNG `path`."""
     return save_png(path, draw_overlay(image_uint8, upper_px, lower_px, flagged_columns=flagged_columns))
+
+
+def plot_study_overview(path, rows):
+    """Save one PNG `path` with a row per recording of a study, in order: its LVID (mm) over time (s), each flagged
+    beat's end-diastole..end-systole shaded (FLAGGED_SHADE_COLOUR), and its `title` (name and summary) above it; a
+    recording that could not be analysed gets its row with its error. `rows`: dicts with `title` and either
+    `time_s`, `lvid_mm` (arrays, NaN = gap) and `flagged_spans_s` ([(start, stop)]), or `error`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shade = tuple(channel / 255 for channel in FLAGGED_SHADE_COLOUR)
+    height_in = 2 * OVERVIEW_MARGIN_IN + OVERVIEW_HEADER_IN + OVERVIEW_ROW_IN * len(rows)
+    figure, axes = plt.subplots(len(rows), 1, figsize=(OVERVIEW_WIDTH_IN, height_in), dpi=OVERVIEW_DPI,
+                                squeeze=False)
+    # fixed room per row rather than a layout engine: long titles and error lines cannot squeeze the plots away
+    figure.subplots_adjust(left=0.06, right=0.99, top=1 - (OVERVIEW_MARGIN_IN + OVERVIEW_HEADER_IN) / height_in,
+                           bottom=OVERVIEW_MARGIN_IN / height_in, hspace=0.9)
+    for row, axis in zip(rows, axes[:, 0]):
+        axis.set_title(textwrap.shorten(row["title"], OVERVIEW_TITLE_CHARS), loc="left", fontsize="small")
+        if "error" in row:
+            axis.axis("off")
+            axis.text(0.0, 0.5, textwrap.shorten(row["error"], OVERVIEW_TITLE_CHARS), transform=axis.transAxes,
+                      fontsize="small", color="tab:red", verticalalignment="center")
+            continue
+        for start_s, stop_s in row["flagged_spans_s"]:
+            axis.axvspan(start_s, stop_s, color=shade, linewidth=0, zorder=0)
+        axis.plot(row["time_s"], row["lvid_mm"], color="black", linewidth=0.7)
+        if len(row["time_s"]):
+            axis.set_xlim(row["time_s"][0], row["time_s"][-1])
+        axis.set_ylabel("LVID (mm)", fontsize="x-small")
+        axis.tick_params(labelsize="x-small")
+    figure.text(0.06, 1 - 0.5 * OVERVIEW_HEADER_IN / height_in, "LVID (mm) over time (s), a row per recording; "
+                "shaded: flagged beats, left out of the medians", fontsize="small", verticalalignment="center")
+    return _save(figure, path)

@@ -557,7 +557,9 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
                                                                     ("broken.png", "error")]
     assert "broken.png" in rows[2]["error"]
     assert float(rows[0]["n_beats"]) > 0 and rows[0]["hr_bpm"] != ""
-    assert len(file_names(out)) == 2 * 7 + 1
+    assert len(file_names(out)) == 2 * 7 + 2 and (out / "study_overview.png").is_file()  # study.csv, overview
+    overview = Image.open(out / "study_overview.png")
+    assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
     assert columns[-len(SPREAD_KEYS) - 2:-2] == list(SPREAD_KEYS)  # after the columns of earlier versions

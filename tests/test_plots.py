@@ -1,7 +1,9 @@
 import numpy as np
 from PIL import Image
 
-from mmode.plots import LOWER_COLOUR, TRUTH_COLOUR, UPPER_COLOUR, draw_overlay, draw_truth, save_overlay
+from mmode.plots import (FLAGGED_SHADE_COLOUR, LOWER_COLOUR, OVERVIEW_DPI, OVERVIEW_HEADER_IN, OVERVIEW_MARGIN_IN,
+                         OVERVIEW_ROW_IN, TRUTH_COLOUR, UPPER_COLOUR, draw_overlay, draw_truth, plot_study_overview,
+                         save_overlay)
 
 
 def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
@@ -30,3 +32,23 @@ def test_the_truth_is_dashed_over_the_drawing_and_leaves_the_rest():
     np.testing.assert_array_equal(np.flatnonzero(changed.any(axis=1)), [109, 110])
     np.testing.assert_array_equal(changed[109], dashes)
     assert tuple(marked[110, 0]) == TRUTH_COLOUR and tuple(marked[110, 8]) == (90, 90, 90)
+
+
+def test_the_study_overview_has_a_row_per_recording_and_shades_only_the_flagged_beats(tmp_path):
+    time_s = np.arange(0, 2.0, 0.001)
+    lvid_mm = 3.0 + 0.5 * np.sin(2 * np.pi * 8 * time_s)
+    rows = [dict(title="a.png", time_s=time_s, lvid_mm=lvid_mm, flagged_spans_s=[(0.5, 1.0)]),
+            dict(title="b.png", time_s=time_s, lvid_mm=lvid_mm, flagged_spans_s=[]),
+            dict(title="c.png: not analysed", error="c.png: not a readable image")]
+    path = plot_study_overview(tmp_path / "overview.png", rows)
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    assert abs(rgb.shape[0] - (2 * OVERVIEW_MARGIN_IN + OVERVIEW_HEADER_IN + 3 * OVERVIEW_ROW_IN) * OVERVIEW_DPI) <= 1
+    shaded = np.all(rgb == FLAGGED_SHADE_COLOUR, axis=2)
+    rows_shaded = np.flatnonzero(shaded.any(axis=1))
+    assert rows_shaded.size and rows_shaded.max() < rgb.shape[0] / 3  # only in the first of the three rows
+    # a quarter of the first row's 2 s is shaded: its columns span a quarter of the plot's width
+    columns = np.flatnonzero(shaded.any(axis=0))
+    plotted = np.flatnonzero((rgb[rows_shaded.min():rows_shaded.max() + 1] != 255).any(axis=(0, 2)))
+    assert abs((columns.max() - columns.min()) / (plotted.max() - plotted.min()) - 0.25) < 0.02
+    one = plot_study_overview(tmp_path / "one.png", rows[1:2])  # a study of one recording
+    assert not np.all(np.asarray(Image.open(one).convert("RGB")) == FLAGGED_SHADE_COLOUR, axis=2).any()
