@@ -52,7 +52,7 @@ DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFA
                             "give --mm-per-px and --s-per-px from its scale bars (or each recording's in a "
                             "calibration.csv, --calibration), or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
-                 "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings")
+                 "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings", "calibration_file")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -519,6 +519,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         mm_per_px=calibration.mm_per_px,
         s_per_px=calibration.s_per_px,
         calibration_source=calibration.source,
+        calibration_file=calibration.origin,
         pixel_warnings=coarser_than_trained(calibration),
         range_warnings=outside_mouse_range(analysis.summary["lvid_d_mm"], calibration),
         model=str(model_path),
@@ -793,7 +794,7 @@ def _study_row(path, analysis=None, error=None):
             row[key] = "" if value is None else value
         row.update(n_beats=analysis.summary["n_beats"], n_beats_used=analysis.summary["n_beats_used"],
                    mm_per_px=calibration.mm_per_px, s_per_px=calibration.s_per_px,
-                   calibration_source=calibration.source,
+                   calibration_source=calibration.source, calibration_file=calibration.origin or "",
                    pixel_warnings="; ".join(coarser_than_trained(calibration)),
                    range_warnings="; ".join(outside_mouse_range(analysis.summary["lvid_d_mm"], calibration)))
     return row

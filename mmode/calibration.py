@@ -18,12 +18,14 @@ TRAINED_S_PER_PX = (0.00058, 0.00108)
 class Calibration:
     """Size of one pixel: `mm_per_px` along depth (rows), `s_per_px` along time (columns).
 
-    `source` says where the values came from: "default", "user" or "dicom".
+    `source` says where the values came from: "default", "user" or "dicom"; `origin` the file they were read from
+    when a user gave them in one (a calibration CSV), else None.
     """
 
     mm_per_px: float = DEFAULT_MM_PER_PX
     s_per_px: float = DEFAULT_S_PER_PX
     source: str = "default"
+    origin: str = None
 
     def __post_init__(self):
         for name in ("mm_per_px", "s_per_px"):

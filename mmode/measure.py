@@ -603,9 +603,10 @@ def outside_mouse_range(lvid_d_mm, calibration):
     if lvid_d_mm is None or MOUSE_LVID_D_MM[0] <= lvid_d_mm <= MOUSE_LVID_D_MM[1]:
         return []
     side = "below" if lvid_d_mm < MOUSE_LVID_D_MM[0] else "above"
-    source = {"default": "the default, as no --mm-per-px was given",
-              "user": "given by --mm-per-px or a calibration CSV",
+    source = {"default": "the default, as no --mm-per-px was given", "user": "given by --mm-per-px",
               "dicom": "the DICOM's own"}.get(calibration.source, calibration.source)
+    if calibration.origin is not None:
+        source = f"from {calibration.origin}"
     return [f"LVIDd {lvid_d_mm:.3g} mm is {side} the {MOUSE_LVID_D_MM[0]:g}-{MOUSE_LVID_D_MM[1]:g} mm of mouse hearts: "
             f"check the depth calibration ({calibration.mm_per_px:.6g} mm per row, {source}) and that the "
             f"left ventricle is in view"]

@@ -134,7 +134,7 @@ def read_csv_annotations(path):
 
 
 def read_calibration_csv(path):
-    """Read an `image,mm_per_px,s_per_px` CSV -> {recording: Calibration (source "user")}.
+    """Read an `image,mm_per_px,s_per_px` CSV -> {recording: Calibration (source "user", origin the CSV's path)}.
 
     InputError naming the file (and line) for a missing or unreadable file, a missing column, a value that is
     not a positive number, or a recording listed twice.
@@ -150,7 +150,7 @@ def read_calibration_csv(path):
         sizes = [_number(row[column], column, where) for column in CALIBRATION_COLUMNS[1:]]
         if not all(np.isfinite(size) and size > 0 for size in sizes):
             raise InputError(f"{where}: mm_per_px and s_per_px must be positive, got {sizes[0]:g} and {sizes[1]:g}")
-        calibrations[name] = Calibration(*sizes, source="user")
+        calibrations[name] = Calibration(*sizes, source="user", origin=str(path))
     if not calibrations:
         raise InputError(f"{path}: no recordings listed")
     return calibrations

@@ -381,14 +381,18 @@ def test_a_calibration_csv_gives_each_recording_its_own_pixel_sizes(files, tmp_p
     assert a2["lvid_s_mm"] == pytest.approx(2 * a["lvid_s_mm"], rel=1e-3)
     # FS is a ratio of diameters; EF is not (Teichholz's 2.4 mm makes volume no power of D)
     assert a2["hr_bpm"] == a["hr_bpm"] and a2["fs_pct"] == pytest.approx(a["fs_pct"], abs=0.01)
+    # where the pixel sizes came from, in the summary, the study table and a range warning
+    table = str(study / "calibration.csv")
+    assert a["calibration_file"] == a2["calibration_file"] == status["a.png"]["calibration_file"] == table
+    assert a2["range_warnings"] and f"0.02 mm per row, from {table})" in a2["range_warnings"][0]
     assert "calibration.csv lists 1 recording(s) not analysed here: ghost" in caplog.text
     assert "no calibration given" not in caplog.text
 
     # the flags serve the recordings the CSV does not list; the CSV's rows still win
     assert run("-d", study, "-o", tmp_path / "flags", "--no-refine", "--quiet", "--mm-per-px", "0.015") == 0
     b = json.loads((tmp_path / "flags" / "b_summary.json").read_text())
-    assert b["mm_per_px"] == 0.015 and json.loads((tmp_path / "flags" / "a_summary.json").read_text())[
-        "mm_per_px"] == 0.01
+    assert b["mm_per_px"] == 0.015 and b["calibration_file"] is None
+    assert json.loads((tmp_path / "flags" / "a_summary.json").read_text())["mm_per_px"] == 0.01
     # --calibration names another file, for a study or a single recording
     other = tmp_path / "lab.csv"
     other.write_text("image,mm_per_px,s_per_px\nb,0.03,0.001\n")
@@ -562,8 +566,10 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS) - 2:-2] == list(SPREAD_KEYS)  # after the columns of earlier versions
-    assert columns[-2:] == ["pixel_warnings", "range_warnings"]  # after the columns of earlier versions
+    assert columns[-len(SPREAD_KEYS) - 3:-3] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    # after the columns of earlier versions
+    assert columns[-3:] == ["pixel_warnings", "range_warnings", "calibration_file"]
+    assert rows[0]["calibration_file"] == "" and summary["calibration_file"] is None  # no CSV: none
     assert rows[0]["pixel_warnings"] == "" and summary["pixel_warnings"] == []  # default calibration: none
     assert rows[0]["range_warnings"] == "" and summary["range_warnings"] == []  # a mouse's LVIDd
     assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
