@@ -45,6 +45,7 @@ TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 # `in_medians` (1 or 0).
 BEAT_FILE_COLUMNS = (*BEAT_COLUMNS, "uncertainty", "flags", "in_medians")
 STUDY_FILE = "study.csv"
+STUDY_BEATS_FILE = "study_beats.csv"  # every beat of a study, a row each beside its recording's name
 OVERVIEW_FILE = "study_overview.png"  # a study's recordings on one page: LVID over time and the summary each
 CALIBRATION_FILE = "calibration.csv"  # a study folder's own pixel sizes, read unless --calibration names others
 DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFAULT_MM_PER_PX:.6g} mm per row and "
@@ -588,14 +589,8 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
         "upper_px": _format_column(analysis.upper_px, 2),
         "lower_px": _format_column(analysis.lower_px, 2),
     })
-    digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
-    beat_columns = {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS}
+    _write_csv_columns(staged.path(f"{stem}_beats.csv"), beat_file_columns(analysis))
     flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
-    every_beat = analysis.summary["n_beats_used"] == analysis.summary["n_beats"]  # --keep-flagged, or all doubted
-    beat_columns.update(uncertainty=_format_column(analysis.uncertainty, 3),
-                        flags=np.array([";".join(reasons) for reasons in analysis.beat_flags], dtype=str),
-                        in_medians=np.where(every_beat | ~flagged, "1", "0"))
-    _write_csv_columns(staged.path(f"{stem}_beats.csv"), {key: beat_columns[key] for key in BEAT_FILE_COLUMNS})
     _write_json(staged.path(f"{stem}_summary.json"),
                 summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
@@ -606,6 +601,29 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
                 flagged=flagged)
     save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px,
                  flagged_columns(analysis))
+
+
+def beat_file_columns(analysis):
+    """The beats file's columns (BEAT_FILE_COLUMNS) of an analysed recording as {name: string array}, a row per
+    beat: DESIGN.md's parameters, then the beat's uncertainty, why it is doubted and whether the medians used it."""
+    digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
+    columns = {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS}
+    flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
+    every_beat = analysis.summary["n_beats_used"] == analysis.summary["n_beats"]  # --keep-flagged, or all doubted
+    columns.update(uncertainty=_format_column(analysis.uncertainty, 3),
+                   flags=np.array([";".join(reasons) for reasons in analysis.beat_flags], dtype=str),
+                   in_medians=np.where(every_beat | ~flagged, "1", "0"))
+    return {key: columns[key] for key in BEAT_FILE_COLUMNS}
+
+
+def _write_study_beats(path, tables):
+    """Write `tables` ([(recording name, `beat_file_columns`)]) as one CSV, `recording` first: every beat of a
+    study in one long table, for statistics across animals."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("recording", *BEAT_FILE_COLUMNS))
+        for name, columns in tables:
+            writer.writerows((name, *row) for row in zip(*(columns[key] for key in BEAT_FILE_COLUMNS)))
 
 
 def flagged_columns(analysis):
@@ -825,7 +843,8 @@ def _run_study(args, folder):
 
     files = _study_recordings(folder)
     options = _analysis_options(args)
-    names = [name for path in files for name in recording_output_names(path.stem)] + [STUDY_FILE, OVERVIEW_FILE]
+    names = ([name for path in files for name in recording_output_names(path.stem)]
+             + [STUDY_FILE, STUDY_BEATS_FILE, OVERVIEW_FILE])
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)
     _warn_unused_rows(table, files)
@@ -833,7 +852,7 @@ def _run_study(args, folder):
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
     report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
-    rows, overview = [], []
+    rows, overview, beat_tables = [], [], []
     progress = files
     if not args.quiet:
         from tqdm import tqdm
@@ -854,6 +873,7 @@ def _run_study(args, folder):
             write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options, refiner_path)
             rows.append(_study_row(path, analysis))
             overview.append(_overview_row(path, analysis))
+            beat_tables.append((path.name, beat_file_columns(analysis)))
             _log_summary(analysis)
         at_default = sum(row["calibration_source"] == "default" for row in rows)
         if at_default:
@@ -866,6 +886,7 @@ def _run_study(args, folder):
         writer.writeheader()
         writer.writerows(rows)
         staged.path(STUDY_FILE).write_text(buffer.getvalue())
+        _write_study_beats(staged.path(STUDY_BEATS_FILE), beat_tables)
         from mmode.plots import plot_study_overview
 
         plot_study_overview(staged.path(OVERVIEW_FILE), overview)

@@ -561,7 +561,15 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
                                                                     ("broken.png", "error")]
     assert "broken.png" in rows[2]["error"]
     assert float(rows[0]["n_beats"]) > 0 and rows[0]["hr_bpm"] != ""
-    assert len(file_names(out)) == 2 * 7 + 2 and (out / "study_overview.png").is_file()  # study.csv, overview
+    assert len(file_names(out)) == 2 * 7 + 3 and (out / "study_overview.png").is_file()  # + the study's three
+    # every beat of the study in one table: the two beats files, row for row, each row naming its recording
+    beat_columns, beat_rows = read_csv(out / "study_beats.csv")
+    assert beat_columns == ["recording", *analysis.BEAT_FILE_COLUMNS]
+    for name in ("a", "b"):
+        _, own = read_csv(out / f"{name}_beats.csv")
+        assert len(own) > 0
+        in_study = [row for row in beat_rows if row["recording"] == f"{name}.png"]
+        assert [{key: row[key] for key in analysis.BEAT_FILE_COLUMNS} for row in in_study] == own
     overview = Image.open(out / "study_overview.png")
     assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
