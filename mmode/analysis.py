@@ -67,7 +67,8 @@ Evaluate the segmentation network on a test set, or analyse M-mode recordings.
                                   and volume per column), _beats.csv (per-beat LVIDd, LVIDs, volumes,
                                   EF, FS, SV, HR), _summary.json (medians, CO), _lvid.png, _volume.png,
                                   _overlay.png
-  -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each) and
+  -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each),
+                                  study_beats.csv (every beat, with its recording) and
                                   study_overview.png (each one's LVID over time and summary)
 
 Calibration: --mm-per-px / --s-per-px (default: the seed's 0.011525974 mm/px, 0.00083334 s/px);
