@@ -36,7 +36,8 @@ import numpy as np
 
 from mmode.calibration import Calibration
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, check_crop, crop_recording, read_recording, recording_files
+from mmode.io import (RECORDING_SUFFIXES, check_crop, crop_recording, is_dicom_file, read_recording, recording_files,
+                      recording_name)
 
 log = logging.getLogger("accuracy")
 
@@ -113,7 +114,7 @@ def truth_sources(folder, annotations_path=None, calibration_path=None, measurem
     calibrations = read_calibration_csv(calibration_path) if calibration_path is not None else {}
     measurements_path = _given_or_beside(measurements_path, folder / MEASUREMENTS_FILE)
     measurements = read_measurements_csv(measurements_path) if measurements_path is not None else {}
-    stems = {path.stem for path in files}
+    stems = {recording_name(path) for path in files}
     for source, named in ((annotations_path, annotations), (measurements_path, measurements)):
         missing = sorted(set(named) - stems)
         if missing:
@@ -121,12 +122,13 @@ def truth_sources(folder, annotations_path=None, calibration_path=None, measurem
                              + (f" ({len(missing) - 1} more)" if len(missing) > 1 else ""))
     with_truth = []
     for path in files:
-        has_file = any((folder / TRUTH_DIR / f"{path.stem}{suffix}").is_file() for suffix in (".json", MASK_SUFFIX))
-        if has_file or path.stem in annotations or path.stem in measurements:
+        name = recording_name(path)
+        has_file = any((folder / TRUTH_DIR / f"{name}{suffix}").is_file() for suffix in (".json", MASK_SUFFIX))
+        if has_file or name in annotations or name in measurements:
             with_truth.append(path)
         else:
             log.warning("%s: no %s/%s.json or .png, annotated traces or measured beats; left out", path, TRUTH_DIR,
-                        path.stem)
+                        name)
     if not with_truth:
         raise InputError(f"{folder}: none of its {len(files)} recordings has a {TRUTH_DIR}/<name>.json or a truth "
                          f"mask {TRUTH_DIR}/<name>.png, annotated traces (--annotations, default "
@@ -144,31 +146,33 @@ def _given_or_beside(path, default):
 
 def load_truth(path, sources, crop=None):
     """The FileTruth of recording `path`, from its truth JSON, else its truth mask, else its annotated traces, else
-    its measured beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as `test.py --crop`
-    cuts the recording, the truth given in the uncut image's pixels (annotated points outside it are refused)."""
-    json_path = path.parent / TRUTH_DIR / f"{path.stem}.json"
+    its measured beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as
+    `test.py --crop` cuts the recording, the truth given in the uncut image's pixels (annotated points outside it
+    are refused)."""
+    name = recording_name(path)
+    json_path = path.parent / TRUTH_DIR / f"{name}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
-    calibration = sources.calibrations.get(path.stem)
+    calibration = sources.calibrations.get(name)
     if calibration is None and truth is not None and "mm_per_px" in truth and "s_per_px" in truth:
         calibration = Calibration(float(truth["mm_per_px"]), float(truth["s_per_px"]), source="user")
-    if calibration is None and path.suffix.lower() not in (".dcm", ".dicom"):
+    if calibration is None and not is_dicom_file(path):
         log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
     recording = read_recording(path, calibration)
-    mask_path = path.parent / TRUTH_DIR / f"{path.stem}{MASK_SUFFIX}"
+    mask_path = path.parent / TRUTH_DIR / f"{name}{MASK_SUFFIX}"
     if truth is not None:
         file_truth = _json_truth(recording, truth, json_path)
     elif mask_path.is_file():
         file_truth = _mask_truth(recording, mask_path)
-    elif path.stem in sources.annotations:
-        traces = sources.annotations[path.stem]
+    elif name in sources.annotations:
+        traces = sources.annotations[name]
         if crop is None:
             return _annotated_truth(recording, traces)
         # the traces are cut first, so the truth beats are found on the panel, as test.py finds the model's
         from preprocess.annotations import crop_traces
 
-        return _annotated_truth(crop_recording(recording, crop), crop_traces(path.stem, traces, crop))
+        return _annotated_truth(crop_recording(recording, crop), crop_traces(name, traces, crop))
     else:
-        file_truth = _measured_truth(recording, sources.measurements[path.stem])
+        file_truth = _measured_truth(recording, sources.measurements[name])
     return file_truth if crop is None else crop_truth(file_truth, crop)
 
 
@@ -234,7 +238,7 @@ def _json_truth(recording, truth, json_path):
         beats = detected_beats(np.where(lost_contact, np.nan, lower_px - upper_px) * calibration.mm_per_px,
                                calibration.s_per_px, ~lost_contact)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
-                     beats, lost_contact, recording.path.stem, truth.get("condition", "truth JSON"),
+                     beats, lost_contact, recording.name, truth.get("condition", "truth JSON"),
                      recording.path, artefacts=list(truth.get("artefacts", [])))
 
 
@@ -257,7 +261,7 @@ def _mask_truth(recording, mask_path):
     known = np.isfinite(upper_px) & np.isfinite(lower_px)
     beats = detected_beats((lower_px - upper_px) * calibration.mm_per_px, calibration.s_per_px, known)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px, beats,
-                     ~known, recording.path.stem, "truth mask", recording.path)
+                     ~known, recording.name, "truth mask", recording.path)
 
 
 def detected_beats(lvid_mm, s_per_px, known):
@@ -278,12 +282,12 @@ def detected_beats(lvid_mm, s_per_px, known):
 def _annotated_truth(recording, traces):
     from preprocess.masks import annotation_traces
 
-    upper_px, lower_px, span = annotation_traces(recording.path.stem, traces, recording.image.shape)
+    upper_px, lower_px, span = annotation_traces(recording.name, traces, recording.image.shape)
     calibration = recording.calibration
     known = np.isfinite(upper_px) & np.isfinite(lower_px)
     beats = detected_beats((lower_px - upper_px) * calibration.mm_per_px, calibration.s_per_px, known)
     return FileTruth(recording.image, upper_px, lower_px, calibration.mm_per_px, calibration.s_per_px,
-                     beats, ~known, recording.path.stem, "annotated", recording.path, scored_span=span)
+                     beats, ~known, recording.name, "annotated", recording.path, scored_span=span)
 
 
 def _measured_truth(recording, beats):
@@ -295,5 +299,5 @@ def _measured_truth(recording, beats):
     # a beat without a rate is not compared on HR (measured beats need not follow one another)
     beats = [dict(beat, rr_s=beat.get("rr_s", np.nan)) for beat in beats]
     return FileTruth(recording.image, nothing, nothing.copy(), calibration.mm_per_px, calibration.s_per_px,
-                     beats, np.ones(width, dtype=bool), recording.path.stem, "measured", recording.path,
+                     beats, np.ones(width, dtype=bool), recording.name, "measured", recording.path,
                      scored_span=(0, 0))

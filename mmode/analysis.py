@@ -670,14 +670,6 @@ def report_offsets(offsets_path, offsets, model_path, refiner_path):
                     "bench/accuracy.py --fit-offsets as this run measures", offsets_path, fitted, used)
 
 
-def _check_suffix(path):
-    from mmode.io import RECORDING_SUFFIXES
-
-    if path.suffix.lower() not in RECORDING_SUFFIXES:
-        raise InputError(f"{path}: unknown recording type '{path.suffix}', expected one of "
-                         f"{', '.join(sorted(RECORDING_SUFFIXES))}")
-
-
 def _log_summary(analysis):
     for note in coarser_than_trained(analysis.recording.calibration):
         log.warning("%s: %s; check the tool on a few measured recordings of your own (README, \"Checking the "
@@ -707,11 +699,11 @@ def _log_summary(analysis):
 
 
 def _run_recording(args, path):
-    from mmode.io import read_recording
+    from mmode.io import check_recording_type, read_recording, recording_name
 
-    _check_suffix(path)
+    check_recording_type(path)
     options = _analysis_options(args)
-    stem = path.stem
+    stem = recording_name(path)
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
     table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
     recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
@@ -736,7 +728,7 @@ def _run_recording(args, path):
 
 
 def _note_ignored_calibration(args, recording, table=None):
-    listed = table is not None and recording.path.stem in table.calibrations
+    listed = table is not None and recording.name in table.calibrations
     given = args.mm_per_px is not None or args.s_per_px is not None
     if (given or listed) and recording.calibration.source == "dicom":
         log.info("%s: using the DICOM's own calibration (%.6g mm/px, %.6g s/px), not %s", recording.path,
@@ -772,12 +764,12 @@ def _recording_calibration(args, path, table):
     --mm-per-px/--s-per-px flags (or the seed's defaults without a table); InputError for an image file a table
     does not list when no flag was given, rather than mm at a calibration the user did not mean. A DICOM not
     listed falls back as before (its own calibration wins when it has one)."""
-    from mmode.io import DICOM_SUFFIXES
+    from mmode.io import is_dicom_file, recording_name
 
-    if table is not None and path.stem in table.calibrations:
-        return table.calibrations[path.stem]
+    if table is not None and recording_name(path) in table.calibrations:
+        return table.calibrations[recording_name(path)]
     given = args.mm_per_px is not None or args.s_per_px is not None
-    if table is not None and not given and path.suffix.lower() not in DICOM_SUFFIXES:
+    if table is not None and not given and not is_dicom_file(path):
         raise InputError(f"{path}: not listed in {table.path}; add its row (image,mm_per_px,s_per_px) or give "
                          f"--mm-per-px and --s-per-px for the recordings it does not list")
     return calibration_from_options(args.mm_per_px, args.s_per_px)
@@ -787,7 +779,9 @@ def _warn_unused_rows(table, files):
     """Rows of `table` that name no recording of a study: most likely a typo in a name, so said once."""
     if table is None:
         return
-    unused = sorted(set(table.calibrations) - {path.stem for path in files})
+    from mmode.io import recording_name
+
+    unused = sorted(set(table.calibrations) - {recording_name(path) for path in files})
     if unused:
         log.warning("%s lists %d recording(s) not analysed here: %s", table.path, len(unused),
                     ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else ""))
@@ -799,7 +793,7 @@ def _study_recordings(folder):
     files = recording_files(folder)
     if not files:
         raise InputError(f"{folder}: neither a test set (img/ and mask/) nor a folder holding recordings "
-                         f"({', '.join(sorted(RECORDING_SUFFIXES))})")
+                         f"({', '.join(sorted(RECORDING_SUFFIXES))}, or DICOM files of any name)")
     return files
 
 
@@ -840,11 +834,11 @@ def _overview_row(path, analysis=None, error=None):
 
 
 def _run_study(args, folder):
-    from mmode.io import read_recording
+    from mmode.io import read_recording, recording_name
 
     files = _study_recordings(folder)
     options = _analysis_options(args)
-    names = ([name for path in files for name in recording_output_names(path.stem)]
+    names = ([name for path in files for name in recording_output_names(recording_name(path))]
              + [STUDY_FILE, STUDY_BEATS_FILE, OVERVIEW_FILE])
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)
@@ -871,7 +865,8 @@ def _run_study(args, folder):
                 rows.append(_study_row(path, error=str(error)))
                 overview.append(_overview_row(path, error=str(error)))
                 continue
-            write_recording_outputs(analysis, path.stem, staged, model_path, img_size, options, refiner_path)
+            write_recording_outputs(analysis, recording_name(path), staged, model_path, img_size, options,
+                                    refiner_path)
             rows.append(_study_row(path, analysis))
             overview.append(_overview_row(path, analysis))
             beat_tables.append((path.name, beat_file_columns(analysis)))

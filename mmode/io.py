@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 RECORDING_SUFFIXES = IMAGE_SUFFIXES | DICOM_SUFFIXES
+# A DICOM file of any name is known by these bytes after its 128-byte preamble (PS3.10 7.1): scanners and PACS
+# exports often name their files IM_0001 or by UID (1.2.840....123), without .dcm.
+DICOM_PREAMBLE_BYTES, DICOM_MAGIC = 128, b"DICM"
 
 LUMA_601 = np.array([0.299, 0.587, 0.114])
 
@@ -51,8 +54,38 @@ class Recording:
 
     @property
     def name(self):
-        """The recording's name: its file stem, as annotations and window names use it."""
-        return self.path.stem
+        """The recording's name: its file stem, as annotations and window names use it (`recording_name`)."""
+        return recording_name(self.path)
+
+
+def is_dicom_file(path):
+    """Whether `path` is read as DICOM: a .dcm/.dicom suffix, or any other name but an image's whose bytes say
+    DICOM (DICOM_MAGIC after the preamble)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES:
+        return True
+    if suffix in IMAGE_SUFFIXES or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(DICOM_PREAMBLE_BYTES + len(DICOM_MAGIC))
+    except OSError:
+        return False
+    return head[DICOM_PREAMBLE_BYTES:] == DICOM_MAGIC
+
+
+def is_recording_file(path):
+    """Whether `path` is a recording the tools read: an image file (IMAGE_SUFFIXES) or a DICOM (`is_dicom_file`)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES or is_dicom_file(path)
+
+
+def recording_name(path):
+    """A recording file's name in outputs, annotations and calibration tables: its stem where the suffix is a
+    recording's (`mouse07` for mouse07.png), the whole file name otherwise (a DICOM named IM_0001 or by UID, whose
+    last dotted part is no file type)."""
+    path = Path(path)
+    return path.stem if path.suffix.lower() in RECORDING_SUFFIXES else path.name
 
 
 def crop_recording(recording, box):
@@ -149,18 +182,27 @@ def write_png(path, array_uint8):
 
 
 def recording_files(folder, collision="their result files would collide"):
-    """The recording files (RECORDING_SUFFIXES) directly in `folder`, sorted, hidden files left out; an
-    InputError naming both files when two share a stem (`collision` says why that matters)."""
+    """The recording files (`is_recording_file`) directly in `folder`, sorted, hidden files left out; an
+    InputError naming both files when two share a name (`recording_name`; `collision` says why that matters)."""
     folder = Path(folder)
     files = sorted(path for path in folder.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in RECORDING_SUFFIXES)
-    stems = {}
+                   if path.is_file() and not path.name.startswith(".") and is_recording_file(path))
+    names = {}
     for path in files:
-        if path.stem in stems:
-            raise InputError(f"{path} and {stems[path.stem]} share the name '{path.stem}', so {collision}; "
-                             f"rename one")
-        stems[path.stem] = path
+        name = recording_name(path)
+        if name in names:
+            raise InputError(f"{path} and {names[name]} share the name '{name}', so {collision}; rename one")
+        names[name] = path
     return files
+
+
+def check_recording_type(path):
+    """InputError naming `path` unless it is a recording file (`is_recording_file`); a missing file is left to the
+    reader, which says so."""
+    path = Path(path)
+    if path.suffix.lower() not in RECORDING_SUFFIXES and not is_dicom_file(path):
+        raise InputError(f"{path}: unknown recording type '{path.suffix}', expected one of "
+                         f"{_listed(RECORDING_SUFFIXES)} or a DICOM file of any name")
 
 
 def read_recording(path, calibration=None, crop=None):
@@ -172,11 +214,8 @@ def read_recording(path, calibration=None, crop=None):
     """
     path = Path(path)
     fallback = calibration if calibration is not None else Calibration()
-    suffix = path.suffix.lower()
-    if suffix not in RECORDING_SUFFIXES:
-        raise InputError(f"{path}: unknown recording type '{path.suffix}', "
-                         f"expected one of {_listed(RECORDING_SUFFIXES)}")
-    if suffix in IMAGE_SUFFIXES:
+    check_recording_type(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         recording = Recording(read_image(path), fallback, path)
     else:
         image, dicom_calibration = read_dicom(path)

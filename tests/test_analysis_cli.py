@@ -533,6 +533,32 @@ def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
     assert summary["mm_per_px"] == pytest.approx(0.00125 * 10) and summary["calibration_source"] == "dicom"
 
 
+def test_a_dicom_named_without_dcm_is_known_by_its_bytes_alone_or_in_a_study(files, tmp_path, dark_network):
+    """Scanner and PACS exports name DICOMs IM_0001 or by UID: read as DICOM, named by the whole file name (a UID's
+    last dotted part is no suffix); a file of another kind without a known suffix is left out of a study."""
+    study = tmp_path / "export"
+    study.mkdir()
+    for name in ("IM_0001", "1.2.840.10008.5", "1.2.840.10008.6"):
+        shutil.copy(files["dicom"], study / name)
+    (study / "DICOMDIR.txt").write_text("not a recording")
+    (study / "NOTES").write_text("x" * 200)  # no suffix and no DICOM bytes
+    out = tmp_path / "out"
+    assert run("-d", study, "-o", out, "--quiet") == 0
+    _, rows = read_csv(out / "study.csv")
+    assert [row["recording"] for row in rows] == ["1.2.840.10008.5", "1.2.840.10008.6", "IM_0001"]
+    assert all(row["status"] == "ok" and row["calibration_source"] == "dicom" for row in rows)
+    assert run("-d", files["dicom"], "-o", tmp_path / "alone", "--quiet") == 0  # the same file named scan.dcm
+    alone = json.loads((tmp_path / "alone" / "scan_summary.json").read_text())
+    reference = json.loads((out / "IM_0001_summary.json").read_text())
+    assert reference["lvid_d_mm"] == alone["lvid_d_mm"] and reference["mm_per_px"] == alone["mm_per_px"]
+    assert (out / "1.2.840.10008.6_summary.json").is_file()
+    # one such file on its own; a file that is neither image nor DICOM is refused by name
+    assert run("-d", study / "IM_0001", "-o", tmp_path / "one", "--quiet") == 0
+    assert (tmp_path / "one" / "IM_0001_overlay.png").is_file()
+    assert run("-d", study / "NOTES", "-o", tmp_path / "notes", "--quiet") == 2
+    assert file_names(tmp_path / "notes") == []
+
+
 def test_results_are_not_overwritten_without_overwrite(files, tmp_path, capsys):
     out = tmp_path / "out"
     arguments = ("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--quiet")

@@ -5,7 +5,8 @@ from PIL import Image
 
 from mmode.calibration import TRAINED_MM_PER_PX, TRAINED_S_PER_PX, Calibration, coarser_than_trained
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, Recording, crop_recording, read_image, read_recording, write_png
+from mmode.io import (RECORDING_SUFFIXES, Recording, crop_recording, is_dicom_file, read_image, read_recording,
+                      recording_files, recording_name, write_png)
 
 GREY = (np.arange(24 * 40) % 256).reshape(24, 40).astype(np.uint8)
 
@@ -111,6 +112,22 @@ def test_an_image_of_one_grey_level_is_refused_whole_or_cropped(tmp_path):
     assert read_recording(tmp_path / "screen.png", crop=(29, 0, 60, 40)).image.shape == (40, 31)
     with pytest.raises(InputError, match=r"screen\.png: every pixel inside --crop 0,0,30,40 has the grey level 7"):
         read_recording(tmp_path / "screen.png", crop=(0, 0, 30, 40))
+
+
+def test_a_dicom_is_known_by_its_preamble_whatever_its_name_and_named_in_full(tmp_path):
+    dicom_bytes = b"\0" * 128 + b"DICM" + b"\0" * 16
+    for name in ("IM_0001", "1.2.840.10008.5", "1.2.840.10008.6", "scan.png.bak"):
+        (tmp_path / name).write_bytes(dicom_bytes)
+    (tmp_path / "NOTES").write_bytes(b"\0" * 128 + b"TEXT")
+    (tmp_path / "fake.png").write_bytes(dicom_bytes)  # an image suffix: read as the image it claims to be
+    assert [is_dicom_file(tmp_path / name) for name in ("IM_0001", "scan.png.bak", "NOTES", "fake.png")] == [
+        True, True, False, False]
+    assert is_dicom_file(tmp_path / "absent.dcm") and not is_dicom_file(tmp_path / "absent")
+    assert [recording_name(tmp_path / name) for name in ("mouse07.png", "scan.DCM", "1.2.840.10008.5", "IM_0001")] \
+        == ["mouse07", "scan", "1.2.840.10008.5", "IM_0001"]
+    # two UIDs that differ in their last part are two recordings, not two files of one name
+    assert [path.name for path in recording_files(tmp_path)] == ["1.2.840.10008.5", "1.2.840.10008.6", "IM_0001",
+                                                                  "fake.png", "scan.png.bak"]
 
 
 def test_missing_file_is_refused(tmp_path):
