@@ -136,6 +136,10 @@ def build_parser():
                               "--mm-per-px/--s-per-px, which then serve only the recordings it does not list; a "
                               "recording neither gives is refused (a DICOM's own calibration still wins) "
                               "(default: for a folder of recordings, its calibration.csv when it has one)")
+    measure.add_argument("--recursive", action="store_true",
+                         help="with a folder of recordings: those in its sub-folders too (a scanner's export tree, "
+                              "PATIENT/STUDY/SERIES/IM_0001), each one's files written under its sub-folder's path "
+                              "in OUT; the output folder itself is left out")
     measure.add_argument("--crop", type=crop_box, default=None, metavar="L,T,R,B",
                          help="analyse only this box of each recording: left, top, right, bottom in the pixels of "
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
@@ -213,13 +217,16 @@ class StagedOutput:
         return self
 
     def path(self, name):
-        """Where to write output `name` before the commit."""
-        return self.stage / name
+        """Where to write output `name` (a file name, or a path within the output folder) before the commit."""
+        staged = self.stage / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        return staged
 
     def commit(self):
-        """Move every staged file into the output folder."""
+        """Move every staged file into the output folder (into its sub-folder, for a name with a path)."""
         for name in self.names:
             if (self.stage / name).exists():
+                (self.out_dir / name).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self.stage / name, self.out_dir / name)
         shutil.rmtree(self.stage)
         self.stage = None
@@ -787,19 +794,31 @@ def _warn_unused_rows(table, files):
                     ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else ""))
 
 
-def _study_recordings(folder):
+def _study_recordings(folder, recursive=False, output=None):
     from mmode.io import RECORDING_SUFFIXES, recording_files
 
-    files = recording_files(folder)
+    # the output folder inside the study folder holds this tool's own PNGs, not recordings
+    inside = recursive and output is not None and Path(output).resolve() != Path(folder).resolve()
+    files = recording_files(folder, recursive=recursive, skip=output if inside else None)
     if not files:
-        raise InputError(f"{folder}: neither a test set (img/ and mask/) nor a folder holding recordings "
+        where = " or its sub-folders" if recursive else ""
+        raise InputError(f"{folder}: neither a test set (img/ and mask/) nor a folder holding recordings{where} "
                          f"({', '.join(sorted(RECORDING_SUFFIXES))}, or DICOM files of any name)")
     return files
 
 
-def _study_row(path, analysis=None, error=None):
+def _study_name(folder, path):
+    """A study recording's name in OUT and in the study's tables: `mmode.io.recording_name`, after the path of its
+    sub-folder within the study folder where it has one (`--recursive`)."""
+    from mmode.io import recording_name
+
+    return (path.parent.relative_to(folder) / recording_name(path)).as_posix()
+
+
+def _study_row(label, analysis=None, error=None):
+    """One recording's row of study.csv, `label` its file's path within the study folder."""
     row = dict.fromkeys(STUDY_COLUMNS, "")
-    row.update(recording=path.name, status="error" if error else "ok", error=error or "")
+    row.update(recording=label, status="error" if error else "ok", error=error or "")
     if analysis is not None:
         calibration = analysis.recording.calibration
         for key in SUMMARY_KEYS + SPREAD_KEYS:
@@ -813,15 +832,15 @@ def _study_row(path, analysis=None, error=None):
     return row
 
 
-def _overview_row(path, analysis=None, error=None):
-    """One recording's row of the study overview (`mmode.plots.plot_study_overview`)."""
+def _overview_row(label, analysis=None, error=None):
+    """One recording's row of the study overview (`mmode.plots.plot_study_overview`), titled `label`."""
     if analysis is None:
-        return dict(title=f"{path.name}: not analysed", error=error)
+        return dict(title=f"{label}: not analysed", error=error)
     summary = analysis.summary
     values = {key: "n/a" if summary[key] is None else f"{summary[key]:.3g}"
               for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_bpm")}
     n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
-    title = (f"{path.name}: LVIDd {values['lvid_d_mm']} mm, LVIDs {values['lvid_s_mm']} mm, EF {values['ef_pct']} %, "
+    title = (f"{label}: LVIDd {values['lvid_d_mm']} mm, LVIDs {values['lvid_s_mm']} mm, EF {values['ef_pct']} %, "
              f"HR {values['hr_bpm']} bpm; {summary['n_beats']} beats, {n_flagged} flagged")
     calibration = analysis.recording.calibration
     warnings = (["pixels coarser than trained"] * bool(coarser_than_trained(calibration))
@@ -834,11 +853,11 @@ def _overview_row(path, analysis=None, error=None):
 
 
 def _run_study(args, folder):
-    from mmode.io import read_recording, recording_name
+    from mmode.io import read_recording
 
-    files = _study_recordings(folder)
+    files = _study_recordings(folder, args.recursive, args.output)
     options = _analysis_options(args)
-    names = ([name for path in files for name in recording_output_names(recording_name(path))]
+    names = ([name for path in files for name in recording_output_names(_study_name(folder, path))]
              + [STUDY_FILE, STUDY_BEATS_FILE, OVERVIEW_FILE])
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)
@@ -855,6 +874,7 @@ def _run_study(args, folder):
         progress = tqdm(files, desc="study", unit="recording")
     with staged:
         for path in progress:
+            label = path.relative_to(folder).as_posix()  # the file name, after its sub-folder's path if any
             try:
                 recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
                 _note_ignored_calibration(args, recording, table)
@@ -862,14 +882,14 @@ def _run_study(args, folder):
                                              tile_width=args.tile_width, refiner=refiner, **options)
             except InputError as error:
                 log.warning("skipped: %s", error)
-                rows.append(_study_row(path, error=str(error)))
-                overview.append(_overview_row(path, error=str(error)))
+                rows.append(_study_row(label, error=str(error)))
+                overview.append(_overview_row(label, error=str(error)))
                 continue
-            write_recording_outputs(analysis, recording_name(path), staged, model_path, img_size, options,
+            write_recording_outputs(analysis, _study_name(folder, path), staged, model_path, img_size, options,
                                     refiner_path)
-            rows.append(_study_row(path, analysis))
-            overview.append(_overview_row(path, analysis))
-            beat_tables.append((path.name, beat_file_columns(analysis)))
+            rows.append(_study_row(label, analysis))
+            overview.append(_overview_row(label, analysis))
+            beat_tables.append((label, beat_file_columns(analysis)))
             _log_summary(analysis)
         at_default = sum(row["calibration_source"] == "default" for row in rows)
         if at_default:
@@ -902,6 +922,9 @@ def main(argv=None):
     path = args.data
     if not path.exists():
         raise InputError(f"{path}: no such file or folder (-d)")
+    if args.recursive and (path.is_file() or (path / "img").is_dir() or (path / "mask").is_dir()):
+        raise InputError(f"{path}: --recursive reads the sub-folders of a folder of recordings, not a recording or "
+                         f"a test set")
     if path.is_dir():
         if (path / "img").is_dir() or (path / "mask").is_dir():  # a test set (check_dataset names what's missing)
             return _run_test_set(args, path)

@@ -181,17 +181,22 @@ def write_png(path, array_uint8):
     return path
 
 
-def recording_files(folder, collision="their result files would collide"):
-    """The recording files (`is_recording_file`) directly in `folder`, sorted, hidden files left out; an
-    InputError naming both files when two share a name (`recording_name`; `collision` says why that matters)."""
+def recording_files(folder, collision="their result files would collide", recursive=False, skip=None):
+    """The recording files (`is_recording_file`) directly in `folder`, or with `recursive` in it and all its
+    sub-folders, sorted by their path within it; hidden files and folders, and anything inside `skip` (the output
+    folder), left out. An InputError naming both files when two in one folder share a name (`recording_name`;
+    `collision` says why that matters)."""
     folder = Path(folder)
-    files = sorted(path for path in folder.iterdir()
-                   if path.is_file() and not path.name.startswith(".") and is_recording_file(path))
+    skip = None if skip is None else Path(skip).resolve()
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(path for path in candidates
+                   if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+                   and (skip is None or not path.resolve().is_relative_to(skip)) and is_recording_file(path))
     names = {}
     for path in files:
-        name = recording_name(path)
+        name = (path.parent, recording_name(path))
         if name in names:
-            raise InputError(f"{path} and {names[name]} share the name '{name}', so {collision}; rename one")
+            raise InputError(f"{path} and {names[name]} share the name '{name[1]}', so {collision}; rename one")
         names[name] = path
     return files
 

@@ -559,6 +559,35 @@ def test_a_dicom_named_without_dcm_is_known_by_its_bytes_alone_or_in_a_study(fil
     assert file_names(tmp_path / "notes") == []
 
 
+def test_a_recursive_study_reads_an_export_tree_and_mirrors_it_in_out(files, tmp_path, dark_network):
+    export = tmp_path / "export"
+    for series in ("A/S1", "A/S2"):  # a scanner names the images of every series alike
+        (export / series).mkdir(parents=True)
+        shutil.copy(files["dicom"], export / series / "IM_0001")
+    (export / "B").mkdir()
+    shutil.copy(files["study"] / "a.png", export / "B" / "mouse.png")
+    shutil.copy(files["study"] / "b.png", export / "top.png")
+    (export / ".trash").mkdir()
+    shutil.copy(files["study"] / "a.png", export / ".trash" / "old.png")
+    out = export / "results"  # inside the tree: its own PNGs must not be read back as recordings
+    for again in ((), ("--overwrite",)):
+        assert run("-d", export, "-o", out, "--recursive", "--quiet", *again) == 0
+        _, rows = read_csv(out / "study.csv")
+        assert [row["recording"] for row in rows] == ["A/S1/IM_0001", "A/S2/IM_0001", "B/mouse.png", "top.png"]
+        assert all(row["status"] == "ok" for row in rows)
+    for name in ("A/S1/IM_0001", "A/S2/IM_0001", "B/mouse", "top"):
+        assert (out / f"{name}_summary.json").is_file() and (out / f"{name}_overlay.png").is_file()
+    one, other = (json.loads((out / f"A/{series}/IM_0001_summary.json").read_text()) for series in ("S1", "S2"))
+    assert one["lvid_d_mm"] == other["lvid_d_mm"] and one["calibration_source"] == "dicom"
+    _, beats = read_csv(out / "study_beats.csv")
+    assert {row["recording"] for row in beats} == {"A/S1/IM_0001", "A/S2/IM_0001", "B/mouse.png", "top.png"}
+    # without --recursive only the folder's own files; a recording or a test set takes no --recursive
+    assert run("-d", export, "-o", tmp_path / "flat", "--quiet") == 0
+    assert [row["recording"] for row in read_csv(tmp_path / "flat" / "study.csv")[1]] == ["top.png"]
+    assert run("-d", export / "top.png", "-o", tmp_path / "one", "--recursive", "--quiet") == 2
+    assert file_names(tmp_path / "one") == []
+
+
 def test_results_are_not_overwritten_without_overwrite(files, tmp_path, capsys):
     out = tmp_path / "out"
     arguments = ("-d", files["sim"], "-m", files["checkpoint"], "-o", out, "--quiet")
