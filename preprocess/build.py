@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mmode.calibration import calibration_from_options
 from mmode.errors import InputError
-from mmode.io import RECORDING_SUFFIXES, is_recording_file, read_recording, recording_name, write_png
+from mmode.io import RECORDING_SUFFIXES, read_recording, recording_files, recording_name, write_png
 from mmode.refine import strip_zoom
 from preprocess.annotations import check_traces, crop_traces, read_annotations, read_calibration_csv
 from preprocess.masks import annotation_mask, annotation_traces
@@ -36,19 +36,13 @@ MIN_WINDOW_COLUMNS = 16
 
 
 def list_recordings(images_dir):
-    """{recording name: path} of every recording file (`mmode.io.is_recording_file`: an image, or a DICOM of any
-    name) directly in `images_dir`, named by `mmode.io.recording_name`."""
+    """{recording name: path} of every recording file directly in `images_dir` (`mmode.io.recording_files`: an
+    image, or a DICOM of any name), named by `mmode.io.recording_name`."""
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputError(f"{images_dir}: images folder not found")
-    recordings = {}
-    for path in sorted(images_dir.iterdir()):
-        if path.is_file() and is_recording_file(path):
-            name = recording_name(path)
-            if name in recordings:
-                raise InputError(f"{path}: two recordings named {name} ({recordings[name].name} and {path.name}); "
-                                 f"rename one")
-            recordings[name] = path
+    recordings = {recording_name(path): path
+                  for path in recording_files(images_dir, collision="their annotations and windows would mix")}
     if not recordings:
         raise InputError(f"{images_dir}: no recordings ({', '.join(sorted(RECORDING_SUFFIXES))}, or DICOM files of "
                          f"any name) in this folder")

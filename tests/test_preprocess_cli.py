@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mmode.errors import InputError
 from preprocess import build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -337,3 +338,14 @@ def test_help_imports_no_torch():
     assert result.returncode == 0, result.stderr
     assert "build" in result.stdout and "simulate" in result.stdout
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_images_folder_lists_images_and_dicoms_of_any_name_and_refuses_two_of_one_name(tmp_path):
+    list_recordings = build.list_recordings
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "mouse07.png")
+    (tmp_path / "IM_0001").write_bytes(b"\0" * 128 + b"DICM")
+    (tmp_path / "notes.txt").write_text("not a recording")
+    assert list_recordings(tmp_path) == {"mouse07": tmp_path / "mouse07.png", "IM_0001": tmp_path / "IM_0001"}
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "mouse07.tif")
+    with pytest.raises(InputError, match=r"mouse07\.tif and .*mouse07\.png share the name 'mouse07'"):
+        list_recordings(tmp_path)
