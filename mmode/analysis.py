@@ -773,8 +773,9 @@ def _recording_calibration(args, path, table):
     listed falls back as before (its own calibration wins when it has one)."""
     from mmode.io import is_dicom_file, recording_name
 
-    if table is not None and recording_name(path) in table.calibrations:
-        return table.calibrations[recording_name(path)]
+    listed = None if table is None else table.calibrations.get(recording_name(path))
+    if listed is not None:
+        return listed
     given = args.mm_per_px is not None or args.s_per_px is not None
     if table is not None and not given and not is_dicom_file(path):
         raise InputError(f"{path}: not listed in {table.path}; add its row (image,mm_per_px,s_per_px) or give "
@@ -832,8 +833,9 @@ def _study_row(label, analysis=None, error=None):
     return row
 
 
-def _overview_row(label, analysis=None, error=None):
-    """One recording's row of the study overview (`mmode.plots.plot_study_overview`), titled `label`."""
+def _overview_row(label, analysis=None, error=None, study_row=None):
+    """One recording's row of the study overview (`mmode.plots.plot_study_overview`), titled `label`; its
+    warnings read from its `study_row` (`_study_row`)."""
     if analysis is None:
         return dict(title=f"{label}: not analysed", error=error)
     summary = analysis.summary
@@ -842,9 +844,8 @@ def _overview_row(label, analysis=None, error=None):
     n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
     title = (f"{label}: LVIDd {values['lvid_d_mm']} mm, LVIDs {values['lvid_s_mm']} mm, EF {values['ef_pct']} %, "
              f"HR {values['hr_bpm']} bpm; {summary['n_beats']} beats, {n_flagged} flagged")
-    calibration = analysis.recording.calibration
-    warnings = (["pixels coarser than trained"] * bool(coarser_than_trained(calibration))
-                + ["LVIDd outside a mouse's"] * bool(outside_mouse_range(summary["lvid_d_mm"], calibration)))
+    warnings = (["pixels coarser than trained"] * bool(study_row["pixel_warnings"])
+                + ["LVIDd outside a mouse's"] * bool(study_row["range_warnings"]))
     if warnings:
         title += " (" + "; ".join(warnings) + ")"
     spans = [(analysis.time_s[analysis.beats.ed_index[index]], analysis.time_s[analysis.beats.es_index[index]])
@@ -888,7 +889,7 @@ def _run_study(args, folder):
             write_recording_outputs(analysis, _study_name(folder, path), staged, model_path, img_size, options,
                                     refiner_path)
             rows.append(_study_row(label, analysis))
-            overview.append(_overview_row(label, analysis))
+            overview.append(_overview_row(label, analysis, study_row=rows[-1]))
             beat_tables.append((label, beat_file_columns(analysis)))
             _log_summary(analysis)
         at_default = sum(row["calibration_source"] == "default" for row in rows)
