@@ -16,6 +16,9 @@ training never used), analyses each with `test.py`'s code, and compares with the
   inward or outward by more (`error_budget`), with the share of each from the systolic half of the cycle;
 - issue 5's targets (`TARGETS`) against each set: met or missed, and whether the figure's 95 % interval crosses
   the bound (another draw of as many recordings could go the other way);
+- the agreement per recording as method-comparison studies report it (`mmode.agreement.bland_altman`): the bias
+  and 95 % limits of agreement of the summary's LVIDd, LVIDs, EF, FS and HR against the truth's, and with
+  `--bland-altman PNG` their plot;
 - for the per-column MAE and the per-recording MAEs, a 95 % bootstrap interval over recordings: how far
   the figure could move on another draw of as many recordings from the same generator (to compare two
   models, run both on the same seeds and use `bench/compare.py`, which pairs the recordings).
@@ -66,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 # test.py's defaults: the shipped pair, found from the repository, so a bench runs from any directory
 from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
+from mmode.agreement import bland_altman  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
@@ -96,6 +100,11 @@ TARGETS = (("window_dice", "window Dice >= 0.98", ">=", 0.98),
            ("recording_lvid_s_mm_mae", "LVIDs MAE per recording <= 0.05 mm", "<=", 0.05),
            ("recording_ef_pct_mae", "EF MAE per recording <= 2 points", "<=", 2.0),
            ("recording_hr_pct_mae", "HR MAE per recording <= 1 %", "<=", 1.0))
+# Bland-Altman agreement per recording (`mmode.agreement.bland_altman`, --bland-altman): the summary's median
+# against the truth's, for each of these (key, label, unit of the differences, format)
+AGREEMENT_FIELDS = (("lvid_d_mm", "LVIDd", "mm", "{:+.3f}"), ("lvid_s_mm", "LVIDs", "mm", "{:+.3f}"),
+                    ("ef_pct", "EF", "points", "{:+.2f}"), ("fs_pct", "FS", "points", "{:+.2f}"),
+                    ("hr_bpm", "HR", "bpm", "{:+.1f}"))
 
 
 def add_model_arguments(parser):
@@ -178,6 +187,9 @@ def build_parser():
     parser.add_argument("--overlays", type=Path, metavar="DIR",
                         help="also write each recording's overlay to DIR/<name>_overlay.png: the model's borders "
                              "as test.py draws them (red, blue) and the truth's, dashed green")
+    parser.add_argument("--bland-altman", type=Path, metavar="PNG",
+                        help="write a Bland-Altman plot of each set's recordings: the summary's LVIDd, LVIDs, EF, "
+                             "FS and HR against the truth's, with the bias and 95 %% limits of agreement")
     parser.add_argument("--per-recording", action="store_true",
                         help="also print each recording's errors (they are in the JSON either way)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -240,11 +252,12 @@ def compare_recording(simulated, analysis):
         beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
 
     counted = counted_detections(simulated, analysis, [m for _, m in pairs])
-    summary, recording_errors, signed_errors = analysis.summary, {}, {}
+    summary, recording_errors, signed_errors, recording_pairs = analysis.summary, {}, {}, {}
     if truth is not None:
-        for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
+        for key, _, _, _ in AGREEMENT_FIELDS:
             truth_median = float(np.nanmedian(truth[key])) if np.isfinite(truth[key]).any() else np.nan
             value = summary.get(key)
+            recording_pairs[key] = (np.nan if value is None else float(value), truth_median)
             signed_errors[key] = value - truth_median if value is not None else np.nan
             recording_errors[key] = abs(signed_errors[key])
         known_hr = np.isfinite(truth["hr_bpm"]).any()
@@ -264,7 +277,7 @@ def compare_recording(simulated, analysis):
                 n_detected=int(counted.sum()), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
-                recording_errors=recording_errors)
+                recording_errors=recording_errors, recording_pairs=recording_pairs)
 
 
 def save_truth_overlay(folder, truth, analysis):
@@ -649,8 +662,16 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         figures[f"beat_{field}_mae"] = float(per_beat.mean()) if per_beat.size else None
         figures[f"recording_{field}_mae"] = float(recording_errors.mean()) if recording_errors.size else None
         figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(recording_errors)
+    figures["agreement"] = {key: bland_altman(*agreement_pairs(results, key)) for key, _, _, _ in AGREEMENT_FIELDS}
     figures["targets"] = target_checks(figures)
     return figures, results
+
+
+def agreement_pairs(results, key):
+    """(measured, truth) per recording of `key`, from `compare_recording` results: two lists (NaN where either
+    is unknown; recordings without truth beats left out)."""
+    pairs = [result["recording_pairs"][key] for result in results if key in result.get("recording_pairs", {})]
+    return [measured for measured, _ in pairs], [truth for _, truth in pairs]
 
 
 def target_checks(figures):
@@ -758,6 +779,44 @@ def format_budget(figures_by_set):
             cells.append(f"{row['columns_pct']:.1f}, {row['mae_mm']:.4f}{systolic}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_agreement(figures_by_set):
+    """The sets' Bland-Altman agreement per recording as a table: for each field its bias with the 95 % interval,
+    and its limits of agreement with their intervals' half-width (the same for both) and the slope of the
+    differences on the pairs' means."""
+    sets = list(figures_by_set)
+    lines = ["| agreement per recording, tool - truth (Bland-Altman) | " + " | ".join(sets) + " |",
+             "| --- |" + " --- |" * len(sets)]
+    for key, label, unit, pattern in AGREEMENT_FIELDS:
+        bias_cells, limit_cells = [], []
+        for name in sets:
+            agreement = figures_by_set[name]["agreement"][key]
+            bias_cells.append("n/a" if agreement["bias"] is None else pattern.format(agreement["bias"]) + (
+                "" if agreement["bias_ci"] is None
+                else " ({} to {})".format(*(pattern.format(value) for value in agreement["bias_ci"]))))
+            limits = "n/a" if agreement["loa_low"] is None else "{} to {} (each ±{})".format(
+                pattern.format(agreement["loa_low"]), pattern.format(agreement["loa_high"]),
+                pattern.format(agreement["loa_high_ci"][1] - agreement["loa_high"]).lstrip("+"))
+            slope = "" if agreement["slope"] is None else f"; slope {agreement['slope']:+.3f}"
+            limit_cells.append(f"{limits}{slope}, n {agreement['n']}")
+        lines.append(f"| {label} bias ({unit}, 95 % interval) | " + " | ".join(bias_cells) + " |")
+        lines.append(f"| {label} limits of agreement ({unit}, 95 % intervals) | " + " | ".join(limit_cells) + " |")
+    return "\n".join(lines)
+
+
+def bland_altman_rows(runs):
+    """`mmode.plots.plot_bland_altman`'s rows for `runs` ({set: (figures, results)}): a row per set, a panel per
+    AGREEMENT_FIELDS entry."""
+    rows = []
+    for name, (figures, results) in runs.items():
+        panels = []
+        for key, label, unit, _ in AGREEMENT_FIELDS:
+            measured, truth = agreement_pairs(results, key)
+            panels.append(dict(label=f"{label} ({unit})", measured=measured, reference=truth,
+                               agreement=figures["agreement"][key]))
+        rows.append(dict(title=name, panels=panels))
+    return rows
 
 
 def check_sources(args):
@@ -868,6 +927,7 @@ def main(argv=None):
           f"medians over {'all' if args.keep_flagged else 'unflagged'} beats, {origin}, device {device}")
     print(format_table(figures))
     print("\n" + format_targets(figures))
+    print("\n" + format_agreement(figures))
     budget = format_budget(figures)
     if budget is not None:
         print("\n" + budget)
@@ -879,6 +939,12 @@ def main(argv=None):
         args.fit_offsets.parent.mkdir(parents=True, exist_ok=True)
         args.fit_offsets.write_text(json.dumps(fit, indent=2))
         log.info("border offsets written to %s (test.py --border-offsets %s)", args.fit_offsets, args.fit_offsets)
+    if args.bland_altman is not None:
+        from mmode.plots import plot_bland_altman
+
+        args.bland_altman.parent.mkdir(parents=True, exist_ok=True)
+        plot_bland_altman(args.bland_altman, bland_altman_rows(runs))
+        log.info("Bland-Altman plot written to %s", args.bland_altman)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,

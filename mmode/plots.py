@@ -7,6 +7,8 @@
   by a band along its top edge.
 - `plot_study_overview`: a study's recordings one row each, LVID over time and the summary, to look over a
   whole study in one file.
+- `plot_bland_altman`: the tool against a reference (calipers, a simulator's truth), one point per recording,
+  with the bias and limits of agreement of `mmode.agreement.bland_altman` (bench/accuracy.py --bland-altman).
 """
 import textwrap
 
@@ -20,6 +22,7 @@ TRUTH_COLOUR = (64, 255, 64)  # the truth's borders beside the model's (bench/ac
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
 FLAGGED_COLOUR = "0.6"  # a flagged beat's markers: grey, hollow
+BIAS_COLOUR, LIMITS_COLOUR = "tab:blue", "tab:red"  # Bland-Altman lines
 FLAGGED_SHADE_COLOUR = (255, 224, 160)  # behind a flagged beat's ED..ES in the study overview (solid, light)
 # Study overview: a row of this height per recording (its plot and, above and below it, title and time axis), at
 # this width and resolution (200 recordings: about 14,500 px), with this much room above the first and below the last
@@ -170,3 +173,48 @@ def plot_study_overview(path, rows):
     figure.text(0.06, 1 - 0.5 * OVERVIEW_HEADER_IN / height_in, "LVID (mm) over time (s), a row per recording; "
                 "shaded: flagged beats, left out of the medians", fontsize="small", verticalalignment="center")
     return _save(figure, path)
+
+
+def bland_altman_figure(rows):
+    """A matplotlib figure of Bland-Altman panels, a row per entry of `rows` (dicts with `title` and `panels`), a
+    column per panel (dicts with `label` (quantity and unit), `measured` and `reference` (arrays, NaN pairs left
+    out) and `agreement` (`mmode.agreement.bland_altman` of them)): each pair's difference (measured - reference)
+    against its mean, the bias (solid), the limits of agreement (dashed) and zero (dotted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = max(len(row["panels"]) for row in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(3.2 * columns, 3.0 * len(rows)), dpi=100,
+                                squeeze=False, layout="constrained")
+    for row, row_axes in zip(rows, axes):
+        for axis in row_axes[len(row["panels"]):]:
+            axis.axis("off")
+        for panel, axis in zip(row["panels"], row_axes):
+            measured, reference = (np.asarray(panel[key], dtype=float) for key in ("measured", "reference"))
+            kept = np.isfinite(measured) & np.isfinite(reference)
+            axis.plot((measured[kept] + reference[kept]) / 2, measured[kept] - reference[kept], "o", color="black",
+                      markersize=4, alpha=0.7)
+            axis.axhline(0.0, color="0.6", linestyle=":", linewidth=0.8)
+            agreement = panel["agreement"]
+            if agreement["bias"] is not None:
+                axis.axhline(agreement["bias"], color=BIAS_COLOUR, linewidth=1.2,
+                             label=f"bias {agreement['bias']:+.3g}")
+            if agreement["loa_low"] is not None:
+                for limit in (agreement["loa_low"], agreement["loa_high"]):
+                    axis.axhline(limit, color=LIMITS_COLOUR, linestyle="--", linewidth=1.0)
+                axis.plot([], [], color=LIMITS_COLOUR, linestyle="--",
+                          label=f"limits {agreement['loa_low']:+.3g} to {agreement['loa_high']:+.3g}")
+                axis.legend(loc="best", fontsize="x-small")
+            axis.set_title(f"{row['title']}: {panel['label']}, n {agreement['n']}", fontsize="small")
+            axis.set_xlabel("mean of tool and reference", fontsize="small")
+            axis.set_ylabel("tool - reference", fontsize="small")
+            axis.tick_params(labelsize="x-small")
+            axis.grid(alpha=0.3)
+    return figure
+
+
+def plot_bland_altman(path, rows):
+    """Save `bland_altman_figure(rows)` as PNG `path`."""
+    return _save(bland_altman_figure(rows), path)

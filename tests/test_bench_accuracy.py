@@ -5,9 +5,11 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import (BUDGET_CLASSES, bootstrap_ci, compare_recording, error_budget, format_budget, format_cell,
+from bench.accuracy import (AGREEMENT_FIELDS, BUDGET_CLASSES, agreement_pairs, bland_altman_rows, bootstrap_ci,
+                            compare_recording, error_budget, format_agreement, format_budget, format_cell,
                             format_targets, leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row,
                             target_checks, write_truth_windows)
+from mmode.agreement import bland_altman
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -132,6 +134,33 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
     assert result["upper_error_median_mm"] == 0.0
     assert result["lower_error_median_mm"] == pytest.approx(2.0 * simulated.mm_per_px)
     assert result["recording_errors"]["hr_pct"] < 2.0  # the median of the sound beats; the 100-bpm ones left out
+
+    # the pairs the agreement is computed from: the summary's median against the truth beats' median
+    for key, _, _, _ in AGREEMENT_FIELDS:
+        measured, truth = result["recording_pairs"][key]
+        assert measured == analysis.summary[key] and abs(measured - truth) == pytest.approx(
+            result["recording_errors"][key])
+
+
+def test_the_agreement_table_and_plot_rows_come_from_each_recordings_pair():
+    results = [dict(recording_pairs=dict(lvid_d_mm=(3.1, 3.0), ef_pct=(60.0, 62.0))),
+               dict(recording_pairs=dict(lvid_d_mm=(3.3, 3.4), ef_pct=(np.nan, 70.0))),
+               dict(recording_pairs=dict(lvid_d_mm=(2.9, 2.8), ef_pct=(55.0, 55.5))),
+               dict(recording_pairs={})]  # no truth beats: no pair
+    assert agreement_pairs(results, "lvid_d_mm") == ([3.1, 3.3, 2.9], [3.0, 3.4, 2.8])
+    figures = {key: bland_altman(*agreement_pairs(results, key)) for key, _, _, _ in AGREEMENT_FIELDS}
+    assert figures["lvid_d_mm"]["n"] == 3 and figures["ef_pct"]["n"] == 2 and figures["hr_bpm"]["n"] == 0
+    assert figures["lvid_d_mm"]["bias"] == pytest.approx(0.1 / 3)
+    table = format_agreement({"clean": dict(agreement=figures)})
+    low, high = figures["lvid_d_mm"]["loa_low"], figures["lvid_d_mm"]["loa_high"]
+    half = figures["lvid_d_mm"]["loa_high_ci"][1] - high
+    limits = f"{low:+.3f} to {high:+.3f} (each ±{half:.3f}); "
+    assert f"| LVIDd limits of agreement (mm, 95 % intervals) | {limits}" in table
+    assert "| EF bias (points, 95 % interval) | -1.25 (" in table and "| HR bias (bpm, 95 % interval) | n/a |" in table
+    rows = bland_altman_rows({"clean": (dict(agreement=figures), results)})
+    assert [panel["label"] for panel in rows[0]["panels"]] == ["LVIDd (mm)", "LVIDs (mm)", "EF (points)",
+                                                               "FS (points)", "HR (bpm)"]
+    assert np.isnan(rows[0]["panels"][2]["measured"][1])  # kept, so the lists stay paired
 
 
 def test_the_error_budget_puts_each_column_down_to_the_border_that_errs_more_and_sums_to_the_mae():

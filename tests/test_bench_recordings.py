@@ -94,6 +94,23 @@ def test_each_recording_gets_its_row_and_an_overlay_with_the_truth_when_asked(re
         assert np.all(overlay == TRUTH_COLOUR, axis=2).any()
 
 
+def test_the_bland_altman_plot_and_agreement_agree_with_each_recordings_error(recordings, tmp_path, capsys):
+    capsys.readouterr()
+    written = accuracy_json(tmp_path / "a.json", "--recordings", recordings / "with_truth", "--bland-altman",
+                            tmp_path / "plots" / "ba.png")
+    assert "| LVIDd bias (mm, 95 % interval) |" in capsys.readouterr().out
+    assert Image.open(tmp_path / "plots" / "ba.png").size == (1600, 300)  # one set, five quantities
+    figures = written["figures"]["with_truth"]
+    for key, error_key in (("lvid_d_mm", "lvid_d_mm_error"), ("lvid_s_mm", "lvid_s_mm_error"),
+                           ("ef_pct", "ef_pct_error")):
+        agreement = figures["agreement"][key]
+        # two recordings: their signed errors are bias -/+ sd / sqrt(2), whose sizes each row reports
+        spread = agreement["sd"] / np.sqrt(2)
+        assert agreement["n"] == 2 and sorted([abs(agreement["bias"] - spread), abs(agreement["bias"] + spread)]) \
+            == pytest.approx(sorted(row[error_key] for row in figures["per_recording"]))
+        assert agreement["loa_high"] - agreement["loa_low"] == pytest.approx(2 * 1.96 * agreement["sd"])
+
+
 def test_a_lower_threshold_reads_the_cavity_wider_and_is_recorded(recordings, tmp_path, capsys):
     # without the refiner the borders are where the probability crosses the threshold: every cavity at 0.3
     # holds the one at 0.5, so the columns read wider on the whole

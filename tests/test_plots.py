@@ -1,9 +1,11 @@
 import numpy as np
+import pytest
 from PIL import Image
 
+from mmode.agreement import bland_altman
 from mmode.plots import (FLAGGED_SHADE_COLOUR, LOWER_COLOUR, OVERVIEW_DPI, OVERVIEW_HEADER_IN, OVERVIEW_MARGIN_IN,
-                         OVERVIEW_ROW_IN, TRUTH_COLOUR, UPPER_COLOUR, draw_overlay, draw_truth, plot_study_overview,
-                         save_overlay)
+                         OVERVIEW_ROW_IN, TRUTH_COLOUR, UPPER_COLOUR, bland_altman_figure, draw_overlay, draw_truth,
+                         plot_bland_altman, plot_study_overview, save_overlay)
 
 
 def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
@@ -52,3 +54,24 @@ def test_the_study_overview_has_a_row_per_recording_and_shades_only_the_flagged_
     assert abs((columns.max() - columns.min()) / (plotted.max() - plotted.min()) - 0.25) < 0.02
     one = plot_study_overview(tmp_path / "one.png", rows[1:2])  # a study of one recording
     assert not np.all(np.asarray(Image.open(one).convert("RGB")) == FLAGGED_SHADE_COLOUR, axis=2).any()
+
+
+def test_a_bland_altman_panel_plots_each_pair_at_its_mean_and_difference_with_the_bias_and_limits(tmp_path):
+    reference = np.array([3.0, 3.5, 4.0, 2.5, np.nan])
+    measured = np.array([3.1, 3.4, 4.2, 2.5, 3.0])  # the last pair has no reference: not drawn
+    agreement = bland_altman(measured, reference)
+    panel = dict(label="LVIDd (mm)", measured=measured, reference=reference, agreement=agreement)
+    lone = dict(label="HR (bpm)", measured=[600.0], reference=[598.0], agreement=bland_altman([600.0], [598.0]))
+    rows = [dict(title="clean", panels=[panel, lone]), dict(title="artefacts", panels=[panel])]
+    figure = bland_altman_figure(rows)
+    axes = np.array(figure.axes).reshape(2, 2)
+    points = axes[0, 0].lines[0]
+    np.testing.assert_allclose(points.get_xdata(), [3.05, 3.45, 4.1, 2.5])
+    np.testing.assert_allclose(points.get_ydata(), [0.1, -0.1, 0.2, 0.0], atol=1e-12)
+    levels = sorted(line.get_ydata()[0] for line in axes[0, 0].lines[1:] if len(line.get_ydata()))
+    assert levels == pytest.approx(sorted([0.0, agreement["bias"], agreement["loa_low"], agreement["loa_high"]]))
+    # one pair: its bias, no limits; a row with fewer panels leaves the rest of the row blank
+    lone_levels = sorted(line.get_ydata()[0] for line in axes[0, 1].lines[1:] if len(line.get_ydata()))
+    assert lone_levels == pytest.approx([0.0, 2.0])
+    assert axes[0, 1].get_title() == "clean: HR (bpm), n 1" and not axes[1, 1].axison
+    assert Image.open(plot_bland_altman(tmp_path / "ba.png", rows)).size == (640, 600)
