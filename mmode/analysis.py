@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options, coarser_than_trained
-from mmode.cli import crop_box, float_between, positive_float, positive_int, setup_logging
+from mmode.cli import crop_box, float_between, positive_float, positive_int, setup_logging, time_range
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
@@ -145,6 +145,10 @@ def build_parser():
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
                               "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "
                               "panel's pixel size) (default: the whole image)")
+    measure.add_argument("--time", type=time_range, default=None, metavar="START,END",
+                         help="analyse only this stretch of each recording, in seconds from its first column (of "
+                              "the --crop box, if any), e.g. 2,6.5, or 2, for the rest; the times written stay "
+                              "the recording's own (default: the whole recording)")
     measure.add_argument("--max-hr", type=positive_float, default=900.0, metavar="BPM",
                          help="fastest heart rate the beat detector looks for; sets the smoothing and the "
                               "shortest beat (default: 900)")
@@ -379,6 +383,8 @@ def _run_test_set(args, folder):
 
     if args.crop is not None:
         raise InputError(f"{folder}: --crop cuts recordings; a test set's windows are used whole")
+    if args.time is not None:
+        raise InputError(f"{folder}: --time cuts recordings; a test set's windows are used whole")
     if args.calibration is not None:
         raise InputError(f"{folder}: --calibration gives recordings' pixel sizes; a test set is scored in pixels")
     if args.border_offsets is not None:
@@ -442,7 +448,7 @@ class RecordingAnalysis:
 
     @property
     def time_s(self):
-        return np.arange(self.lvid_mm.size) * self.recording.calibration.s_per_px
+        return self.recording.start_s + np.arange(self.lvid_mm.size) * self.recording.calibration.s_per_px
 
 
 def segment_borders(net, image_uint8, img_size, device="cpu", batch_size=None, threshold=0.5, tile_width=None,
@@ -499,7 +505,7 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
         mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
-    parameters = beat_parameters(beats, calibration.s_per_px, volume_formula)
+    parameters = beat_parameters(beats, calibration.s_per_px, volume_formula, recording.start_s)
     uncertainty = beat_uncertainty(disagreement_mm, beats)
     beat_flags = flag_beats(parameters, uncertainty, min_hr_bpm, max_hr_bpm, uncertainty_limit)
     sound = [not reasons for reasons in beat_flags]
@@ -540,6 +546,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         refiner_sha256=None if refiner_path is None else file_sha256(refiner_path),
         recording=str(analysis.recording.path),
         crop=None if analysis.recording.crop is None else list(analysis.recording.crop),
+        time_range_s=None if (cut := analysis.recording.time_cut) is None else [round(t, 6) for t in cut],
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),
         duration_s=round(analysis.mask.shape[1] * calibration.s_per_px, 6),
@@ -713,7 +720,7 @@ def _run_recording(args, path):
     stem = recording_name(path)
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
     table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
-    recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
+    recording = read_recording(path, _recording_calibration(args, path, table), args.crop, args.time)
     _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
         log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
@@ -877,7 +884,7 @@ def _run_study(args, folder):
         for path in progress:
             label = path.relative_to(folder).as_posix()  # the file name, after its sub-folder's path if any
             try:
-                recording = read_recording(path, _recording_calibration(args, path, table), args.crop)
+                recording = read_recording(path, _recording_calibration(args, path, table), args.crop, args.time)
                 _note_ignored_calibration(args, recording, table)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
                                              tile_width=args.tile_width, refiner=refiner, **options)

@@ -49,6 +49,22 @@ def crop_box(text):
     return box
 
 
+def time_range(text):
+    """argparse type of --time: "START,END" seconds -> (start_s, end_s) with 0 <= START < END, or "START," ->
+    (start_s, None), from START to the recording's end."""
+    parts = text.split(",")
+    try:
+        start_s = float(parts[0])
+        end_s = float(parts[1]) if len(parts) == 2 and parts[1].strip() else None
+    except (ValueError, IndexError):
+        start_s = end_s = math.nan
+    valid = len(parts) == 2 and math.isfinite(start_s) and start_s >= 0
+    if not valid or (end_s is not None and not (math.isfinite(end_s) and end_s > start_s)):
+        raise argparse.ArgumentTypeError(f"must be START,END in seconds with 0 <= START < END (e.g. 2,6.5), or "
+                                         f"START, for the rest of the recording, got {text}")
+    return start_s, end_s
+
+
 def positive_float(text):
     """argparse type: a finite number > 0."""
     try:

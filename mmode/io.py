@@ -51,6 +51,14 @@ class Recording:
     calibration: Calibration
     path: Path
     crop: tuple = None  # (left, top, right, bottom) of the image as read, when only that box is kept
+    # (start, end) s of the image as read (and cut to `crop`), when only that stretch is kept (`cut_time`); the
+    # image's first column then lies at start_s, so that the times written are the recording's
+    time_cut: tuple = None
+
+    @property
+    def start_s(self):
+        """Time (s) of the image's first column in the recording as read: 0 unless a stretch was cut out."""
+        return 0.0 if self.time_cut is None else self.time_cut[0]
 
     @property
     def name(self):
@@ -94,6 +102,23 @@ def crop_recording(recording, box):
     size. InputError naming the file when the box reaches outside the image."""
     left, top, right, bottom = check_crop(recording.path, box, recording.image.shape)
     return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box))
+
+
+def cut_time(recording, start_s, end_s=None):
+    """`recording` cut to the stretch from `start_s` to `end_s` (s from its first column; None: to its end), each
+    rounded to the nearest column boundary, with `time_cut` set to the stretch kept. InputError naming the file
+    when the stretch reaches past the recording's end or holds no whole column."""
+    s_per_px = recording.calibration.s_per_px
+    width = recording.image.shape[1]
+    first, last = round(start_s / s_per_px), width if end_s is None else round(end_s / s_per_px)
+    asked = f"--time {start_s:g},{'' if end_s is None else f'{end_s:g}'}"
+    if last > width or first >= width:
+        raise InputError(f"{recording.path}: {asked} reaches past the recording's end at {width * s_per_px:.3f} s "
+                         f"({width} columns of {1000 * s_per_px:.4g} ms)")
+    if last <= first:
+        raise InputError(f"{recording.path}: {asked} holds no whole column of {1000 * s_per_px:.4g} ms")
+    return replace(recording, image=recording.image[:, first:last].copy(),
+                   time_cut=(first * s_per_px, last * s_per_px))
 
 
 def check_crop(path, box, shape):
@@ -210,9 +235,9 @@ def check_recording_type(path):
                          f"{_listed(RECORDING_SUFFIXES)} or a DICOM file of any name")
 
 
-def read_recording(path, calibration=None, crop=None):
+def read_recording(path, calibration=None, crop=None, time_range=None):
     """Read one recording (image file or DICOM) -> Recording, cut to `crop` (left, top, right, bottom) when given
-    (`crop_recording`).
+    (`crop_recording`), then to `time_range` (start_s, end_s or None) when given (`cut_time`).
 
     Image files take `calibration` (Calibration() when None). A DICOM's own ultrasound-region calibration
     wins (source "dicom"); without a usable one it falls back to `calibration`, with a warning.
@@ -231,6 +256,8 @@ def read_recording(path, calibration=None, crop=None):
         recording = Recording(image, dicom_calibration, path)
     if crop is not None:
         recording = crop_recording(recording, crop)
+    if time_range is not None:
+        recording = cut_time(recording, *time_range)
     check_has_echoes(recording)
     return recording
 
@@ -242,6 +269,8 @@ def check_has_echoes(recording):
     image = recording.image
     if image.size and image.min() == image.max():
         where = "" if recording.crop is None else " inside --crop {},{},{},{}".format(*recording.crop)
+        if recording.time_cut is not None:
+            where += " from {:.3f} to {:.3f} s".format(*recording.time_cut)
         raise InputError(f"{recording.path}: every pixel{where} has the grey level {int(image.min())}, so there "
                          f"are no echoes to measure (a blank image, or a crop box off the M-mode panel?)")
 

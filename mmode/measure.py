@@ -504,19 +504,19 @@ def _nearby_extreme(values, index, radius):
 
 # --------------------------------------------------------------------------- per-beat parameters
 
-def beat_parameters(beats, s_per_px, volume_formula="mouse"):
+def beat_parameters(beats, s_per_px, volume_formula="mouse", start_s=0.0):
     """Cardiac parameters of every beat, as DESIGN.md defines them.
 
     Returns a dict of float arrays, one entry per beat, keyed by `BEAT_COLUMNS`: times of ED and ES (s,
-    column index x `s_per_px`), LVIDd and LVIDs (mm), Vol;d and Vol;s (µL, `volume_formula`),
-    EF % = 100 (Vd - Vs) / Vd, FS % = 100 (LVIDd - LVIDs) / LVIDd, SV µL = Vd - Vs and
-    HR bpm = 60 / RR (NaN for a beat with no measured successor).
+    `start_s` + column index x `s_per_px`; `start_s` the first column's time, for a stretch cut out), LVIDd and
+    LVIDs (mm), Vol;d and Vol;s (µL, `volume_formula`), EF % = 100 (Vd - Vs) / Vd, FS % = 100 (LVIDd - LVIDs) /
+    LVIDd, SV µL = Vd - Vs and HR bpm = 60 / RR (NaN for a beat with no measured successor).
     """
     vol_d_ul = volume_ul(beats.lvid_d_mm, volume_formula)
     vol_s_ul = volume_ul(beats.lvid_s_mm, volume_formula)
     return {
-        "t_ed_s": beats.ed_index * float(s_per_px),
-        "t_es_s": beats.es_index * float(s_per_px),
+        "t_ed_s": start_s + beats.ed_index * float(s_per_px),
+        "t_es_s": start_s + beats.es_index * float(s_per_px),
         "lvid_d_mm": np.asarray(beats.lvid_d_mm, dtype=float),
         "lvid_s_mm": np.asarray(beats.lvid_s_mm, dtype=float),
         "vol_d_ul": vol_d_ul,

@@ -405,6 +405,46 @@ def test_a_calibration_csv_gives_each_recording_its_own_pixel_sizes(files, tmp_p
     assert file_names(tmp_path / "unlisted") == []
 
 
+def test_a_stretch_is_measured_at_the_recordings_own_times(files, tmp_path, dark_network):
+    recording = files["recording"]
+    s_per_px = recording.s_per_px
+    calibration = ["--mm-per-px", recording.mm_per_px, "--s-per-px", s_per_px, "--quiet"]
+    assert run("-d", files["clean"], "-o", tmp_path / "whole", *calibration) == 0
+    assert run("-d", files["clean"], "-o", tmp_path / "stretch", "--time", "0.33,1.02", *calibration) == 0
+    first, last = round(0.33 / s_per_px), round(1.02 / s_per_px)
+    trace, beats, summary = check_recording_files(tmp_path / "stretch", "clean", last - first)
+    # the times written are the recording's: its column `first` onwards
+    np.testing.assert_allclose([float(row["time_s"]) for row in trace], np.arange(first, last) * s_per_px, atol=1e-6)
+    assert summary["time_range_s"] == pytest.approx([first * s_per_px, last * s_per_px], abs=1e-6)
+    assert summary["width_px"] == last - first and summary["duration_s"] == pytest.approx((last - first) * s_per_px)
+    assert Image.open(tmp_path / "stretch" / "clean_mask.png").size == (last - first, recording.image.shape[0])
+    lvid_mm = np.array([float(row["lvid_mm"]) for row in trace])
+    assert np.abs(lvid_mm - recording.lvid_mm[first:last]).mean() < recording.mm_per_px
+    # each beat is the whole recording's beat at the same time, with the same LVIDd
+    _, whole_beats, whole = check_recording_files(tmp_path / "whole", "clean", recording.image.shape[1])
+    assert whole["time_range_s"] is None and len(beats) >= 5
+    whole_ed_s = np.array([float(row["t_ed_s"]) for row in whole_beats])
+    for row in beats:
+        nearest = np.abs(whole_ed_s - float(row["t_ed_s"])).argmin()
+        assert abs(whole_ed_s[nearest] - float(row["t_ed_s"])) <= 2 * s_per_px
+        assert float(row["lvid_d_mm"]) == pytest.approx(float(whole_beats[nearest]["lvid_d_mm"]), abs=0.01)
+    # "START," runs to the end
+    assert run("-d", files["clean"], "-o", tmp_path / "rest", "--time", "0.5,", *calibration) == 0
+    _, _, rest = check_recording_files(tmp_path / "rest", "clean", recording.image.shape[1] - round(0.5 / s_per_px))
+    assert rest["time_range_s"][1] == pytest.approx(recording.image.shape[1] * s_per_px, abs=1e-6)
+
+
+def test_one_stretch_serves_a_study_and_a_recording_too_short_for_it_is_listed(files, tmp_path, dark_network):
+    out = tmp_path / "out"  # a.png is 500 columns of 0.83 ms (0.417 s), b.png 400 (0.333 s)
+    assert run("-d", files["study"], "-o", out, "--time", "0.05,0.4", "--quiet") == 0
+    _, rows = read_csv(out / "study.csv")
+    status = {row["recording"]: (row["status"], row["error"]) for row in rows}
+    assert status["a.png"] == ("ok", "")
+    assert status["b.png"][0] == "error" and "b.png: --time 0.05,0.4 reaches past the recording's end at 0.333 s" \
+        in status["b.png"][1]
+    assert json.loads((out / "a_summary.json").read_text())["width_px"] == round(0.4 / 0.00083334) - 60
+
+
 def test_one_crop_serves_a_study_and_a_recording_it_does_not_fit_is_listed(files, tmp_path, dark_network):
     out = tmp_path / "out"
     assert run("-d", files["study"], "-o", out, "--crop", "0,0,450,300", "--quiet") == 0
@@ -656,6 +696,9 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("calibration not a number", "lab.csv line 2: mm_per_px 'deep' is not a number"),
     ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
     ("crop of a test set", "--crop cuts recordings"),
+    ("time past the end", "sim.png: --time 1,99 reaches past the recording's end at"),
+    ("time backwards", "argument --time: must be START,END in seconds with 0 <= START < END"),
+    ("time of a test set", "--time cuts recordings"),
     ("border offsets too large", "lab.json: upper_mm 0.8 mm is more than 0.5 mm"),
     ("border offsets not a number", "lab.json: lower_mm must be a number of mm, got 'wide'"),
     ("border offsets missing", "nowhere.json: border offsets file not found"),
@@ -696,6 +739,12 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         extra = ["--crop", "10,10,5,20"]
     elif case == "crop of a test set":
         data, extra = files["test_set"], ["--crop", "0,0,10,10"]
+    elif case == "time past the end":
+        extra = ["--time", "1,99"]
+    elif case == "time backwards":
+        extra = ["--time", "3,2"]
+    elif case == "time of a test set":
+        data, extra = files["test_set"], ["--time", "0,1"]
     elif case.startswith("border offsets"):
         offsets = tmp_path / ("nowhere.json" if case.endswith("missing") else "lab.json")
         if case.endswith("too large"):

@@ -5,8 +5,8 @@ from PIL import Image
 
 from mmode.calibration import TRAINED_MM_PER_PX, TRAINED_S_PER_PX, Calibration, coarser_than_trained
 from mmode.errors import InputError
-from mmode.io import (RECORDING_SUFFIXES, Recording, crop_recording, is_dicom_file, read_image, read_recording,
-                      recording_files, recording_name, write_png)
+from mmode.io import (RECORDING_SUFFIXES, Recording, crop_recording, cut_time, is_dicom_file, read_image,
+                      read_recording, recording_files, recording_name, write_png)
 
 GREY = (np.arange(24 * 40) % 256).reshape(24, 40).astype(np.uint8)
 
@@ -148,6 +148,24 @@ def test_pixels_coarser_than_the_training_recordings_are_named(mm_per_px, s_per_
     assert len(notes) == len(coarse)
     for note, start in zip(notes, coarse):
         assert note.startswith(start) and "coarser than" in note
+
+
+def test_a_stretch_keeps_its_columns_rounded_to_whole_ones_and_says_where_it_starts(tmp_path):
+    image = np.arange(10 * 100, dtype=np.uint8).reshape(10, 100)
+    recording = Recording(image, Calibration(0.02, 0.001, source="user"), tmp_path / "long.png")
+    stretch = cut_time(recording, 0.0204, 0.0596)  # columns 20..59, the nearest boundaries
+    np.testing.assert_array_equal(stretch.image, image[:, 20:60])
+    assert stretch.time_cut == pytest.approx((0.020, 0.060)) and stretch.start_s == pytest.approx(0.020)
+    assert recording.start_s == 0.0 and recording.time_cut is None
+    assert cut_time(recording, 0.05).image.shape == (10, 50)  # to the end
+    assert cut_time(recording, 0.0, 0.1004).image.shape == (10, 100)  # within half a column of the end
+    with pytest.raises(InputError, match=r"long.png: --time 0.05,0.2 reaches past the recording's end at 0.100 s "
+                                         r"\(100 columns of 1 ms\)"):
+        cut_time(recording, 0.05, 0.2)
+    with pytest.raises(InputError, match=r"long.png: --time 0.1, reaches past"):
+        cut_time(recording, 0.1)
+    with pytest.raises(InputError, match=r"long.png: --time 0.0501,0.0502 holds no whole column of 1 ms"):
+        cut_time(recording, 0.0501, 0.0502)
 
 
 def test_a_crop_keeps_the_boxs_pixels_and_the_calibration_and_refuses_a_box_outside(tmp_path):
