@@ -49,9 +49,9 @@ values per beat in `measurements.csv`), or the output of a generator the model n
     python bench/accuracy.py --recordings examples
 
 `--perturb NAME=VALUE ...` changes every recording's image before analysis (`bench/perturb.py`: gain, contrast,
-gamma, depth gain, noise, speckle, speckle size, blur along depth, the walls' brightness), the truth unchanged:
-the same hearts as another scanner's settings would show them; `bench/robustness.py` runs a sweep of such
-changes side by side.
+gamma, depth gain, noise, speckle, speckle size, blur along depth, JPEG export, the walls' brightness), the truth
+unchanged: the same hearts as another scanner's settings would show them; `bench/robustness.py` runs a sweep of
+such changes side by side.
 """
 import argparse
 import dataclasses

@@ -17,6 +17,8 @@ on the grey levels as fractions of white (0-1), clipped back to 0-1 and rounded 
   grain at a fixed strength;
 - `blur=MM`: a Gaussian blur along depth of SD MM millimetres (a longer pulse; in rows at each recording's own
   pixel size, so the same physical blur at any calibration);
+- `jpeg=Q`: saved as a JPEG of quality Q (1-100, PIL's scale; 75 its default) and read back: the blocks and
+  ringing of a lossy export (scanners and their review software offer JPEG and MP4 beside TIFF, DICOM and PNG);
 - `wall=K`: the two walls' grey above the image's black level (its 1st percentile, the floor a cavity sits on)
   times K against the rest of the image: a septum and posterior wall that echo more or less than the
   simulator's, while the floor, the pericardium, the right ventricle and the chest wall stay as they were. The
@@ -36,12 +38,13 @@ import zlib
 
 import numpy as np
 
-STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "grain", "blur", "wall")
+STEPS = ("gain", "contrast", "gamma", "tgc", "noise", "speckle", "grain", "blur", "jpeg", "wall")
 SPECKLE_GRAIN_PX = (2, 8)  # rows, columns of one speckle grain
 GRAIN_SPECKLE_SD, GRAIN_STREAK = 0.3, 4  # `grain=MM`: its speckle's log-SD, and columns per row of a grain
 # the most a step's value may be, so a typo (gamma=20) is an error and not a black image
 STEP_RANGES = dict(gain=(0.05, 20.0), contrast=(0.05, 20.0), gamma=(0.05, 20.0), tgc=(0.05, 20.0),
-                   noise=(0.0, 1.0), speckle=(0.0, 2.0), grain=(0.001, 1.0), blur=(0.0, 1.0), wall=(0.05, 20.0))
+                   noise=(0.0, 1.0), speckle=(0.0, 2.0), grain=(0.001, 1.0), blur=(0.0, 1.0), jpeg=(1, 100),
+                   wall=(0.05, 20.0))
 # `wall=K`: the band around each truth border whose grey is scaled (mm): a mouse's septum and posterior wall are
 # 0.6-1.2 mm thick, and a wall's echo spreads some rows into the cavity, which scales with it
 WALL_CAVITY_MM, WALL_TISSUE_MM, WALL_FADE_MM, WALL_CAVITY_FADE_MM = 0.05, 0.6, 0.3, 0.1
@@ -128,6 +131,16 @@ def _blur(grey, mm, mm_per_px, **_):
     return gaussian_filter1d(grey, sigma_px, axis=0, mode="nearest") if sigma_px > 0 else grey
 
 
+def _jpeg(grey, quality, **_):
+    import io
+
+    from PIL import Image
+
+    encoded = io.BytesIO()
+    Image.fromarray(np.round(grey * 255.0).astype(np.uint8)).save(encoded, format="JPEG", quality=int(round(quality)))
+    return np.asarray(Image.open(io.BytesIO(encoded.getvalue())), dtype=np.float64) / 255.0
+
+
 def wall_weight(shape, upper_px, lower_px, mm_per_px):
     """(H, W) weight in 0-1 of `wall=K`: 1 over each wall's band (`WALL_CAVITY_MM` inside the cavity to
     `WALL_TISSUE_MM` beyond its truth border), a raised cosine down to 0 over `WALL_FADE_MM` beyond it and
@@ -150,4 +163,4 @@ def _wall(grey, k, mm_per_px, borders, **_):
 
 
 STEP_FUNCTIONS = dict(gain=_gain, contrast=_contrast, gamma=_gamma, tgc=_tgc, noise=_noise, speckle=_speckle,
-                      grain=_grain, blur=_blur, wall=_wall)
+                      grain=_grain, blur=_blur, jpeg=_jpeg, wall=_wall)

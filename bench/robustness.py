@@ -2,7 +2,7 @@
 
 Runs `bench/accuracy.py` on the same simulated recordings once as drawn and once per condition, each condition
 one `--perturb` step (`bench/perturb.py`: gain, contrast, gamma, depth gain, noise, speckle, blur along depth,
-speckle size, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
+speckle size, JPEG export, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
 the per-column LVID MAE, its mean signed error, LVIDd, LVIDs and EF per recording, window Dice, and the
 per-column MAE's change against the recordings as drawn with its 95 % paired bootstrap interval over
 recordings (`bench/compare.py`). The default conditions reach past the ranges training drew (`run.py
@@ -43,6 +43,7 @@ TRAINING_DRAWS = dict(gain="0.6-1.4", contrast="0.6-1.4", gamma="0.6-1.6", tgc="
                       blur="0.3-1.5 px of each network's input (~0.003-0.045 mm)",
                       grain="1-4 rows of the segmentation's input (~0.02-0.14 mm) at log-SD 0.05-0.35",
                       wall="the simulator's walls at median grey 0.08-0.42, a smooth gain field",
+                      jpeg="none: lossless PNG",
                       hr="350-840 bpm")
 COLUMNS = (("per column (mm)", "lvid_column_mae_mm", "{:.4f}"), ("mean signed (mm)", "lvid_column_bias_mm", "{:+.4f}"),
            ("LVIDd (mm)", "recording_lvid_d_mm_mae", "{:.4f}"), ("LVIDs (mm)", "recording_lvid_s_mm_mae", "{:.4f}"),

@@ -102,6 +102,18 @@ def test_blur_is_along_depth_and_in_millimetres_whatever_the_pixel_size(mm_per_p
     np.testing.assert_array_equal(blurred[:, 10:], 0)
 
 
+def test_jpeg_is_a_lossy_round_trip_that_loses_more_at_lower_quality(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    image = np.clip(_ramp_image() + rng.normal(0, 20, (200, 300)), 0, 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "export.jpg", quality=50)
+    exported = np.asarray(Image.open(tmp_path / "export.jpg"))
+    np.testing.assert_array_equal(perturb_image(image, [("jpeg", 50)], 0.01), exported)
+    errors = [np.abs(perturb_image(image, [("jpeg", q)], 0.01).astype(float) - image).mean() for q in (95, 75, 25)]
+    assert 0 < errors[0] < errors[1] < errors[2]
+
+
 def _walls_image(width=6):
     """Grey 100 with a black level of 20 in the last 10 rows, truth borders at rows 100 and 200 (NaN in the last
     column), 0.01 mm per row."""
