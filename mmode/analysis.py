@@ -720,6 +720,8 @@ def _run_recording(args, path):
     stem = recording_name(path)
     staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
     table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
+    if table is None and args.mm_per_px is None and args.s_per_px is None:
+        table = _sibling_calibration(path)
     recording = read_recording(path, _recording_calibration(args, path, table), args.crop, args.time)
     _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
@@ -771,6 +773,23 @@ def _calibration_table(args, folder=None):
     table = CalibrationTable(path, read_calibration_csv(path))
     log.info("pixel sizes of %d recordings from %s", len(table.calibrations), path)
     return table
+
+
+def _sibling_calibration(path):
+    """The calibration.csv beside recording file `path` when it lists the recording, else None: one recording of a
+    study folder then gets the pixel sizes a study of that folder would give it. InputError naming the CSV when it
+    cannot be read."""
+    from mmode.io import recording_name
+    from preprocess.annotations import read_calibration_csv
+
+    csv_path = Path(path).parent / CALIBRATION_FILE
+    if not csv_path.is_file():
+        return None
+    calibrations = read_calibration_csv(csv_path)
+    if recording_name(path) not in calibrations:
+        return None
+    log.info("%s: pixel sizes from its row in %s", path, csv_path)
+    return CalibrationTable(csv_path, calibrations)
 
 
 def _recording_calibration(args, path, table):

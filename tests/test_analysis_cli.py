@@ -405,6 +405,33 @@ def test_a_calibration_csv_gives_each_recording_its_own_pixel_sizes(files, tmp_p
     assert file_names(tmp_path / "unlisted") == []
 
 
+def test_one_recording_of_a_study_folder_is_read_at_its_row_of_the_folders_calibration(files, tmp_path, dark_network,
+                                                                                       caplog):
+    """Analysed alone, a recording gets the pixel sizes a study of its folder gives it, unless flags name others;
+    a folder's CSV that does not list it leaves it at the defaults, with the usual note."""
+    caplog.set_level(logging.INFO)
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(files["study"] / name, study / name)
+    (study / "calibration.csv").write_text("image,mm_per_px,s_per_px\na,0.01,0.0008\n")
+    assert run("-d", study, "-o", tmp_path / "whole", "--no-refine", "--quiet", "--mm-per-px", "0.015") == 0
+    assert run("-d", study / "a.png", "-o", tmp_path / "alone", "--no-refine", "--quiet") == 0
+    in_study, alone = (json.loads((tmp_path / out / "a_summary.json").read_text()) for out in ("whole", "alone"))
+    assert (alone["mm_per_px"], alone["s_per_px"]) == (0.01, 0.0008)
+    assert alone["calibration_file"] == str(study / "calibration.csv")
+    for key in SUMMARY_KEYS:
+        assert alone[key] == in_study[key]
+    assert f"a.png: pixel sizes from its row in {study / 'calibration.csv'}" in caplog.text
+    assert run("-d", study / "a.png", "-o", tmp_path / "flags", "--no-refine", "--quiet", "--mm-per-px", "0.02") == 0
+    flags = json.loads((tmp_path / "flags" / "a_summary.json").read_text())
+    assert flags["mm_per_px"] == 0.02 and flags["calibration_file"] is None
+    caplog.clear()
+    assert run("-d", study / "b.png", "-o", tmp_path / "unlisted", "--no-refine", "--quiet") == 0
+    unlisted = json.loads((tmp_path / "unlisted" / "b_summary.json").read_text())
+    assert unlisted["calibration_source"] == "default" and "no calibration given" in caplog.text
+
+
 def test_a_stretch_is_measured_at_the_recordings_own_times(files, tmp_path, dark_network):
     recording = files["recording"]
     s_per_px = recording.s_per_px
