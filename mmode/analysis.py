@@ -71,8 +71,9 @@ Evaluate the segmentation network on a test set, or analyse M-mode recordings.
                                   study_beats.csv (every beat, with its recording) and
                                   study_overview.png (each one's LVID over time and summary)
 
-Calibration: --mm-per-px / --s-per-px (default: the seed's 0.011525974 mm/px, 0.00083334 s/px);
-a DICOM's own ultrasound-region calibration wins."""
+Calibration: --mm-per-px / --s-per-px (default: the seed's 0.011525974 mm/px, 0.00083334 s/px), or each
+recording's row of a calibration.csv (--calibration; by default the one in a study's folder, or beside a single
+recording that it lists); a DICOM's own ultrasound-region calibration wins."""
 
 EPILOG = """\
 examples:
@@ -135,7 +136,9 @@ def build_parser():
                               "preprocess simulate writes and preprocess build reads), its rows winning over "
                               "--mm-per-px/--s-per-px, which then serve only the recordings it does not list; a "
                               "recording neither gives is refused (a DICOM's own calibration still wins) "
-                              "(default: for a folder of recordings, its calibration.csv when it has one)")
+                              "(default: for a folder of recordings, its calibration.csv when it has one; for one "
+                              "recording without --mm-per-px/--s-per-px, the calibration.csv beside it when it lists "
+                              "the recording)")
     measure.add_argument("--recursive", action="store_true",
                          help="with a folder of recordings: those in its sub-folders too (a scanner's export tree, "
                               "PATIENT/STUDY/SERIES/IM_0001), each one's files written under its sub-folder's path "
