@@ -148,10 +148,12 @@ def build_parser():
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
                               "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "
                               "panel's pixel size) (default: the whole image)")
-    measure.add_argument("--time", type=time_range, default=None, metavar="START,END",
+    measure.add_argument("--time", type=time_range, default=None, metavar="START,END|CSV",
                          help="analyse only this stretch of each recording, in seconds from its first column (of "
-                              "the --crop box, if any), e.g. 2,6.5, or 2, for the rest; the times written stay "
-                              "the recording's own (default: the whole recording)")
+                              "the --crop box, if any), e.g. 2,6.5, or 2, for the rest; or each recording's own "
+                              "stretch from a CSV image,start_s,end_s (an empty end_s: to the end; a recording it "
+                              "does not list is analysed whole); the times written stay the recording's own "
+                              "(default: the whole recording)")
     measure.add_argument("--max-hr", type=positive_float, default=900.0, metavar="BPM",
                          help="fastest heart rate the beat detector looks for; sets the smoothing and the "
                               "shortest beat (default: 900)")
@@ -725,7 +727,8 @@ def _run_recording(args, path):
     table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
     if table is None and args.mm_per_px is None and args.s_per_px is None:
         table = _sibling_calibration(path)
-    recording = read_recording(path, _recording_calibration(args, path, table), args.crop, args.time)
+    recording = read_recording(path, _recording_calibration(args, path, table), args.crop,
+                               _recording_stretch(args, path, _stretch_table(args)))
     _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
         log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
@@ -812,16 +815,39 @@ def _recording_calibration(args, path, table):
     return calibration_from_options(args.mm_per_px, args.s_per_px)
 
 
-def _warn_unused_rows(table, files):
-    """Rows of `table` that name no recording of a study: most likely a typo in a name, so said once."""
-    if table is None:
-        return
+def _warn_unused_rows(path, listed, files):
+    """Rows of the table at `path` (`listed`: the recordings it names) that name no recording of a study: most
+    likely a typo in a name, so said once."""
     from mmode.io import recording_name
 
-    unused = sorted(set(table.calibrations) - {recording_name(path) for path in files})
+    unused = sorted(set(listed) - {recording_name(file) for file in files})
     if unused:
-        log.warning("%s lists %d recording(s) not analysed here: %s", table.path, len(unused),
+        log.warning("%s lists %d recording(s) not analysed here: %s", path, len(unused),
                     ", ".join(unused[:5]) + (", ..." if len(unused) > 5 else ""))
+
+
+def _stretch_table(args):
+    """--time's CSV read: {recording: (start_s, end_s or None)}, or None when --time is no file."""
+    if not isinstance(args.time, Path):
+        return None
+    from preprocess.annotations import read_stretches_csv
+
+    stretches = read_stretches_csv(args.time)
+    log.info("stretches of %d recordings from %s", len(stretches), args.time)
+    return stretches
+
+
+def _recording_stretch(args, path, stretches):
+    """The stretch `read_recording` cuts recording file `path` to: --time's range, its row of the --time CSV
+    (`stretches`), or None for the whole recording (a recording the CSV does not list, which the log says)."""
+    if stretches is None:
+        return args.time
+    from mmode.io import recording_name
+
+    stretch = stretches.get(recording_name(path))
+    if stretch is None:
+        log.info("%s: not listed in %s, analysed whole", path, args.time)
+    return stretch
 
 
 def _study_recordings(folder, recursive=False, output=None):
@@ -891,7 +917,11 @@ def _run_study(args, folder):
              + [STUDY_FILE, STUDY_BEATS_FILE, OVERVIEW_FILE])
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)
-    _warn_unused_rows(table, files)
+    if table is not None:
+        _warn_unused_rows(table.path, table.calibrations, files)
+    stretches = _stretch_table(args)
+    if stretches is not None:
+        _warn_unused_rows(args.time, stretches, files)
     device = _resolve_device(args.device)
     net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
     refiner, refiner_path = _load_refiner(args, device)
@@ -906,7 +936,8 @@ def _run_study(args, folder):
         for path in progress:
             label = path.relative_to(folder).as_posix()  # the file name, after its sub-folder's path if any
             try:
-                recording = read_recording(path, _recording_calibration(args, path, table), args.crop, args.time)
+                recording = read_recording(path, _recording_calibration(args, path, table), args.crop,
+                                           _recording_stretch(args, path, stretches))
                 _note_ignored_calibration(args, recording, table)
                 analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
                                              tile_width=args.tile_width, refiner=refiner, **options)

@@ -3,6 +3,7 @@ import argparse
 import logging
 import math
 import sys
+from pathlib import Path
 
 from mmode.errors import InputError
 
@@ -51,7 +52,10 @@ def crop_box(text):
 
 def time_range(text):
     """argparse type of --time: "START,END" seconds -> (start_s, end_s) with 0 <= START < END, or "START," ->
-    (start_s, None), from START to the recording's end."""
+    (start_s, None), from START to the recording's end; a name ending in .csv -> that Path (each recording's
+    stretch, `preprocess.annotations.read_stretches_csv`)."""
+    if text.strip().lower().endswith(".csv"):
+        return Path(text)
     parts = text.split(",")
     try:
         start_s = float(parts[0])
@@ -60,8 +64,9 @@ def time_range(text):
         start_s = end_s = math.nan
     valid = len(parts) == 2 and math.isfinite(start_s) and start_s >= 0
     if not valid or (end_s is not None and not (math.isfinite(end_s) and end_s > start_s)):
-        raise argparse.ArgumentTypeError(f"must be START,END in seconds with 0 <= START < END (e.g. 2,6.5), or "
-                                         f"START, for the rest of the recording, got {text}")
+        raise argparse.ArgumentTypeError(f"must be START,END in seconds with 0 <= START < END (e.g. 2,6.5), "
+                                         f"START, for the rest of the recording, or a CSV file image,start_s,end_s, "
+                                         f"got {text}")
     return start_s, end_s
 
 

@@ -33,6 +33,7 @@ CSV_COLUMNS = ("image", "trace", "x", "y")
 CALIBRATION_COLUMNS = ("image", "mm_per_px", "s_per_px")
 MEASUREMENT_COLUMNS = ("image", "lvid_d_mm", "lvid_s_mm")  # a lab's caliper measurements, one row per beat
 MEASUREMENT_OPTIONAL = ("t_ed_s", "hr_bpm")
+STRETCH_COLUMNS = ("image", "start_s", "end_s")  # test.py --time CSV: the stretch of each recording to analyse
 LABELME_SHAPE_TYPES = ("linestrip", "line", "points", "point")
 
 
@@ -154,6 +155,32 @@ def read_calibration_csv(path):
     if not calibrations:
         raise InputError(f"{path}: no recordings listed")
     return calibrations
+
+
+def read_stretches_csv(path):
+    """Read an `image,start_s,end_s` CSV (test.py --time) -> {recording: (start_s, end_s or None)}, s from the
+    recording's first column; an empty end_s runs to the recording's end.
+
+    InputError naming the file (and line) for a missing file or column, a value that is not a number, a start
+    below 0 or an end not after it, or a recording listed twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: stretches file not found")
+    stretches = {}
+    for where, row in _csv_rows(path, STRETCH_COLUMNS):
+        name = _row_recording(row, where)
+        if name in stretches:
+            raise InputError(f"{where}: recording {name} is listed twice")
+        start_s = _number(row["start_s"], "start_s", where)
+        end_s = _number(row["end_s"], "end_s", where) if row["end_s"].strip() else None
+        if not (np.isfinite(start_s) and start_s >= 0) or (end_s is not None and not end_s > start_s):
+            raise InputError(f"{where}: the stretch must start at 0 s or later and end after it, got start_s "
+                             f"{row['start_s'].strip()}, end_s {row['end_s'].strip() or '(the end)'}")
+        stretches[name] = (start_s, end_s)
+    if not stretches:
+        raise InputError(f"{path}: no recordings listed")
+    return stretches
 
 
 def read_measurements_csv(path):

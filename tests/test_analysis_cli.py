@@ -472,6 +472,27 @@ def test_one_stretch_serves_a_study_and_a_recording_too_short_for_it_is_listed(f
     assert json.loads((out / "a_summary.json").read_text())["width_px"] == round(0.4 / 0.00083334) - 60
 
 
+def test_a_stretches_csv_gives_each_recording_of_a_study_its_own_stretch(files, tmp_path, dark_network, caplog):
+    caplog.set_level(logging.INFO)
+    stretches = tmp_path / "stretches.csv"
+    stretches.write_text("image,start_s,end_s\na.png,0.1,0.3\nb,0.05,\nghost,0,1\n")
+    out = tmp_path / "out"
+    assert run("-d", files["study"], "-o", out, "--time", stretches) == 0
+    a, b = (json.loads((out / f"{stem}_summary.json").read_text()) for stem in ("a", "b"))
+    s_per_px = 0.00083334  # the default: the study has no calibration.csv
+    assert a["time_range_s"] == pytest.approx([round(0.1 / s_per_px) * s_per_px, round(0.3 / s_per_px) * s_per_px],
+                                              abs=1e-6)  # written to 6 decimals
+    assert a["width_px"] == round(0.3 / s_per_px) - round(0.1 / s_per_px)
+    assert b["time_range_s"][1] == pytest.approx(400 * s_per_px, abs=1e-6) and b["width_px"] == 400 - round(0.05 / s_per_px)
+    assert "stretches.csv lists 1 recording(s) not analysed here: ghost" in caplog.text
+    # a recording the CSV does not list is analysed whole
+    (tmp_path / "only_b.csv").write_text("image,start_s,end_s\nb,0.05,0.2\n")
+    assert run("-d", files["study"] / "a.png", "-o", tmp_path / "single", "--time", tmp_path / "only_b.csv",
+               "--quiet") == 0
+    whole = json.loads((tmp_path / "single" / "a_summary.json").read_text())
+    assert whole["time_range_s"] is None and whole["width_px"] == 500
+
+
 def test_one_crop_serves_a_study_and_a_recording_it_does_not_fit_is_listed(files, tmp_path, dark_network):
     out = tmp_path / "out"
     assert run("-d", files["study"], "-o", out, "--crop", "0,0,450,300", "--quiet") == 0
@@ -726,6 +747,7 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("time past the end", "sim.png: --time 1,99 reaches past the recording's end at"),
     ("time backwards", "argument --time: must be START,END in seconds with 0 <= START < END"),
     ("time of a test set", "--time cuts recordings"),
+    ("stretches file missing", "nowhere.csv: stretches file not found"),
     ("border offsets too large", "lab.json: upper_mm 0.8 mm is more than 0.5 mm"),
     ("border offsets not a number", "lab.json: lower_mm must be a number of mm, got 'wide'"),
     ("border offsets missing", "nowhere.json: border offsets file not found"),
@@ -772,6 +794,8 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(files, tmp_path, capsys,
         extra = ["--time", "3,2"]
     elif case == "time of a test set":
         data, extra = files["test_set"], ["--time", "0,1"]
+    elif case == "stretches file missing":
+        extra = ["--time", tmp_path / "nowhere.csv"]
     elif case.startswith("border offsets"):
         offsets = tmp_path / ("nowhere.json" if case.endswith("missing") else "lab.json")
         if case.endswith("too large"):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from mmode.errors import InputError
-from preprocess.annotations import check_traces, read_annotations, read_calibration_csv, read_measurements_csv
+from preprocess.annotations import (check_traces, read_annotations, read_calibration_csv, read_measurements_csv,
+                                    read_stretches_csv)
 from preprocess.masks import annotation_mask, covered_span, interpolate_trace, traces_to_mask
 
 
@@ -171,6 +172,30 @@ def test_a_calibration_csv_reads_alike_with_commas_semicolons_or_tabs_and_either
     path.write_text(text)
     calibration = read_calibration_csv(path)["rec1"]
     assert (calibration.mm_per_px, calibration.s_per_px) == (0.0115, 0.00083)
+
+
+def test_a_stretches_csv_gives_each_recording_its_start_and_end_or_the_rest(tmp_path):
+    path = tmp_path / "stretches.csv"
+    path.write_text("image;start_s;end_s\nrec1.png;2,5;6\nrec2;0;\n")  # a spreadsheet's semicolons, decimal comma
+    assert read_stretches_csv(path) == {"rec1": (2.5, 6.0), "rec2": (0.0, None)}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image,start_s\nrec1,1\n", "lacks column(s) end_s"),
+    ("image,start_s,end_s\nrec1,1,2\nrec1.png,3,4\n", "line 3: recording rec1 is listed twice"),
+    ("image,start_s,end_s\nrec1,soon,2\n", "line 2: start_s 'soon' is not a number"),
+    ("image,start_s,end_s\nrec1,3,2\n", "line 2: the stretch must start at 0 s or later and end after it, got "
+                                         "start_s 3, end_s 2"),
+    ("image,start_s,end_s\nrec1,-1,\n", "end_s (the end)"),
+    ("image,start_s,end_s\n", "no recordings listed"),
+])
+def test_a_bad_stretches_csv_is_named_with_its_line(tmp_path, text, message):
+    path = tmp_path / "stretches.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_stretches_csv(path)
+    with pytest.raises(InputError, match=r"nowhere\.csv: stretches file not found"):
+        read_stretches_csv(tmp_path / "nowhere.csv")
 
 
 def test_semicolon_annotations_read_as_their_comma_twins(tmp_path):
