@@ -1,14 +1,14 @@
 """How the model holds when recordings look otherwise: the same hearts under each image change, side by side.
 
-Runs `bench/accuracy.py` on the same simulated recordings once as drawn and once per condition, each condition
-one `--perturb` step (`bench/perturb.py`: gain, contrast, gamma, depth gain, noise, speckle, blur along depth,
-speckle size, JPEG export, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
-the per-column LVID MAE, its mean signed error, LVIDd, LVIDs and EF per recording, window Dice, and the
-per-column MAE's change against the recordings as drawn with its 95 % paired bootstrap interval over
-recordings (`bench/compare.py`). The default conditions reach past the ranges training drew (`run.py
---augment`, README "Augmentation"; the table names them), so it shows where the model stops holding rather
-than only that it holds where it was taught to. Each run's accuracy JSON is kept in `--out-dir` (pair any two
-with `bench/compare.py`), the table also as `robustness.json` there.
+Runs `bench/accuracy.py` on the same simulated recordings once as drawn and once per condition, each condition one
+`--perturb` step (`bench/perturb.py`: gain, contrast, gamma, depth gain, noise, speckle, blur along depth, speckle
+size, JPEG export, the walls' brightness) or a heart rate fixed by `--hr-bpm`, and prints one table: per condition
+the per-column LVID MAE, its mean signed error, LVIDd, LVIDs and EF per recording, window Dice, and the per-column
+MAE's change against the recordings as drawn with its 95 % paired bootstrap interval over recordings
+(`bench/compare.py`). The default conditions reach past the ranges training drew (`run.py --augment`, README
+"Augmentation"; the table names them), so it shows where the model stops holding rather than only that it holds
+where it was taught to. Each run's accuracy JSON is kept in `--out-dir` (pair any two with `bench/compare.py`), the
+table also as `robustness.json` there.
 
     python bench/robustness.py --n 12 --seed 14000
     python bench/robustness.py --n 12 --seed 14000 --conditions gamma=2.5 noise=0.15 hr=300
