@@ -53,7 +53,8 @@ DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFA
                             "give --mm-per-px and --s-per-px from its scale bars (or each recording's in a "
                             "calibration.csv, --calibration), or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
-                 "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings", "calibration_file")
+                 "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings", "calibration_file",
+                 "time_start_s", "time_end_s")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -885,6 +886,9 @@ def _study_row(label, analysis=None, error=None):
                    calibration_source=calibration.source, calibration_file=calibration.origin or "",
                    pixel_warnings="; ".join(coarser_than_trained(calibration)),
                    range_warnings="; ".join(outside_mouse_range(analysis.summary["lvid_d_mm"], calibration)))
+        if analysis.recording.time_cut is not None:  # the stretch the medians cover; empty for the whole recording
+            row.update(time_start_s=round(analysis.recording.time_cut[0], 6),
+                       time_end_s=round(analysis.recording.time_cut[1], 6))
     return row
 
 

@@ -486,6 +486,9 @@ def test_a_stretches_csv_gives_each_recording_of_a_study_its_own_stretch(files, 
     assert b["time_range_s"][1] == pytest.approx(400 * s_per_px, abs=1e-6)
     assert b["width_px"] == 400 - round(0.05 / s_per_px)
     assert "stretches.csv lists 1 recording(s) not analysed here: ghost" in caplog.text
+    _, rows = read_csv(out / "study.csv")
+    stretch = {row["recording"]: (row["time_start_s"], row["time_end_s"]) for row in rows}
+    assert stretch["a.png"] == tuple(str(t) for t in a["time_range_s"]) and stretch["broken.png"] == ("", "")
     # a recording the CSV does not list is analysed whole
     (tmp_path / "only_b.csv").write_text("image,start_s,end_s\nb,0.05,0.2\n")
     assert run("-d", files["study"] / "a.png", "-o", tmp_path / "single", "--time", tmp_path / "only_b.csv",
@@ -718,12 +721,13 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS) - 3:-3] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-len(SPREAD_KEYS) - 5:-5] == list(SPREAD_KEYS)  # after the columns of earlier versions
     # after the columns of earlier versions
-    assert columns[-3:] == ["pixel_warnings", "range_warnings", "calibration_file"]
+    assert columns[-5:] == ["pixel_warnings", "range_warnings", "calibration_file", "time_start_s", "time_end_s"]
     assert rows[0]["calibration_file"] == "" and summary["calibration_file"] is None  # no CSV: none
     assert rows[0]["pixel_warnings"] == "" and summary["pixel_warnings"] == []  # default calibration: none
     assert rows[0]["range_warnings"] == "" and summary["range_warnings"] == []  # a mouse's LVIDd
+    assert rows[0]["time_start_s"] == rows[0]["time_end_s"] == "" and summary["time_range_s"] is None  # whole
     assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
 
 
