@@ -140,20 +140,12 @@ def read_calibration_csv(path):
     InputError naming the file (and line) for a missing or unreadable file, a missing column, a value that is
     not a positive number, or a recording listed twice.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: calibration file not found")
     calibrations = {}
-    for where, row in _csv_rows(path, CALIBRATION_COLUMNS):
-        name = _row_recording(row, where)
-        if name in calibrations:
-            raise InputError(f"{where}: recording {name} is listed twice")
+    for where, name, row in _one_row_per_recording(path, CALIBRATION_COLUMNS, "calibration"):
         sizes = [_number(row[column], column, where) for column in CALIBRATION_COLUMNS[1:]]
         if not all(np.isfinite(size) and size > 0 for size in sizes):
             raise InputError(f"{where}: mm_per_px and s_per_px must be positive, got {sizes[0]:g} and {sizes[1]:g}")
         calibrations[name] = Calibration(*sizes, source="user", origin=str(path))
-    if not calibrations:
-        raise InputError(f"{path}: no recordings listed")
     return calibrations
 
 
@@ -164,23 +156,32 @@ def read_stretches_csv(path):
     InputError naming the file (and line) for a missing file or column, a value that is not a number, a start
     below 0 or an end not after it, or a recording listed twice.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: stretches file not found")
     stretches = {}
-    for where, row in _csv_rows(path, STRETCH_COLUMNS):
-        name = _row_recording(row, where)
-        if name in stretches:
-            raise InputError(f"{where}: recording {name} is listed twice")
+    for where, name, row in _one_row_per_recording(path, STRETCH_COLUMNS, "stretches"):
         start_s = _number(row["start_s"], "start_s", where)
         end_s = _number(row["end_s"], "end_s", where) if row["end_s"].strip() else None
         if not (np.isfinite(start_s) and start_s >= 0) or (end_s is not None and not end_s > start_s):
             raise InputError(f"{where}: the stretch must start at 0 s or later and end after it, got start_s "
                              f"{row['start_s'].strip()}, end_s {row['end_s'].strip() or '(the end)'}")
         stretches[name] = (start_s, end_s)
-    if not stretches:
-        raise InputError(f"{path}: no recordings listed")
     return stretches
+
+
+def _one_row_per_recording(path, columns, what):
+    """(where, recording, row) for each row of a per-recording CSV at `path` with `columns`; InputError for a
+    missing file (named as `what` file), a recording listed twice or no rows at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: {what} file not found")
+    seen = set()
+    for where, row in _csv_rows(path, columns):
+        name = _row_recording(row, where)
+        if name in seen:
+            raise InputError(f"{where}: recording {name} is listed twice")
+        seen.add(name)
+        yield where, name, row
+    if not seen:
+        raise InputError(f"{path}: no recordings listed")
 
 
 def read_measurements_csv(path):
