@@ -713,8 +713,10 @@ def _log_summary(analysis):
         counts += (f" ({n_flagged} flagged: {reasons.count('uncertain')} uncertain segmentation, "
                    f"{reasons.count('rr')} irregular RR; {medians} the medians)")
     values = {key: "n/a" if summary[key] is None else f"{summary[key]:.4g}" for key in SUMMARY_KEYS}
-    log.info("%s: %s, LVIDd %s mm, LVIDs %s mm, EF %s %%, FS %s %%, HR %s bpm, CO %s mL/min",
-             analysis.recording.path, counts, values["lvid_d_mm"], values["lvid_s_mm"],
+    cut = analysis.recording.time_cut
+    where = "" if cut is None else " from {:.3f} to {:.3f} s".format(*cut)
+    log.info("%s%s: %s, LVIDd %s mm, LVIDs %s mm, EF %s %%, FS %s %%, HR %s bpm, CO %s mL/min",
+             analysis.recording.path, where, counts, values["lvid_d_mm"], values["lvid_s_mm"],
              values["ef_pct"], values["fs_pct"], values["hr_bpm"], values["co_ml_min"])
 
 

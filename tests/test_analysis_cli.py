@@ -432,13 +432,15 @@ def test_one_recording_of_a_study_folder_is_read_at_its_row_of_the_folders_calib
     assert unlisted["calibration_source"] == "default" and "no calibration given" in caplog.text
 
 
-def test_a_stretch_is_measured_at_the_recordings_own_times(files, tmp_path, dark_network):
+def test_a_stretch_is_measured_at_the_recordings_own_times(files, tmp_path, dark_network, caplog):
+    caplog.set_level(logging.INFO)
     recording = files["recording"]
     s_per_px = recording.s_per_px
     calibration = ["--mm-per-px", recording.mm_per_px, "--s-per-px", s_per_px, "--quiet"]
     assert run("-d", files["clean"], "-o", tmp_path / "whole", *calibration) == 0
     assert run("-d", files["clean"], "-o", tmp_path / "stretch", "--time", "0.33,1.02", *calibration) == 0
     first, last = round(0.33 / s_per_px), round(1.02 / s_per_px)
+    assert f"clean.png from {first * s_per_px:.3f} to {last * s_per_px:.3f} s: " in caplog.text  # the summary line
     trace, beats, summary = check_recording_files(tmp_path / "stretch", "clean", last - first)
     # the times written are the recording's: its column `first` onwards
     np.testing.assert_allclose([float(row["time_s"]) for row in trace], np.arange(first, last) * s_per_px, atol=1e-6)
