@@ -111,7 +111,7 @@ def cut_time(recording, start_s, end_s=None):
     s_per_px = recording.calibration.s_per_px
     width = recording.image.shape[1]
     first, last = round(start_s / s_per_px), width if end_s is None else round(end_s / s_per_px)
-    asked = f"--time {start_s:g},{'' if end_s is None else f'{end_s:g}'}"
+    asked = f"the stretch from {start_s:g} s to {'the end' if end_s is None else f'{end_s:g} s'}"
     if last > width or first >= width:
         raise InputError(f"{recording.path}: {asked} reaches past the recording's end at {width * s_per_px:.3f} s "
                          f"({width} columns of {1000 * s_per_px:.4g} ms)")

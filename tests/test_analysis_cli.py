@@ -469,8 +469,8 @@ def test_one_stretch_serves_a_study_and_a_recording_too_short_for_it_is_listed(f
     _, rows = read_csv(out / "study.csv")
     status = {row["recording"]: (row["status"], row["error"]) for row in rows}
     assert status["a.png"] == ("ok", "")
-    assert status["b.png"][0] == "error" and "b.png: --time 0.05,0.4 reaches past the recording's end at 0.333 s" \
-        in status["b.png"][1]
+    assert status["b.png"][0] == "error"
+    assert "b.png: the stretch from 0.05 s to 0.4 s reaches past the recording's end at 0.333 s" in status["b.png"][1]
     assert json.loads((out / "a_summary.json").read_text())["width_px"] == round(0.4 / 0.00083334) - 60
 
 
@@ -751,7 +751,7 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     ("calibration not a number", "lab.csv line 2: mm_per_px 'deep' is not a number"),
     ("crop not a box", "argument --crop: must be LEFT,TOP,RIGHT,BOTTOM"),
     ("crop of a test set", "--crop cuts recordings"),
-    ("time past the end", "sim.png: --time 1,99 reaches past the recording's end at"),
+    ("time past the end", "sim.png: the stretch from 1 s to 99 s reaches past the recording's end at"),
     ("time backwards", "argument --time: must be START,END in seconds with 0 <= START < END"),
     ("time of a test set", "--time cuts recordings"),
     ("stretches file missing", "nowhere.csv: stretches file not found"),

@@ -159,12 +159,14 @@ def test_a_stretch_keeps_its_columns_rounded_to_whole_ones_and_says_where_it_sta
     assert recording.start_s == 0.0 and recording.time_cut is None
     assert cut_time(recording, 0.05).image.shape == (10, 50)  # to the end
     assert cut_time(recording, 0.0, 0.1004).image.shape == (10, 100)  # within half a column of the end
-    with pytest.raises(InputError, match=r"long.png: --time 0.05,0.2 reaches past the recording's end at 0.100 s "
-                                         r"\(100 columns of 1 ms\)"):
+    past = (r"long.png: the stretch from 0.05 s to 0.2 s reaches past the recording's end at 0.100 s "
+            r"\(100 columns of 1 ms\)")
+    with pytest.raises(InputError, match=past):
         cut_time(recording, 0.05, 0.2)
-    with pytest.raises(InputError, match=r"long.png: --time 0.1, reaches past"):
+    with pytest.raises(InputError, match=r"long.png: the stretch from 0.1 s to the end reaches past"):
         cut_time(recording, 0.1)
-    with pytest.raises(InputError, match=r"long.png: --time 0.0501,0.0502 holds no whole column of 1 ms"):
+    with pytest.raises(InputError, match=r"long.png: the stretch from 0.0501 s to 0.0502 s holds no whole column of 1 "
+                                         r"ms"):
         cut_time(recording, 0.0501, 0.0502)
 
 
