@@ -147,18 +147,30 @@ def test_missing_annotation_file_is_refused(tmp_path):
         read_annotations(tmp_path / "nothing.csv")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("image,s_per_px\nrec1,0.001\n", "lacks column(s) mm_per_px"),
-    ("image,mm_per_px,s_per_px\nrec1,0.01,0.001\nrec1.png,0.01,0.001\n", "line 3: recording rec1 is listed twice"),
-    ("image,mm_per_px,s_per_px\nrec1,0.01,fast\n", "line 2: s_per_px 'fast' is not a number"),
-    ("image,mm_per_px,s_per_px\nrec1,nan,0.001\n", "line 2: mm_per_px and s_per_px must be positive"),
-    ("image,mm_per_px,s_per_px\n", "no recordings listed"),
+@pytest.mark.parametrize("reader, text, message", [
+    (read_calibration_csv, "image,s_per_px\nrec1,0.001\n", "lacks column(s) mm_per_px"),
+    (read_calibration_csv, "image,mm_per_px,s_per_px\nrec1,0.01,0.001\nrec1.png,0.01,0.001\n",
+     "line 3: recording rec1 is listed twice"),
+    (read_calibration_csv, "image,mm_per_px,s_per_px\nrec1,0.01,fast\n", "line 2: s_per_px 'fast' is not a number"),
+    (read_calibration_csv, "image,mm_per_px,s_per_px\nrec1,nan,0.001\n",
+     "line 2: mm_per_px and s_per_px must be positive"),
+    (read_calibration_csv, "image,mm_per_px,s_per_px\n", "no recordings listed"),
+    (read_calibration_csv, None, "calibration.csv: calibration file not found"),
+    (read_stretches_csv, "image,start_s\nrec1,1\n", "lacks column(s) end_s"),
+    (read_stretches_csv, "image,start_s,end_s\nrec1,1,2\nrec1.png,3,4\n", "line 3: recording rec1 is listed twice"),
+    (read_stretches_csv, "image,start_s,end_s\nrec1,soon,2\n", "line 2: start_s 'soon' is not a number"),
+    (read_stretches_csv, "image,start_s,end_s\nrec1,3,2\n",
+     "line 2: the stretch must start at 0 s or later and end after it, got start_s 3, end_s 2"),
+    (read_stretches_csv, "image,start_s,end_s\nrec1,-1,\n", "end_s (the end)"),
+    (read_stretches_csv, "image,start_s,end_s\n", "no recordings listed"),
+    (read_stretches_csv, None, "calibration.csv: stretches file not found"),
 ])
-def test_a_bad_calibration_csv_is_named_with_its_line(tmp_path, text, message):
+def test_a_bad_per_recording_csv_is_named_with_its_line(tmp_path, reader, text, message):
     path = tmp_path / "calibration.csv"
-    path.write_text(text)
+    if text is not None:  # None: no file there
+        path.write_text(text)
     with pytest.raises(InputError, match=re.escape(message)):
-        read_calibration_csv(path)
+        reader(path)
 
 
 @pytest.mark.parametrize("text", [
@@ -178,24 +190,6 @@ def test_a_stretches_csv_gives_each_recording_its_start_and_end_or_the_rest(tmp_
     path = tmp_path / "stretches.csv"
     path.write_text("image;start_s;end_s\nrec1.png;2,5;6\nrec2;0;\n")  # a spreadsheet's semicolons, decimal comma
     assert read_stretches_csv(path) == {"rec1": (2.5, 6.0), "rec2": (0.0, None)}
-
-
-@pytest.mark.parametrize("text, message", [
-    ("image,start_s\nrec1,1\n", "lacks column(s) end_s"),
-    ("image,start_s,end_s\nrec1,1,2\nrec1.png,3,4\n", "line 3: recording rec1 is listed twice"),
-    ("image,start_s,end_s\nrec1,soon,2\n", "line 2: start_s 'soon' is not a number"),
-    ("image,start_s,end_s\nrec1,3,2\n", "line 2: the stretch must start at 0 s or later and end after it, got "
-                                         "start_s 3, end_s 2"),
-    ("image,start_s,end_s\nrec1,-1,\n", "end_s (the end)"),
-    ("image,start_s,end_s\n", "no recordings listed"),
-])
-def test_a_bad_stretches_csv_is_named_with_its_line(tmp_path, text, message):
-    path = tmp_path / "stretches.csv"
-    path.write_text(text)
-    with pytest.raises(InputError, match=re.escape(message)):
-        read_stretches_csv(path)
-    with pytest.raises(InputError, match=r"nowhere\.csv: stretches file not found"):
-        read_stretches_csv(tmp_path / "nowhere.csv")
 
 
 def test_semicolon_annotations_read_as_their_comma_twins(tmp_path):
