@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import DEFAULT_MM_PER_PX, DEFAULT_S_PER_PX, calibration_from_options, coarser_than_trained
-from mmode.cli import crop_box, float_between, positive_float, positive_int, setup_logging, time_range
+from mmode.cli import crop_box_or_auto, float_between, positive_float, positive_int, setup_logging, time_range
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
@@ -54,7 +54,7 @@ DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFA
                             "calibration.csv, --calibration), or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
                  "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings", "calibration_file",
-                 "time_start_s", "time_end_s")
+                 "time_start_s", "time_end_s", "crop_left", "crop_top", "crop_right", "crop_bottom")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -144,11 +144,12 @@ def build_parser():
                          help="with a folder of recordings: those in its sub-folders too (a scanner's export tree, "
                               "PATIENT/STUDY/SERIES/IM_0001), each one's files written under its sub-folder's path "
                               "in OUT; the output folder itself is left out")
-    measure.add_argument("--crop", type=crop_box, default=None, metavar="L,T,R,B",
+    measure.add_argument("--crop", type=crop_box_or_auto, default=None, metavar="L,T,R,B|auto",
                          help="analyse only this box of each recording: left, top, right, bottom in the pixels of "
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
                               "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "
-                              "panel's pixel size) (default: the whole image)")
+                              "panel's pixel size); or 'auto': each image's M-mode panel found in it, the box "
+                              "logged and written to the summary (default: the whole image)")
     measure.add_argument("--time", type=time_range, default=None, metavar="START,END|CSV",
                          help="analyse only this stretch of each recording, in seconds from its first column (of "
                               "the --crop box, if any), e.g. 2,6.5, or 2, for the rest; or each recording's own "
@@ -552,6 +553,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         refiner_sha256=None if refiner_path is None else file_sha256(refiner_path),
         recording=str(analysis.recording.path),
         crop=None if analysis.recording.crop is None else list(analysis.recording.crop),
+        crop_auto=analysis.recording.crop_auto,
         time_range_s=None if (cut := analysis.recording.time_cut) is None else [round(t, 6) for t in cut],
         height_px=int(analysis.mask.shape[0]),
         width_px=int(analysis.mask.shape[1]),
@@ -891,6 +893,8 @@ def _study_row(label, analysis=None, error=None):
         if analysis.recording.time_cut is not None:  # the stretch the medians cover; empty for the whole recording
             row.update(time_start_s=round(analysis.recording.time_cut[0], 6),
                        time_end_s=round(analysis.recording.time_cut[1], 6))
+        if analysis.recording.crop is not None:  # the box analysed, given or found (--crop auto); empty for the whole
+            row.update(zip(("crop_left", "crop_top", "crop_right", "crop_bottom"), analysis.recording.crop))
     return row
 
 

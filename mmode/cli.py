@@ -38,6 +38,9 @@ def non_negative_int(text):
     return value
 
 
+AUTO_CROP = "auto"  # --crop auto: each image's M-mode panel is found in it (`mmode.panel.find_panel`)
+
+
 def crop_box(text):
     """argparse type of --crop: "LEFT,TOP,RIGHT,BOTTOM" pixels -> 4 ints, right > left >= 0, bottom > top >= 0."""
     try:
@@ -48,6 +51,11 @@ def crop_box(text):
         raise argparse.ArgumentTypeError(f"must be LEFT,TOP,RIGHT,BOTTOM in pixels, whole numbers >= 0 with RIGHT > "
                                          f"LEFT and BOTTOM > TOP (e.g. 120,80,1400,600), got {text}")
     return box
+
+
+def crop_box_or_auto(text):
+    """argparse type of test.py's --crop: AUTO_CROP for "auto", else `crop_box`."""
+    return AUTO_CROP if text.strip().lower() == AUTO_CROP else crop_box(text)
 
 
 def time_range(text):

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from mmode.calibration import Calibration
+from mmode.cli import AUTO_CROP
 from mmode.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Recording:
     calibration: Calibration
     path: Path
     crop: tuple = None  # (left, top, right, bottom) of the image as read, when only that box is kept
+    crop_auto: bool = False  # whether the box was looked for (`crop_to_panel`), rather than given
     # (start, end) s of the image as read (and cut to `crop`), when only that stretch is kept (`cut_time`); the
     # image's first column then lies at start_s, so that the times written are the recording's
     time_cut: tuple = None
@@ -98,10 +100,35 @@ def recording_name(path):
 
 def crop_recording(recording, box):
     """`recording` cut to `box` = (left, top, right, bottom) in the pixels of its image as read, right and bottom
-    exclusive (PIL's crop box), with `crop` set to it. The calibration is kept: cutting does not change the pixel
-    size. InputError naming the file when the box reaches outside the image."""
+    exclusive (PIL's crop box), with `crop` set to it; AUTO_CROP: to the M-mode panel found in it
+    (`crop_to_panel`). The calibration is kept: cutting does not change the pixel size. InputError naming the file
+    when the box reaches outside the image."""
+    if box == AUTO_CROP:
+        return crop_to_panel(recording)
     left, top, right, bottom = check_crop(recording.path, box, recording.image.shape)
     return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box))
+
+
+def crop_to_panel(recording):
+    """`recording` cut to the M-mode panel `mmode.panel.find_panel` finds in its image, with `crop` set to the box
+    and `crop_auto` True; left whole (`crop` None) when the panel is the whole image. The box is logged. InputError
+    naming the file when no panel is found."""
+    from mmode.panel import find_panel, surround_grey
+
+    height, width = recording.image.shape
+    box = find_panel(recording.image)
+    if box is None:
+        raise InputError(f"{recording.path}: --crop auto found no M-mode panel: no block of rows and columns of this "
+                         f"{width} x {height} px image is mostly other than its surround's grey "
+                         f"{surround_grey(recording.image)}; give the panel's box with --crop LEFT,TOP,RIGHT,BOTTOM")
+    if box == (0, 0, width, height):
+        log.info("%s: --crop auto: the image has no surround of one grey level, so the whole of it is analysed",
+                 recording.path)
+        return replace(recording, crop_auto=True)
+    left, top, right, bottom = box
+    log.info("%s: --crop auto found the M-mode panel at %d,%d,%d,%d (left,top,right,bottom): %d columns by %d rows "
+             "of the image's %d by %d", recording.path, *box, right - left, bottom - top, width, height)
+    return replace(crop_recording(recording, box), crop_auto=True)
 
 
 def cut_time(recording, start_s, end_s=None):

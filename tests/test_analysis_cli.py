@@ -341,10 +341,16 @@ def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tm
     assert run("-d", files["clean"], "-o", tmp_path / "panel", *calibration) == 0
     assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "cropped", "--crop", box, *calibration) == 0
     assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "whole", *calibration) == 0
+    assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "found", "--crop", "auto", *calibration) == 0
     panel_trace, panel_beats, panel = check_recording_files(tmp_path / "panel", "clean", image.shape[1])
     cropped_trace, cropped_beats, cropped = check_recording_files(tmp_path / "cropped", "screen", image.shape[1])
     assert cropped_trace == panel_trace and cropped_beats == panel_beats
     assert cropped["crop"] == [left, top, left + image.shape[1], top + image.shape[0]] and panel["crop"] is None
+    assert not cropped["crop_auto"] and not panel["crop_auto"]
+    # --crop auto finds the same box, so every file is the same but the summary's word on how the box was had
+    found_trace, found_beats, found = check_recording_files(tmp_path / "found", "screen", image.shape[1])
+    assert found_trace == panel_trace and found_beats == panel_beats
+    assert found["crop_auto"] and found == dict(cropped, crop_auto=True)
     assert (cropped["height_px"], cropped["width_px"]) == image.shape
     for key in SUMMARY_KEYS:
         assert cropped[key] == panel[key]
@@ -353,6 +359,35 @@ def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tm
     # uncropped, the frame is read as cavity: the numbers are not the panel's
     whole = json.loads((tmp_path / "whole" / "screen_summary.json").read_text())
     assert whole["lvid_d_mm"] != panel["lvid_d_mm"]
+
+
+def test_crop_auto_finds_each_screenshots_own_panel_in_a_study(files, tmp_path, dark_network):
+    """Two screenshots of one panel in other layouts: each row of study.csv names its own box and measures as the
+    panel; a screen without a panel is that recording's error row, named."""
+    recording = files["recording"]
+    image = np.array(Image.open(files["clean"]))
+    study = tmp_path / "study"
+    study.mkdir()
+    boxes = {}
+    for name, (left, top) in dict(near=(45, 70), far=(130, 90)).items():
+        Image.fromarray(screenshot(image, left, top)).save(study / f"{name}.png")
+        boxes[name] = [left, top, left + image.shape[1], top + image.shape[0]]
+    blank = screenshot(np.zeros((40, 60), np.uint8), 45, 70)  # the frame, title bar and scale bar alone
+    Image.fromarray(blank).save(study / "blank.png")
+    calibration = ["--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
+    assert run("-d", files["clean"], "-o", tmp_path / "panel", *calibration) == 0
+    assert run("-d", study, "-o", tmp_path / "out", "--crop", "auto", *calibration) == 0
+    _, rows = read_csv(tmp_path / "out" / "study.csv")
+    by_name = {row["recording"]: row for row in rows}
+    panel = json.loads((tmp_path / "panel" / "clean_summary.json").read_text())
+    for name, box in boxes.items():
+        row = by_name[f"{name}.png"]
+        assert [int(row[key]) for key in ("crop_left", "crop_top", "crop_right", "crop_bottom")] == box
+        assert row["lvid_d_mm"] == str(panel["lvid_d_mm"]) and row["ef_pct"] == str(panel["ef_pct"])
+        summary = json.loads((tmp_path / "out" / f"{name}_summary.json").read_text())
+        assert summary["crop"] == box and summary["crop_auto"]
+    assert by_name["blank.png"]["status"] == "error"
+    assert "blank.png: --crop auto found no M-mode panel" in by_name["blank.png"]["error"]
 
 
 def test_a_calibration_csv_gives_each_recording_its_own_pixel_sizes(files, tmp_path, dark_network, caplog):
@@ -723,13 +758,15 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS) - 5:-5] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-len(SPREAD_KEYS) - 9:-9] == list(SPREAD_KEYS)  # after the columns of earlier versions
     # after the columns of earlier versions
-    assert columns[-5:] == ["pixel_warnings", "range_warnings", "calibration_file", "time_start_s", "time_end_s"]
+    assert columns[-9:] == ["pixel_warnings", "range_warnings", "calibration_file", "time_start_s", "time_end_s",
+                            "crop_left", "crop_top", "crop_right", "crop_bottom"]
     assert rows[0]["calibration_file"] == "" and summary["calibration_file"] is None  # no CSV: none
     assert rows[0]["pixel_warnings"] == "" and summary["pixel_warnings"] == []  # default calibration: none
     assert rows[0]["range_warnings"] == "" and summary["range_warnings"] == []  # a mouse's LVIDd
     assert rows[0]["time_start_s"] == rows[0]["time_end_s"] == "" and summary["time_range_s"] is None  # whole
+    assert rows[0]["crop_left"] == rows[0]["crop_bottom"] == "" and summary["crop"] is None  # the whole image
     assert rows[0]["ef_pct_iqr"] == str(summary["ef_pct_iqr"]) and rows[2]["ef_pct_iqr"] == ""
 
 
