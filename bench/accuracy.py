@@ -71,7 +71,7 @@ from bench.perturb import describe as describe_steps, perturb_image, perturbatio
 from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
 from mmode.agreement import bland_altman  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
-from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
+from mmode.cli import AUTO_CROP, crop_box_or_auto, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
 from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
@@ -137,9 +137,10 @@ def build_parser():
     parser.add_argument("--calibration", type=Path, metavar="CSV",
                         help="with --recordings: image,mm_per_px,s_per_px per recording (default: "
                              "DIR/calibration.csv where there is one, else the truth JSON's)")
-    parser.add_argument("--crop", type=crop_box, metavar="L,T,R,B",
+    parser.add_argument("--crop", type=crop_box_or_auto, metavar="L,T,R,B|auto",
                         help="with --recordings: cut every recording and its truth to this box, as test.py --crop "
-                             "(a scanner screenshot's M-mode panel; the truth in the uncut image's pixels)")
+                             "(a scanner screenshot's M-mode panel; the truth in the uncut image's pixels); 'auto': "
+                             "to the panel found in each recording, as test.py --crop auto")
     parser.add_argument("--measurements", type=Path, metavar="CSV",
                         help="with --recordings: manual per-beat measurements image,lvid_d_mm,lvid_s_mm (optional "
                              "t_ed_s, hr_bpm) for recordings with neither a truth JSON nor annotated traces "
@@ -908,9 +909,9 @@ def main(argv=None):
         runs = {name: run_set(name, files_set(sources, args.crop), args, net, img_size, device, refiner)}
         origin = f"{len(sources.files)} recordings from {args.recordings}"
         if args.crop is not None:
-            origin += ", cut to {},{},{},{}".format(*args.crop)
+            origin += ", each cut to its panel" if args.crop == AUTO_CROP else ", cut to {},{},{},{}".format(*args.crop)
         run = dict(recordings=str(args.recordings), n=len(sources.files),
-                   crop=None if args.crop is None else list(args.crop))
+                   crop=args.crop if args.crop in (None, AUTO_CROP) else list(args.crop))
     figures = {name: set_figures for name, (set_figures, _) in runs.items()}
     if args.perturb:
         origin += ", perturbed " + " ".join(describe_steps(args.perturb))

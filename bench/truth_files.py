@@ -21,8 +21,8 @@ simulators' recordings. Each recording file in DIR (PNG, DICOM, ... as `test.py`
    the medians of the measured beats, and beats with a `t_ed_s` are paired with detected ones for per-beat
    errors. Detected beats no measured beat pairs with are not counted as extra (a lab measures a few).
 
-Screenshots: `--crop` cuts each recording and its truth to the M-mode panel as `test.py --crop` does; the truth
-stays in the uncut image's pixels (`load_truth`, `crop_truth`).
+Screenshots: `--crop` cuts each recording and its truth to the M-mode panel as `test.py --crop` does (`--crop auto`:
+to the panel found in each); the truth stays in the uncut image's pixels (`load_truth`, `crop_truth`).
 
 Calibration: a DICOM's own wins (as in `test.py`); else the calibration CSV (`--calibration`, default
 `DIR/calibration.csv`); else the truth JSON's; else the seed's defaults, with a warning.
@@ -36,8 +36,9 @@ import numpy as np
 
 from mmode.calibration import Calibration
 from mmode.errors import InputError
-from mmode.io import (RECORDING_SUFFIXES, check_crop, crop_recording, is_dicom_file, read_recording, recording_files,
-                      recording_name)
+from mmode.cli import AUTO_CROP
+from mmode.io import (RECORDING_SUFFIXES, check_crop, crop_recording, crop_to_panel, is_dicom_file, read_recording,
+                      recording_files, recording_name)
 
 log = logging.getLogger("accuracy")
 
@@ -148,7 +149,7 @@ def load_truth(path, sources, crop=None):
     """The FileTruth of recording `path`, from its truth JSON, else its truth mask, else its annotated traces, else
     its measured beats (`sources`: TruthSources); with `crop` (left, top, right, bottom), cut to that box as
     `test.py --crop` cuts the recording, the truth given in the uncut image's pixels (annotated points outside it
-    are refused)."""
+    are refused); with AUTO_CROP, to the panel found in the recording (`mmode.io.crop_to_panel`)."""
     name = recording_name(path)
     json_path = path.parent / TRUTH_DIR / f"{name}.json"
     truth = _read_json(json_path) if json_path.is_file() else None
@@ -158,6 +159,8 @@ def load_truth(path, sources, crop=None):
     if calibration is None and not is_dicom_file(path):
         log.warning("%s: no calibration in the calibration CSV or a truth JSON; using the seed's defaults", path)
     recording = read_recording(path, calibration)
+    if crop == AUTO_CROP:
+        crop = crop_to_panel(recording).crop  # None where the panel is the whole image
     mask_path = path.parent / TRUTH_DIR / f"{name}{MASK_SUFFIX}"
     if truth is not None:
         file_truth = _json_truth(recording, truth, json_path)

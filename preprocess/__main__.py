@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmode.cli import crop_box, float_between, positive_float, positive_int, run_main, setup_logging
+from mmode.cli import crop_box_or_auto, float_between, positive_float, positive_int, run_main, setup_logging
 from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
@@ -59,10 +59,11 @@ def add_build_arguments(parser):
     parser.add_argument("--calibration", type=Path, metavar="CSV",
                         help="each image file's calibration instead: a CSV image,mm_per_px,s_per_px listing every "
                              "annotated recording (`preprocess simulate` writes one, calibration.csv)")
-    parser.add_argument("--crop", type=crop_box, metavar="L,T,R,B",
+    parser.add_argument("--crop", type=crop_box_or_auto, metavar="L,T,R,B|auto",
                         help="cut every recording to this box first: left, top, right, bottom in its pixels, right "
                              "and bottom exclusive (a scanner screenshot's M-mode panel, as test.py --crop reads "
-                             "it); the annotations stay in the uncut image's pixels (default: the whole image)")
+                             "it), or 'auto': to the panel found in each, as test.py --crop auto; the annotations "
+                             "stay in the uncut image's pixels (default: the whole image)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing, non-empty DATASET")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or summary, warnings only")
 

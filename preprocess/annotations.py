@@ -278,10 +278,11 @@ def check_traces(name, traces, shape=None):
     return checked
 
 
-def crop_traces(name, traces, box):
+def crop_traces(name, traces, box, found=False):
     """One recording's traces {trace: (x, y)} in the coordinates of its image cut to `box` = (left, top, right,
     bottom), right and bottom exclusive (`mmode.io.crop_recording`): x - left, y - top. A point outside the box
-    -> InputError naming the recording, the trace and the point as annotated."""
+    -> InputError naming the recording, the trace and the point as annotated, and the box as given or, `found`, as
+    `--crop auto` found it."""
     left, top, right, bottom = box
     cropped = {}
     for trace, (xs, ys) in traces.items():
@@ -289,8 +290,9 @@ def crop_traces(name, traces, box):
         outside = (xs < left - 0.5) | (xs > right - 0.5) | (ys < top - 0.5) | (ys > bottom - 0.5)
         if outside.any():
             first = int(np.argmax(outside))
+            where = "the panel --crop auto found," if found else "--crop"
             raise InputError(f"recording {name}: the {trace} trace has {int(outside.sum())} point(s) outside "
-                             f"--crop {left},{top},{right},{bottom}, e.g. x={xs[first]:g}, y={ys[first]:g}")
+                             f"{where} {left},{top},{right},{bottom}, e.g. x={xs[first]:g}, y={ys[first]:g}")
         cropped[trace] = (xs - left, ys - top)
     return cropped
 

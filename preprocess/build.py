@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mmode.calibration import calibration_from_options
+from mmode.cli import AUTO_CROP
 from mmode.errors import InputError
 from mmode.io import RECORDING_SUFFIXES, read_recording, recording_files, recording_name, write_png
 from mmode.refine import strip_zoom
@@ -81,7 +82,8 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     per recording `window_columns`. The calibration of an image file: its row of `calibration_csv`
     (`image,mm_per_px,s_per_px`, every annotated recording listed), else `s_per_px`, else the seed's; a DICOM's
     own wins. `crop` = (left, top, right, bottom): every recording cut to that box first (a scanner screenshot's
-    M-mode panel), its annotations given in the uncut image's pixels; the summary says `crop`.
+    M-mode panel), its annotations given in the uncut image's pixels; the summary says `crop`. AUTO_CROP: each
+    recording cut to the panel found in it (`mmode.io.crop_to_panel`), the box in its `per_recording` entry.
     Returns the summary dict: recordings, windows, columns_covered, skipped {name: reason}, per_recording.
     """
     images_dir, annotations_path, out_dir = Path(images_dir), Path(annotations_path), Path(out_dir)
@@ -100,7 +102,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
-    if crop is not None:
+    if crop not in (None, AUTO_CROP):
         annotations = {name: crop_traces(name, traces, crop) for name, traces in annotations.items()}
     calibrations = _calibrations(annotations, s_per_px, calibration_csv)
 
@@ -109,7 +111,11 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
         recording = read_recording(recordings[name], calibrations[name], crop)
+        if crop == AUTO_CROP and recording.crop is not None:  # the box is found first, so the traces move after
+            annotations[name] = crop_traces(name, annotations[name], recording.crop, found=True)
         entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
+        if crop == AUTO_CROP:
+            entry["crop"] = None if recording.crop is None else list(recording.crop)
         if entry["windows"]:
             plan[name] = entry
         else:
@@ -140,7 +146,7 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         "seed": seed if split_pct is not None or strips else None,
         "images": str(images_dir),
         "annotations": str(annotations_path),
-        "crop": None if crop is None else list(crop),
+        "crop": crop if crop in (None, AUTO_CROP) else list(crop),
         **(_guide_summary(guide, guide_model, guide_stride, guide_easy_fraction) if guide else {}),
         "per_recording": plan,
     }

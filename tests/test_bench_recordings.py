@@ -1,6 +1,7 @@
 """bench/accuracy.py --recordings: recordings on disk with a truth JSON or annotated traces, measured as the bench
 measures simulated ones."""
 import json
+import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -306,16 +307,16 @@ def test_detected_beats_outside_the_annotated_span_are_not_extra():
     assert everywhere.all()
 
 
-def framed_folder(source, stem, folder, left, top):
-    """Recording `stem` of `source` alone in `folder` as a screenshot: its image in a black frame, the panel at
-    (`left`, `top`); its truth JSON's borders, beats and lost contact and its annotations moved into the
-    screenshot's pixels. Returns the panel's (height, width)."""
+def framed_folder(source, stem, folder, left, top, backdrop=0):
+    """Recording `stem` of `source` alone in `folder` as a screenshot: its image in a frame of grey `backdrop`
+    (black), the panel at (`left`, `top`); its truth JSON's borders, beats and lost contact and its annotations moved
+    into the screenshot's pixels. Returns the panel's (height, width)."""
     from PIL import Image
 
     (folder / "truth").mkdir(parents=True)
     shutil.copy(source / "calibration.csv", folder)
     image = np.asarray(Image.open(source / f"{stem}.png"))
-    canvas = np.zeros((image.shape[0] + top + 30, image.shape[1] + left + 40), np.uint8)
+    canvas = np.full((image.shape[0] + top + 30, image.shape[1] + left + 40), backdrop, np.uint8)
     canvas[top:top + image.shape[0], left:left + image.shape[1]] = image
     Image.fromarray(canvas).save(folder / f"{stem}.png")
     truth = json.loads((source / "truth" / f"{stem}.json").read_text())
@@ -360,6 +361,28 @@ def test_a_screenshot_cut_with_crop_measures_as_its_panel(recordings, tmp_path):
     for key in ("lvid_column_mae_mm", "recording_lvid_d_mm_mae", "beats_found_pct"):
         assert annotated["figures"]["screens"][key] == pytest.approx(by_clicks["figures"]["panel_annotated"][key],
                                                                     abs=1e-6), key
+
+
+def test_crop_auto_cuts_each_screenshot_and_its_truth_to_the_panel_found(recordings, tmp_path, caplog):
+    """On a grey backdrop (the panel's darkest rows are black, so on black the box would end above them) the panel
+    found is the true box: the figures are the box's, by truth JSON and by annotations moved with the frame."""
+    caplog.set_level(logging.INFO)
+    left, top = 35, 20
+    stem = sorted(p.stem for p in (recordings / "with_truth").glob("*.png"))[0]
+    height, width = framed_folder(recordings / "with_truth", stem, tmp_path / "screens", left, top, backdrop=30)
+    box = f"{left},{top},{left + width},{top + height}"
+    given = accuracy_json(tmp_path / "given.json", "--recordings", tmp_path / "screens", "--crop", box)
+    found = accuracy_json(tmp_path / "found.json", "--recordings", tmp_path / "screens", "--crop", "auto")
+    assert found["crop"] == "auto" and f"found the M-mode panel at {box} (left,top,right,bottom)" in caplog.text
+
+    def untimed(result):  # every figure but the analysis time
+        return {key: value for key, value in result["figures"]["screens"].items() if key != "analysis_s_per_recorded_s"}
+
+    assert untimed(found) == untimed(given)
+    shutil.rmtree(tmp_path / "screens" / "truth")
+    given = accuracy_json(tmp_path / "given_ann.json", "--recordings", tmp_path / "screens", "--crop", box)
+    found = accuracy_json(tmp_path / "found_ann.json", "--recordings", tmp_path / "screens", "--crop", "auto")
+    assert untimed(found) == untimed(given)
 
 
 def test_a_crop_leaves_out_the_truth_beats_it_cuts_and_refuses_a_box_outside(recordings, caplog):

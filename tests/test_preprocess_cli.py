@@ -284,15 +284,20 @@ def test_a_cropped_screenshot_builds_the_panels_own_windows(tmp_path, kind):
                        tmp_path / "plain", *kind, "--quiet")
     cropped = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
                          tmp_path / "cropped", "--crop", "7,4,307,44", *kind, "--quiet")
-    assert plain.returncode == 0 and cropped.returncode == 0, cropped.stderr
+    found = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
+                       tmp_path / "found", "--crop", "auto", *kind, "--quiet")
+    assert plain.returncode == 0 and cropped.returncode == 0 and found.returncode == 0, cropped.stderr + found.stderr
     for sub in ("img", "mask"):
         names = sorted(p.name for p in (tmp_path / "plain" / sub).iterdir())
-        assert names and names == sorted(p.name for p in (tmp_path / "cropped" / sub).iterdir())
-        for name in names:
-            np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "cropped" / sub / name)),
-                                          np.asarray(Image.open(tmp_path / "plain" / sub / name)))
+        for built in ("cropped", "found"):  # the box given, and the box --crop auto finds in the bright frame
+            assert names and names == sorted(p.name for p in (tmp_path / built / sub).iterdir())
+            for name in names:
+                np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / built / sub / name)),
+                                              np.asarray(Image.open(tmp_path / "plain" / sub / name)))
     assert json.loads((tmp_path / "cropped" / "summary.json").read_text())["crop"] == [7, 4, 307, 44]
     assert json.loads((tmp_path / "plain" / "summary.json").read_text())["crop"] is None
+    summary = json.loads((tmp_path / "found" / "summary.json").read_text())
+    assert summary["crop"] == "auto" and summary["per_recording"]["mouse1"]["crop"] == [7, 4, 307, 44]
 
 
 def test_a_click_outside_the_crop_exits_2_naming_it_and_writes_nothing(tmp_path):
@@ -304,6 +309,19 @@ def test_a_click_outside_the_crop_exits_2_naming_it_and_writes_nothing(tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: recording mouse1: the upper trace has 1 point(s) outside --crop 7,4,207,44, "
                       "e.g. x=297, y=14"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_click_outside_the_panel_found_exits_2_naming_the_box_found(tmp_path):
+    clicks = [("upper", -3, 10), ("upper", 290, 10), ("lower", 2, 30), ("lower", 290, 30)]  # one in the frame
+    image = np.random.default_rng(2).integers(0, 256, size=(40, 300), dtype=np.uint8)
+    _, screen = framed(tmp_path, image, clicks, left=7, top=4)
+    result = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
+                        tmp_path / "data", "--crop", "auto", "--quiet")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: recording mouse1: the upper trace has 1 point(s) outside the panel --crop auto found, "
+                      "7,4,307,44, e.g. x=4, y=14"]
     assert not (tmp_path / "data").exists()
 
 
