@@ -1,5 +1,5 @@
-"""mmode.panel: the M-mode panel found in screenshots whose panel box is known, and the image alone left whole."""
-import io
+"""mmode.panel: the M-mode panel found in screenshots whose panel box is known (`bench.screenshots.screenshot`: a
+title bar, labels, a depth scale, time ticks and an ECG trace around it), and the image alone left whole."""
 import logging
 from pathlib import Path
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.screenshots import jpeg_round_trip, screenshot
 from mmode.calibration import Calibration
 from mmode.cli import AUTO_CROP, crop_box_or_auto
 from mmode.errors import InputError
@@ -20,27 +21,6 @@ REAL_STRIP = ROOT.parent / "shared" / "reference" / "real_mmode_strip.png"
 
 def grey(path):
     return np.asarray(Image.open(path).convert("L"))
-
-
-def screenshot(panel, surround, left=60, top=50):
-    """`panel` on a scanner-like screen of grey `surround`: a title bar, labels to its left, a depth scale with ticks
-    8 px to its right, time ticks 3 px below it and an ECG trace below those. Returns (image, true box)."""
-    height, width = panel.shape
-    screen = np.full((height + top + 120, width + left + 90), surround, np.uint8)
-    screen[5:25] = 200  # title bar, across the whole screen
-    for x in range(10, left - 10, 9):
-        screen[top + 20:top + 30, x:x + 5] = 230  # a label's letters
-    right, bottom = left + width, top + height
-    screen[top:bottom, right + 8] = 180  # the depth scale's line, as tall as the panel
-    for y in range(top, bottom, 40):
-        screen[y:y + 2, right + 8:right + 20] = 180
-    for x in range(left, right, 100):
-        screen[bottom + 3:bottom + 9, x] = 180
-    t = np.arange(width)
-    ecg = (bottom + 50 + 20 * np.sin(t / 15.0) ** 15).astype(int)
-    screen[ecg, left + t] = screen[ecg + 1, left + t] = 150
-    screen[top:bottom, left:right] = panel
-    return screen, (left, top, right, bottom)
 
 
 @pytest.mark.parametrize("surround", [30, 128])
@@ -86,9 +66,7 @@ def test_a_jpeg_screenshot_is_found_to_within_its_ringing():
     """Saved at quality 90, each sharp edge rings by a few grey levels: the box may take in a column or row of it
     but not the labels, scale or ticks beyond the gaps (8, 10 and 3 px)."""
     screen, box = screenshot(grey(EXAMPLES[0]), 30)
-    buffer = io.BytesIO()
-    Image.fromarray(screen).save(buffer, format="JPEG", quality=90)
-    found = find_panel(np.asarray(Image.open(buffer).convert("L")))
+    found = find_panel(jpeg_round_trip(screen, 90)[0])
     assert np.abs(np.subtract(found, box)).max() <= 2
 
 
