@@ -102,3 +102,17 @@ def test_crop_option_reads_auto_or_a_box():
     assert crop_box_or_auto("1,2,30,40") == (1, 2, 30, 40)
     with pytest.raises(Exception, match="must be LEFT,TOP,RIGHT,BOTTOM"):
         crop_box_or_auto("automatic")
+
+
+def test_the_example_screenshot_is_example_2_on_a_screen_and_found_exactly():
+    """examples/screenshot/ (the README's screenshot command): example 2 on the bench's screen, grey 30, with the
+    pixel sizes of example 2 in its own calibration.csv."""
+    folder = ROOT / "examples" / "screenshot"
+    panel = grey(ROOT / "examples" / "sim_s7_002.png")
+    screen, box = screenshot(panel, 30)
+    np.testing.assert_array_equal(grey(folder / "sim_s7_002_screen.png"), screen)
+    recording = read_recording(folder / "sim_s7_002_screen.png", crop=AUTO_CROP)
+    assert recording.crop == box and recording.image.tobytes() == panel.tobytes()
+    rows = [line.split(",") for line in (ROOT / "examples" / "calibration.csv").read_text().splitlines()]
+    own = [line.split(",") for line in (folder / "calibration.csv").read_text().splitlines()]
+    assert own == [rows[0], ["sim_s7_002_screen", *dict((row[0], row[1:]) for row in rows)["sim_s7_002"]]]
