@@ -300,28 +300,20 @@ def test_a_cropped_screenshot_builds_the_panels_own_windows(tmp_path, kind):
     assert summary["crop"] == "auto" and summary["per_recording"]["mouse1"]["crop"] == [7, 4, 307, 44]
 
 
-def test_a_click_outside_the_crop_exits_2_naming_it_and_writes_nothing(tmp_path):
-    clicks = [("upper", 2, 10), ("upper", 290, 10), ("lower", 2, 30), ("lower", 70, 30)]
-    _, screen = framed(tmp_path, np.zeros((40, 300), np.uint8), clicks, left=7, top=4)
-    result = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
-                        tmp_path / "data", "--crop", "7,4,207,44", "--quiet")
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: recording mouse1: the upper trace has 1 point(s) outside --crop 7,4,207,44, "
-                      "e.g. x=297, y=14"]
-    assert not (tmp_path / "data").exists()
-
-
-def test_a_click_outside_the_panel_found_exits_2_naming_the_box_found(tmp_path):
-    clicks = [("upper", -3, 10), ("upper", 290, 10), ("lower", 2, 30), ("lower", 290, 30)]  # one in the frame
+@pytest.mark.parametrize("crop, click, box", [("7,4,207,44", (290, 10), "--crop 7,4,207,44"),
+                                              ("auto", (-3, 10), "the panel --crop auto found, 7,4,307,44")],
+                         ids=["given", "found"])
+def test_a_click_outside_the_box_exits_2_naming_it_and_writes_nothing(tmp_path, crop, click, box):
+    """A click beyond the box given, or in the frame beside the panel found: the recording, trace, box and click."""
+    clicks = [("upper", 2, 10), ("upper", *click), ("lower", 2, 30), ("lower", 200, 30)]
     image = np.random.default_rng(2).integers(0, 256, size=(40, 300), dtype=np.uint8)
     _, screen = framed(tmp_path, image, clicks, left=7, top=4)
     result = preprocess("build", "--images", screen, "--annotations", screen / "clicks.csv", "--out",
-                        tmp_path / "data", "--crop", "auto", "--quiet")
+                        tmp_path / "data", "--crop", crop, "--quiet")
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert errors == ["error: recording mouse1: the upper trace has 1 point(s) outside the panel --crop auto found, "
-                      "7,4,307,44, e.g. x=4, y=14"]
+    assert errors == [f"error: recording mouse1: the upper trace has 1 point(s) outside {box}, "
+                      f"e.g. x={click[0] + 7}, y={click[1] + 4}"]
     assert not (tmp_path / "data").exists()
 
 
