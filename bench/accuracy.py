@@ -71,7 +71,8 @@ from bench.perturb import describe as describe_steps, perturb_image, perturbatio
 from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
 from mmode.agreement import bland_altman  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
-from mmode.cli import AUTO_CROP, crop_box_or_auto, float_between, positive_float, positive_int, run_main, setup_logging  # noqa: E402
+from mmode.cli import (AUTO_CROP, crop_box_or_auto, float_between, positive_float, positive_int,  # noqa: E402
+                       run_main, setup_logging)
 from mmode.convention import border_errors_mm, densest_half_median, fit_offsets  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402

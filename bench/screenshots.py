@@ -131,6 +131,36 @@ def write_folder(folder, images, calibrations):
     (folder / "calibration.csv").write_text("\n".join(["image,mm_per_px,s_per_px", *rows]) + "\n")
 
 
+def write_screens(panels, calibrations, kinds, out_dir):
+    """Each of `panels` ({file name: uint8 image}) on a screen of each of `kinds` (`screen_kinds`), written to a
+    folder per kind in `out_dir` (a JPEG kind's screens cut at their true box too), and its panel looked for.
+    Returns ({kind: `box_summary`}, {kind: {file name: `edge_offsets`}}, {label: (folder, test.py's --crop
+    arguments)})."""
+    from mmode.panel import find_panel
+
+    boxes, offsets, folders = {}, {}, {}
+    for label, backdrop, quality in kinds:
+        images, panel_of, cut, found = {}, {}, {}, {}
+        for name, panel in panels.items():
+            screen, box = screenshot(panel, backdrop)
+            if quality is None:
+                images[name], panel_of[name] = screen, name
+            else:
+                screen, data = jpeg_round_trip(screen, quality)
+                images[f"{Path(name).stem}.jpg"], panel_of[f"{Path(name).stem}.jpg"] = data, name
+                left, top, right, bottom = box
+                cut[name] = screen[top:bottom, left:right]
+            found[name] = edge_offsets(find_panel(screen), box)
+        slug = label.replace(", ", "_").replace(" ", "")
+        write_folder(out_dir / slug, images, {file: calibrations[panel_of[file]] for file in images})
+        folders[label] = (out_dir / slug, ["--crop", "auto"])
+        if cut:
+            write_folder(out_dir / f"{slug}_truebox", cut, calibrations)
+            folders[f"{label}, cut at the true box"] = (out_dir / f"{slug}_truebox", [])
+        boxes[label], offsets[label] = box_summary(list(found.values())), found
+    return boxes, offsets, folders
+
+
 def study_rows(folder, out, extra):
     """Analyse the recordings in `folder` as `test.py -d folder -o out --quiet` plus `extra` arguments; returns
     {recording stem: its study.csv row}."""
@@ -205,7 +235,6 @@ def main(argv=None):
     if args.out_dir.exists() and any(args.out_dir.iterdir()):
         raise InputError(f"{args.out_dir}: exists and is not empty")
     from mmode.io import read_image
-    from mmode.panel import find_panel
 
     recordings = recordings_of(args.recordings)
     kinds = screen_kinds(args.backdrops, args.jpeg or None)
@@ -214,32 +243,10 @@ def main(argv=None):
         name = f"{path.parent.name}_{path.stem}.png"  # the folder in the name: two folders may share a stem
         panels[name], calibrations[name] = read_image(path), calibration
     write_folder(args.out_dir / "panels", panels, calibrations)
-    boxes, offsets_by_kind, folders = {}, {}, {}
-    for label, backdrop, quality in kinds:
-        images, cut, offsets, names = {}, {}, [], {}
-        for name, panel in panels.items():
-            screen, box = screenshot(panel, backdrop)
-            if quality is not None:
-                screen, data = jpeg_round_trip(screen, quality)
-                stem = Path(name).stem
-                images[f"{stem}.jpg"] = data
-                names[f"{stem}.jpg"] = name
-                left, top, right, bottom = box
-                cut[name] = screen[top:bottom, left:right]
-            else:
-                images[name] = screen
-                names[name] = name
-            offsets.append(edge_offsets(find_panel(screen), box))
-        slug = label.replace(", ", "_").replace(" ", "")
-        write_folder(args.out_dir / slug, images, {file: calibrations[names[file]] for file in images})
-        folders[label] = (args.out_dir / slug, ["--crop", "auto"])
-        if cut:
-            write_folder(args.out_dir / f"{slug}_truebox", cut, calibrations)
-            folders[f"{label}, cut at the true box"] = (args.out_dir / f"{slug}_truebox", [])
-        boxes[label], offsets_by_kind[label] = box_summary(offsets), offsets
+    boxes, offsets, folders = write_screens(panels, calibrations, kinds, args.out_dir)
     print(format_boxes(boxes))
     report = dict(recordings=[str(path) for path, _ in recordings], backdrops=args.backdrops, jpeg=args.jpeg or None,
-                  boxes=boxes, offsets={label: dict(zip(panels, entries)) for label, entries in offsets_by_kind.items()})
+                  boxes=boxes, offsets=offsets)
     if args.analyse:
         model = (["-m", args.model] if args.model else []) + (["--refiner", args.refiner] if args.refiner else [])
         model += ["--no-refine"] if args.no_refine else []
