@@ -29,8 +29,9 @@ SURROUND_MIN_SIDES = 3
 DENSE_SHARE = 0.5
 FLAT_SHARE = 0.9
 MIN_RUN_PX = 4
-# Occupied: a pixel this far from the surround (an echo; a JPEG's ringing beside a label's sharp edge stays within
-# about 16 grey levels at quality 90, and would otherwise bridge the gap to it), or this share of content.
+# Occupied: a pixel this far from the surround (an echo; the ringing a JPEG of quality 90 leaves 2 px beside a label
+# reached 10 grey levels on bench/screenshots.py's screens, and would otherwise bridge the gap), or this share of
+# content.
 CLEAR_TOLERANCE = 16
 OCCUPIED_SHARE = 0.1
 MAX_TURNS = 8
