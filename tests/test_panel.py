@@ -116,3 +116,20 @@ def test_the_example_screenshot_is_example_2_on_a_screen_and_found_exactly():
     rows = [line.split(",") for line in (ROOT / "examples" / "calibration.csv").read_text().splitlines()]
     own = [line.split(",") for line in (folder / "calibration.csv").read_text().splitlines()]
     assert own == [rows[0], ["sim_s7_002_screen", *dict((row[0], row[1:]) for row in rows)["sim_s7_002"]]]
+
+
+def test_a_colour_screenshot_is_found_through_its_luma(tmp_path):
+    """A screen in colour, as scanners save them: a dark blue backdrop, a green ECG trace, yellow labels, the grey
+    panel. Read as grey (ITU-R 601 luma) the backdrop is one grey level and the panel comes back exactly."""
+    panel = grey(EXAMPLES[0])
+    screen, box = screenshot(panel, 30)
+    colour = np.repeat(screen[:, :, np.newaxis], 3, axis=2)
+    colour[screen == 30] = (20, 30, 60)  # luma 30.4: the backdrop
+    colour[screen == 150] = (0, 220, 0)  # the ECG trace
+    colour[screen == 230] = (240, 220, 0)  # the labels
+    left, top, right, bottom = box
+    colour[top:bottom, left:right] = panel[:, :, np.newaxis]
+    Image.fromarray(colour).save(tmp_path / "colour.png")
+    recording = read_recording(tmp_path / "colour.png", crop=AUTO_CROP)
+    assert recording.crop == box
+    np.testing.assert_array_equal(recording.image, panel)
