@@ -105,7 +105,7 @@ def recordings_of(folders):
         table_path = Path(folder) / "calibration.csv"
         if not table_path.is_file():
             raise InputError(f"{folder}: no calibration.csv (image,mm_per_px,s_per_px per recording)")
-        table = {Path(name).stem: calibration for name, calibration in read_calibration_csv(table_path).items()}
+        table = read_calibration_csv(table_path)  # by recording name, as test.py reads it
         for path in recording_files(folder):
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
@@ -118,8 +118,11 @@ def recordings_of(folders):
 
 
 def write_folder(folder, images, calibrations):
-    """`images` {file name: uint8 image or JPEG bytes} written to the new `folder` with a calibration.csv."""
+    """`images` {file name: uint8 image or JPEG bytes} written to the new `folder` with a calibration.csv (and an
+    annotations.csv without rows: `preprocess.simulate.write_recording_tables`)."""
     from PIL import Image
+
+    from preprocess.simulate import write_recording_tables
 
     folder.mkdir(parents=True)
     for name, image in images.items():
@@ -127,8 +130,8 @@ def write_folder(folder, images, calibrations):
             (folder / name).write_bytes(image)
         else:
             Image.fromarray(image).save(folder / name)
-    rows = [f"{name},{calibrations[name].mm_per_px!r},{calibrations[name].s_per_px!r}" for name in images]
-    (folder / "calibration.csv").write_text("\n".join(["image,mm_per_px,s_per_px", *rows]) + "\n")
+    write_recording_tables(folder, [], [(name, repr(calibrations[name].mm_per_px), repr(calibrations[name].s_per_px))
+                                        for name in images])
 
 
 def write_screens(panels, calibrations, kinds, out_dir):

@@ -102,8 +102,6 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
     guide = None if guide_model is None else load_guide_model(guide_model)
     recordings = list_recordings(images_dir)
     annotations = _checked_annotations(annotations_path, recordings, images_dir)
-    if crop not in (None, AUTO_CROP):
-        annotations = {name: crop_traces(name, traces, crop) for name, traces in annotations.items()}
     calibrations = _calibrations(annotations, s_per_px, calibration_csv)
 
     plan, skipped = {}, {}
@@ -111,8 +109,8 @@ def build_dataset(images_dir, annotations_path, out_dir, stride=None, split_pct=
         skipped[name] = "no annotations"
     for name in tqdm(sorted(annotations), desc="checking", unit="recording", disable=not progress):
         recording = read_recording(recordings[name], calibrations[name], crop)
-        if crop == AUTO_CROP and recording.crop is not None:  # the box is found first, so the traces move after
-            annotations[name] = crop_traces(name, annotations[name], recording.crop, found=True)
+        if recording.crop is not None:  # the traces, in the uncut image's pixels, move with the box given or found
+            annotations[name] = crop_traces(name, annotations[name], recording.crop, found=recording.crop_auto)
         entry = _plan_recording(recording, annotations[name], annotations_path, stride, strips, window_seconds)
         if crop == AUTO_CROP:
             entry["crop"] = None if recording.crop is None else list(recording.crop)
