@@ -19,6 +19,8 @@ training never used), analyses each with `test.py`'s code, and compares with the
 - the agreement per recording as method-comparison studies report it (`mmode.agreement.bland_altman`): the bias
   and 95 % limits of agreement of the summary's LVIDd, LVIDs, EF, FS and HR against the truth's, and with
   `--bland-altman PNG` their plot;
+- the agreement per beat (`mmode.agreement.repeated_measures`, several beats per recording): the bias, the limits
+  for one beat and for the mean of AVERAGED_BEATS beats of a recording, and the beat-to-beat and shared SDs;
 - for the per-column MAE and the per-recording MAEs, a 95 % bootstrap interval over recordings: how far
   the figure could move on another draw of as many recordings from the same generator (to compare two
   models, run both on the same seeds and use `bench/compare.py`, which pairs the recordings).
@@ -69,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 # test.py's defaults: the shipped pair, found from the repository, so a bench runs from any directory
 from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
-from mmode.agreement import bland_altman  # noqa: E402
+from mmode.agreement import bland_altman, mean_of_beats_limits, repeated_measures  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import (AUTO_CROP, crop_box_or_auto, float_between, positive_float, positive_int,  # noqa: E402
                        run_main, setup_logging)
@@ -106,6 +108,9 @@ TARGETS = (("window_dice", "window Dice >= 0.98", ">=", 0.98),
 AGREEMENT_FIELDS = (("lvid_d_mm", "LVIDd", "mm", "{:+.3f}"), ("lvid_s_mm", "LVIDs", "mm", "{:+.3f}"),
                     ("ef_pct", "EF", "points", "{:+.2f}"), ("fs_pct", "FS", "points", "{:+.2f}"),
                     ("hr_bpm", "HR", "bpm", "{:+.1f}"))
+# Agreement per beat (`mmode.agreement.repeated_measures`): the limits for one beat, and for the mean of this many
+# beats of one recording (the cardiac cycles a lab measures by hand and averages)
+AVERAGED_BEATS = 3
 
 
 def add_model_arguments(parser):
@@ -246,12 +251,16 @@ def compare_recording(simulated, analysis):
     pairs = [(timed[t], m) for t, m in match_beats([truth_beats[i] for i in timed], analysis.parameters,
                                                    simulated.s_per_px)]
     beat_errors = {key: np.array([]) for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm", "hr_pct")}
+    beat_pairs = {key: (np.array([]), np.array([])) for key, _, _, _ in AGREEMENT_FIELDS}
     if pairs:
         t_index, m_index = (np.array(index) for index in zip(*pairs))
         for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "fs_pct", "hr_bpm"):
             beat_errors[key] = np.abs(np.asarray(analysis.parameters[key])[m_index] - truth[key][t_index])
         beat_errors["hr_pct"] = 100.0 * beat_errors["hr_bpm"] / truth["hr_bpm"][t_index]
         beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
+        in_summary = summary_beats(analysis)[m_index]
+        beat_pairs = {key: (np.asarray(analysis.parameters[key], dtype=float)[m_index][in_summary],
+                            truth[key][t_index][in_summary]) for key, _, _, _ in AGREEMENT_FIELDS}
 
     counted = counted_detections(simulated, analysis, [m for _, m in pairs])
     summary, recording_errors, signed_errors, recording_pairs = analysis.summary, {}, {}, {}
@@ -279,7 +288,14 @@ def compare_recording(simulated, analysis):
                 n_detected=int(counted.sum()), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
-                recording_errors=recording_errors, recording_pairs=recording_pairs)
+                recording_errors=recording_errors, recording_pairs=recording_pairs, beat_pairs=beat_pairs)
+
+
+def summary_beats(analysis):
+    """Which detected beats the summary's medians are over (bool per beat): the unflagged ones, or all where the
+    summary took all (`--keep-flagged`, or every beat flagged)."""
+    sound = np.array([not reasons for reasons in analysis.beat_flags], dtype=bool)
+    return sound if analysis.summary["n_beats_used"] == sound.sum() < sound.size else np.ones_like(sound)
 
 
 def save_truth_overlay(folder, truth, analysis):
@@ -665,6 +681,7 @@ def run_set(name, recordings, args, net, img_size, device, refiner=None):
         figures[f"recording_{field}_mae"] = float(recording_errors.mean()) if recording_errors.size else None
         figures[f"recording_{field}_mae_ci95"] = bootstrap_ci(recording_errors)
     figures["agreement"] = {key: bland_altman(*agreement_pairs(results, key)) for key, _, _, _ in AGREEMENT_FIELDS}
+    figures["beat_agreement"] = {key: beat_agreement(results, key) for key, _, _, _ in AGREEMENT_FIELDS}
     figures["targets"] = target_checks(figures)
     return figures, results
 
@@ -674,6 +691,40 @@ def agreement_pairs(results, key):
     is unknown; recordings without truth beats left out)."""
     pairs = [result["recording_pairs"][key] for result in results if key in result.get("recording_pairs", {})]
     return [measured for measured, _ in pairs], [truth for _, truth in pairs]
+
+
+def beat_pairs_by_recording(results, key):
+    """(measured, truth, recording index) per beat of `key` over `compare_recording` results: three arrays, the
+    matched beats in each recording's summary."""
+    pairs = [result["beat_pairs"][key] for result in results if "beat_pairs" in result]
+    if not pairs:
+        return np.array([]), np.array([]), np.array([], dtype=int)
+    recording = np.concatenate([np.full(len(measured), i) for i, (measured, _) in enumerate(pairs)])
+    return (np.concatenate([measured for measured, _ in pairs]), np.concatenate([truth for _, truth in pairs]),
+            recording.astype(int))
+
+
+def beat_agreement(results, key, resamples=CI_RESAMPLES, seed=0):
+    """Agreement per beat of `key` (`mmode.agreement.repeated_measures` over the recordings' `beat_pairs`), with
+    `loa_mean_of_beats`, the limits for the mean of AVERAGED_BEATS beats, and `loa_low_ci95`, `loa_high_ci95`:
+    percentile intervals of the one-beat limits over draws of whole recordings (None with fewer than two)."""
+    measured, truth, recording = beat_pairs_by_recording(results, key)
+    agreement = repeated_measures(measured, truth, recording)
+    agreement.update(averaged_beats=AVERAGED_BEATS, loa_low_ci95=None, loa_high_ci95=None,
+                     loa_mean_of_beats=mean_of_beats_limits(agreement, AVERAGED_BEATS))
+    recordings = np.unique(recording[np.isfinite(measured) & np.isfinite(truth)])
+    if agreement["sd"] is None or recordings.size < 2:
+        return agreement
+    rows = [np.flatnonzero(recording == index) for index in recordings]
+    limits = []
+    for picks in resample_recordings(recordings.size, resamples, seed):
+        beats = np.concatenate([rows[pick] for pick in picks])
+        drawn = repeated_measures(measured[beats], truth[beats], np.repeat(np.arange(picks.size),
+                                                                            [rows[pick].size for pick in picks]))
+        limits.append((drawn["loa_low"], drawn["loa_high"]))
+    low, high = np.array(limits, dtype=float).T
+    agreement.update(loa_low_ci95=percentile_interval(low), loa_high_ci95=percentile_interval(high))
+    return agreement
 
 
 def target_checks(figures):
@@ -807,6 +858,42 @@ def format_agreement(figures_by_set):
     return "\n".join(lines)
 
 
+def format_beat_agreement(figures_by_set):
+    """The sets' agreement per beat as a table (`beat_agreement`): for each field the bias with its 95 % interval,
+    the limits of agreement for one beat with their intervals' mean half-width, the two SDs they come from, and the
+    limits for the mean of AVERAGED_BEATS beats of one recording."""
+    sets = list(figures_by_set)
+    lines = ["| agreement per beat, tool - truth (repeated measures) | " + " | ".join(sets) + " |",
+             "| --- |" + " --- |" * len(sets)]
+    for key, label, unit, pattern in AGREEMENT_FIELDS:
+        bias_cells, one_cells, mean_cells = [], [], []
+        for name in sets:
+            agreement = figures_by_set[name]["beat_agreement"][key]
+            numbers = f"n {agreement['n']} beats of {agreement['n_recordings']} recordings"
+            bias_cells.append(numbers if agreement["bias"] is None else pattern.format(agreement["bias"]) + (
+                "" if agreement["bias_ci"] is None
+                else " ({} to {})".format(*(pattern.format(value) for value in agreement["bias_ci"]))) + f", {numbers}")
+            if agreement["loa_low"] is None:
+                one_cells.append("n/a")
+            else:
+                limits = "{} to {}".format(pattern.format(agreement["loa_low"]), pattern.format(agreement["loa_high"]))
+                if agreement["loa_high_ci95"] is not None:
+                    half = (np.diff(agreement["loa_low_ci95"])[0] + np.diff(agreement["loa_high_ci95"])[0]) / 4.0
+                    limits += " (each ±{})".format(pattern.format(half).lstrip("+"))
+                spread = [f"{part} {pattern.format(agreement[f'sd_{part}']).lstrip('+')}"
+                          for part in ("within", "between") if agreement[f"sd_{part}"] is not None]
+                one_cells.append(limits + ("; SD " + ", ".join(spread) if spread else ""))
+            averaged = agreement["loa_mean_of_beats"]
+            mean_cells.append("n/a" if averaged is None else "{} to {}".format(*(pattern.format(value)
+                                                                                for value in averaged)))
+        lines.append(f"| {label} bias ({unit}, 95 % interval) | " + " | ".join(bias_cells) + " |")
+        lines.append(f"| {label} limits of agreement, one beat ({unit}, 95 % intervals) | " + " | ".join(one_cells)
+                     + " |")
+        lines.append(f"| {label} limits of agreement, mean of {AVERAGED_BEATS} beats ({unit}) | "
+                     + " | ".join(mean_cells) + " |")
+    return "\n".join(lines)
+
+
 def bland_altman_rows(runs):
     """`mmode.plots.plot_bland_altman`'s rows for `runs` ({set: (figures, results)}): a row per set, a panel per
     AGREEMENT_FIELDS entry."""
@@ -930,6 +1017,7 @@ def main(argv=None):
     print(format_table(figures))
     print("\n" + format_targets(figures))
     print("\n" + format_agreement(figures))
+    print("\n" + format_beat_agreement(figures))
     budget = format_budget(figures)
     if budget is not None:
         print("\n" + budget)

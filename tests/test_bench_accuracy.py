@@ -5,11 +5,12 @@ import pytest
 
 from types import SimpleNamespace
 
-from bench.accuracy import (AGREEMENT_FIELDS, BUDGET_CLASSES, agreement_pairs, bland_altman_rows, bootstrap_ci,
-                            compare_recording, error_budget, format_agreement, format_budget, format_cell,
-                            format_targets, leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row,
-                            target_checks, write_truth_windows)
-from mmode.agreement import bland_altman
+from bench.accuracy import (AGREEMENT_FIELDS, AVERAGED_BEATS, BUDGET_CLASSES, agreement_pairs, beat_agreement,
+                            bland_altman_rows, bootstrap_ci, compare_recording, error_budget, format_agreement,
+                            format_beat_agreement, format_budget, format_cell, format_targets, leave_one_out,
+                            offset_ci, offset_free_mae, offset_inputs, recording_row, summary_beats, target_checks,
+                            write_truth_windows)
+from mmode.agreement import bland_altman, repeated_measures
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -140,6 +141,54 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
         measured, truth = result["recording_pairs"][key]
         assert measured == analysis.summary[key] and abs(measured - truth) == pytest.approx(
             result["recording_errors"][key])
+    # per beat: the sound beats only, each against its own truth beat (exact borders: HR is what differs)
+    measured_hr, truth_hr = result["beat_pairs"]["hr_bpm"]
+    assert result["n_matched"] == len(beats)
+    np.testing.assert_array_equal(measured_hr, parameters["hr_bpm"][n_flagged:])  # the last one NaN: no next beat
+    assert np.nanmax(np.abs(measured_hr - truth_hr)) < 0.05 * truth_hr.min()
+    measured_d, truth_d = result["beat_pairs"]["lvid_d_mm"]
+    assert np.abs(measured_d - truth_d).max() < 0.05
+
+
+def test_the_summary_is_over_the_sound_beats_unless_it_took_them_all():
+    flags = [("rr",), (), (), ("uncertain",)]
+    sound = SimpleNamespace(beat_flags=flags, summary=dict(n_beats=4, n_beats_used=2))
+    every = SimpleNamespace(beat_flags=flags, summary=dict(n_beats=4, n_beats_used=4))  # --keep-flagged
+    doubted = SimpleNamespace(beat_flags=[("rr",)] * 4, summary=dict(n_beats=4, n_beats_used=4))  # all flagged
+    assert summary_beats(sound).tolist() == [False, True, True, False]
+    assert summary_beats(every).all() and summary_beats(doubted).all()
+
+
+def test_the_agreement_per_beat_pools_each_recordings_beats_and_draws_whole_recordings_for_its_intervals():
+    truth = [np.array([3.0, 3.2]), np.array([3.1, 2.9, 3.0]), np.array([3.3]), np.array([2.8, 3.0])]
+    differences = [np.array([0.1, 0.3]), np.array([-0.1, 0.1, 0.0]), np.array([0.4]), np.array([0.2, 0.2])]
+    results = [dict(beat_pairs={key: (t + d, t) if key == "lvid_d_mm" else (np.array([]), np.array([]))
+                                for key, _, _, _ in AGREEMENT_FIELDS}) for t, d in zip(truth, differences)]
+    results.append(dict())  # a recording whose comparison has no beats at all
+    agreement = beat_agreement(results, "lvid_d_mm", resamples=400)
+    expected = repeated_measures(np.concatenate(truth) + np.concatenate(differences), np.concatenate(truth),
+                                 np.repeat([0, 1, 2, 3], [2, 3, 1, 2]))
+    for field in ("n", "n_recordings", "bias", "sd_within", "sd_between", "sd", "loa_low", "loa_high"):
+        assert agreement[field] == pytest.approx(expected[field])
+    assert agreement["n"] == 8 and agreement["n_recordings"] == 4 and agreement["averaged_beats"] == AVERAGED_BEATS
+    low, high = agreement["loa_mean_of_beats"]
+    assert agreement["loa_low"] < low < agreement["bias"] < high < agreement["loa_high"]
+    # over draws of whole recordings the limits move; their intervals hold the limits of this draw
+    assert agreement["loa_low_ci95"][0] <= agreement["loa_low"] <= agreement["loa_low_ci95"][1]
+    assert agreement["loa_high_ci95"][0] < agreement["loa_high_ci95"][1]
+    none = beat_agreement(results, "ef_pct")
+    assert none["n"] == 0 and none["loa_mean_of_beats"] is None and none["loa_low_ci95"] is None
+
+    table = format_beat_agreement({"clean": dict(beat_agreement={key: beat_agreement(results, key, resamples=400)
+                                                                 for key, _, _, _ in AGREEMENT_FIELDS})})
+    bias_low, bias_high = agreement["bias_ci"]
+    assert (f"| LVIDd bias (mm, 95 % interval) | {agreement['bias']:+.3f} ({bias_low:+.3f} to {bias_high:+.3f}), "
+            "n 8 beats of 4 recordings |") in table
+    assert (f"| LVIDd limits of agreement, one beat (mm, 95 % intervals) | {agreement['loa_low']:+.3f} to "
+            f"{agreement['loa_high']:+.3f} (each ±") in table
+    assert f"; SD within {agreement['sd_within']:.3f}, between {agreement['sd_between']:.3f} |" in table
+    assert f"| LVIDd limits of agreement, mean of 3 beats (mm) | {low:+.3f} to {high:+.3f} |" in table
+    assert "| EF bias (points, 95 % interval) | n 0 beats of 0 recordings |" in table
 
 
 def test_the_agreement_table_and_plot_rows_come_from_each_recordings_pair():
