@@ -30,7 +30,8 @@ from mmode.cli import crop_box_or_auto, float_between, positive_float, positive_
 from mmode.errors import InputError
 from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS, UNCERTAINTY_LIMIT, VOLUME_FORMULAS,
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
-                           flag_beats, outside_mouse_range, summarise, traces_to_mask, volume_ul, without_crossed)
+                           few_beats_in_medians, flag_beats, outside_mouse_range, summarise, traces_to_mask, volume_ul,
+                           without_crossed)
 
 log = logging.getLogger("test")
 
@@ -708,6 +709,10 @@ def _log_summary(analysis):
         log.warning("%s: every beat is flagged (uncertain segmentation or irregular RR, see flagged_beats in the "
                     "summary JSON), so the medians are over all of them: check the overlay before using them",
                     analysis.recording.path)
+    elif few_beats_in_medians(analysis.beat_flags) and summary["n_beats_used"] < summary["n_beats"]:
+        log.warning("%s: only %d of %d beats are not flagged (see flagged_beats in the summary JSON), so the medians "
+                    "rest on them alone: check the overlay before using them", analysis.recording.path,
+                    summary["n_beats_used"], summary["n_beats"])
     counts = f"{summary['n_beats']} beats"
     if n_flagged:
         reasons = [reason for beat in analysis.beat_flags for reason in beat]

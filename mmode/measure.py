@@ -46,6 +46,10 @@ BEAT_COLUMNS = ("t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s
 #   +-60 bpm (DESIGN.md), under 15 % even at 420 bpm.
 UNCERTAINTY_LIMIT = 0.15
 RR_TOLERANCE = 0.2
+# With flagged beats and fewer unflagged ones than this, and fewer than half, the log warns that the medians rest on
+# those few alone (`few_beats_in_medians`); they stay the medians' beats (model card, "Experiments": medians over all
+# beats instead were better on one such recording and worse on another).
+FEW_BEATS = 3
 DISAGREEMENT_CHUNK = 4096  # columns at a time
 
 SUMMARY_KEYS = ("lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s_ul", "ef_pct", "fs_pct", "sv_ul",
@@ -569,6 +573,13 @@ def flag_beats(parameters, uncertainty, min_hr_bpm=250.0, max_hr_bpm=900.0, unce
                          | (np.abs(hr_bpm / np.median(reference) - 1.0) > RR_TOLERANCE))
     return [tuple(reason for reason, doubted in (("uncertain", u), ("rr", r)) if doubted)
             for u, r in zip(uncertain, irregular)]
+
+
+def few_beats_in_medians(beat_flags):
+    """Whether the medians rest on a few beats the flags left (FEW_BEATS): some beats flagged but not all, and the
+    unflagged ones fewer than FEW_BEATS and fewer than half of the beats."""
+    sound = sum(not reasons for reasons in beat_flags)
+    return 0 < sound < len(beat_flags) and sound < min(FEW_BEATS, len(beat_flags) / 2.0)
 
 
 def summarise(parameters, used=None):

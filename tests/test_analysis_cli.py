@@ -613,6 +613,32 @@ def test_when_every_beat_is_flagged_the_medians_are_over_all_of_them_with_a_warn
     assert "every beat is flagged" in caplog.text
 
 
+def test_when_only_a_few_beats_are_left_unflagged_the_log_says_the_medians_rest_on_them(files, tmp_path,
+                                                                                        dark_network, caplog):
+    """The clean recording at a tenth of its contrast but for its last beat or two: the medians are over those few
+    sure beats, and the log says so."""
+    recording = files["recording"]
+    image = np.asarray(Image.open(files["clean"])).astype(float)
+    truth_ed_px = [beat["t_ed_s"] / recording.s_per_px for beat in recording.beats]
+    cut = int(truth_ed_px[-2]) - 5
+    middle = (CAVITY_GREY + TISSUE_GREY) / 2
+    image[:, :cut] = middle + 0.1 * (image[:, :cut] - middle)
+    path = tmp_path / "mostly_hesitant.png"
+    Image.fromarray(np.round(image).astype(np.uint8)).save(path)
+    assert run("-d", path, "-o", tmp_path / "out", "--mm-per-px", recording.mm_per_px, "--s-per-px",
+               recording.s_per_px) == 0
+    _, beats, summary = check_recording_files(tmp_path / "out", "mostly_hesitant", image.shape[1])
+    sound = [row for row in beats if not row["flags"]]
+    assert 1 <= len(sound) <= 2 and len(beats) >= 5 and summary["n_beats_used"] == len(sound)
+    assert summary["lvid_d_mm"] == pytest.approx(np.median([float(row["lvid_d_mm"]) for row in sound]), abs=1e-3)
+    assert f"only {len(sound)} of {len(beats)} beats are not flagged" in caplog.text
+
+    caplog.clear()  # all of them in the medians: nothing to say
+    assert run("-d", path, "-o", tmp_path / "all", "--mm-per-px", recording.mm_per_px, "--s-per-px",
+               recording.s_per_px, "--keep-flagged") == 0
+    assert "beats are not flagged" not in caplog.text
+
+
 @pytest.mark.parametrize("flags, shape", [((), (256, 96)), (("-s", 128), (128, 48))])
 def test_a_rows_by_columns_checkpoint_sets_the_input_and_minus_s_scales_it(files, tmp_path, monkeypatch, flags,
                                                                            shape):

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from mmode.measure import (BEAT_COLUMNS, MOUSE_LVID_D_MM, RR_TOLERANCE, SPREAD_KEYS, SPREAD_MIN_BEATS, SUMMARY_KEYS,
-                           UNCERTAINTY_LIMIT, Beats, beat_parameters, beat_uncertainty, cavity_borders_px,
-                           detect_beats, disagreement_px, flag_beats, lvid_px, outside_mouse_range, summarise,
-                           teichholz_clinical_volume_ml, teichholz_volume_ul, volume_ul)
+from mmode.measure import (BEAT_COLUMNS, FEW_BEATS, MOUSE_LVID_D_MM, RR_TOLERANCE, SPREAD_KEYS, SPREAD_MIN_BEATS,
+                           SUMMARY_KEYS, UNCERTAINTY_LIMIT, Beats, beat_parameters, beat_uncertainty,
+                           cavity_borders_px, detect_beats, disagreement_px, few_beats_in_medians, flag_beats,
+                           lvid_px, outside_mouse_range, summarise, teichholz_clinical_volume_ml, teichholz_volume_ul,
+                           volume_ul)
 from preprocess.masks import traces_to_mask
 from preprocess.simulate import simulate_recording
 
@@ -379,6 +380,14 @@ def test_the_rr_reference_is_the_median_of_the_certain_beats():
     assert flags == [("uncertain", "rr")] * 3 + [(), ()]
     # When every beat is uncertain, the reference is the median of all of them (300 bpm here).
     assert flag_beats({"hr_bpm": hr_bpm}, np.ones(5)) == [("uncertain",)] * 3 + [("uncertain", "rr")] * 2
+
+
+@pytest.mark.parametrize("sound, total, few", [(1, 34, True), (2, 34, True), (1, 3, True), (3, 34, False),
+                                                (2, 4, False), (2, 3, False), (0, 5, False), (5, 5, False),
+                                                (0, 0, False)])
+def test_medians_resting_on_a_few_beats_the_flags_left_are_told_apart(sound, total, few):
+    flags = [("uncertain",)] * (total - sound) + [()] * sound
+    assert FEW_BEATS == 3 and few_beats_in_medians(flags) is few
 
 
 def test_a_sinus_pause_flags_the_beat_whose_rr_spans_it_and_no_other():
