@@ -505,7 +505,7 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
                                             batch_size, calibration.mm_per_px)
         upper_px, lower_px = without_crossed(upper_px, lower_px)
         mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
-    disagreement_mm = disagreement_px(probability, upper_px, lower_px) * calibration.mm_per_px
+    disagreement_mm = disagreement_px(probability, upper_px, lower_px, threshold) * calibration.mm_per_px
     if border_offsets is not None:
         from mmode.convention import shift_borders
 

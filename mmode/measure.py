@@ -38,9 +38,10 @@ BEAT_COLUMNS = ("t_ed_s", "t_es_s", "lvid_d_mm", "lvid_s_mm", "vol_d_ul", "vol_s
                 "ef_pct", "fs_pct", "sv_ul", "hr_bpm")
 # A beat is flagged - kept in <stem>_beats.csv, left out of the summary's medians - when
 # - "uncertain": from its end-diastole to its end-systole, the network's cavity probability disagrees with the
-#   reported cavity (`disagreement_px`) by more than UNCERTAINTY_LIMIT of its LVIDd on average. On simulated
-#   recordings of three generators (bench seed 7800, 12 + 12 each) it stays below 0.145; on the real strip's
-#   badly viewed stretches, where the network loses the posterior wall, it reads 0.15-0.41 (good beats 0.05-0.10).
+#   reported cavity (`disagreement_px`; not counting a chamber of its own above it, the right ventricle) by more
+#   than UNCERTAINTY_LIMIT of its LVIDd on average. On simulated recordings of three generators (bench seed 7800,
+#   12 + 12 each) it stays below 0.145; on the real strip's badly viewed stretches, where the network loses the
+#   posterior wall, it reads 0.15-0.41 (good beats 0.05-0.10).
 # - "rr": its heart rate lies outside the detector's range (--min-hr, --max-hr) or further than RR_TOLERANCE from
 #   the recording's median: a missed, split or ectopic beat. A mouse's rate varies within a recording by about
 #   +-60 bpm (DESIGN.md), under 15 % even at 420 bpm.
@@ -534,18 +535,31 @@ def beat_parameters(beats, s_per_px, volume_formula="mouse", start_s=0.0):
 
 # --------------------------------------------------------------------------- beats the tool doubts
 
-def disagreement_px(probability, upper_px, lower_px):
+def disagreement_px(probability, upper_px, lower_px, threshold=0.5):
     """Per column (W,), the sum over depth of |network's cavity probability - reported cavity| (rows between
     the borders, `traces_to_mask`): near 0 where the network is sure and the borders follow it, about the
     width of its hesitant band where it hesitates, a whole run's height where it sees cavity the borders
-    leave out. In chunks of columns, so a long recording needs no second map of its size."""
+    leave out. Left out: cavity (probability above `threshold`) in a run of its own above the reported cavity,
+    across tissue, as the right ventricle is across the septum; it is another chamber, not a doubt about this
+    one's borders. In chunks of columns, so a long recording needs no second map of its size."""
     upper_px, lower_px = np.asarray(upper_px, dtype=float), np.asarray(lower_px, dtype=float)
     total = np.empty(probability.shape[1])
     for start in range(0, probability.shape[1], DISAGREEMENT_CHUNK):
         part = slice(start, start + DISAGREEMENT_CHUNK)
         inside = traces_to_mask(upper_px[part], lower_px[part], probability.shape[0])
-        total[part] = np.abs(probability[:, part] - inside).sum(axis=0)
+        chunk = probability[:, part]
+        counted = ~_cavity_above(chunk > threshold, inside > 0)
+        total[part] = (np.abs(chunk - inside) * counted).sum(axis=0)
     return total
+
+
+def _cavity_above(cavity, inside):
+    """(H, W) bool: the rows of `cavity` (H, W) that lie above the reported cavity `inside` (H, W) and are cut off
+    from it by at least one row of tissue (not cavity); none in a column without a reported cavity."""
+    row = np.arange(cavity.shape[0])[:, None]
+    top = np.where(inside.any(axis=0), inside.argmax(axis=0), -1)  # the reported cavity's first row
+    last_tissue_above = np.where(~cavity & (row < top), row, -1).max(axis=0)
+    return cavity & (row < last_tissue_above)
 
 
 def beat_uncertainty(disagreement_mm, beats):

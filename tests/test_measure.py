@@ -355,6 +355,20 @@ def test_disagreement_counts_hesitant_rows_and_cavity_the_borders_leave_out():
                                np.tile([0.0, 5.0, 10.0, 10.0], 2500))
 
 
+def test_disagreement_leaves_out_a_chamber_of_its_own_above_the_cavity_and_nothing_else():
+    probability = np.zeros((80, 4))
+    probability[30:50] = 1.0             # the cavity the borders report: rows 30-49
+    probability[5:20, 0] = 0.9           # column 0: another chamber above it, across 10 rows of tissue (a septum)
+    probability[5:20, 1] = 0.9           # column 1: the same, its edge hesitant down to the border
+    probability[20:30, 1] = 0.3
+    probability[20:30, 2] = 1.0          # column 2: the cavity seen 10 rows higher than the border, all one run
+    probability[60:70, 3] = 1.0          # column 3: a run below the cavity (a lost posterior wall) still counts
+    upper, lower = np.full(4, 29.5), np.full(4, 49.5)
+    np.testing.assert_allclose(disagreement_px(probability, upper, lower), [0.0, 3.0, 10.0, 10.0])
+    # the chamber above is told apart from the cavity at the threshold that found the borders
+    np.testing.assert_allclose(disagreement_px(probability, upper, lower, threshold=0.95)[:2], [13.5, 16.5])
+
+
 def test_beat_uncertainty_is_the_mean_disagreement_from_ed_to_es_over_lvidd():
     disagreement_mm = np.arange(10.0)
     beats = Beats(ed_index=np.array([0, 5]), es_index=np.array([2, 8]), lvid_d_mm=np.array([2.0, 4.0]),
