@@ -288,7 +288,8 @@ def compare_recording(simulated, analysis):
                 n_detected=int(counted.sum()), beat_errors=beat_errors,
                 n_flagged=sum(bool(reasons) for reasons, count in zip(analysis.beat_flags, counted) if count),
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
-                recording_errors=recording_errors, recording_pairs=recording_pairs, beat_pairs=beat_pairs)
+                recording_errors=recording_errors, recording_pairs=recording_pairs, beat_pairs=beat_pairs,
+                n_beats=summary["n_beats"], n_beats_used=summary["n_beats_used"])
 
 
 def summary_beats(analysis):
@@ -418,8 +419,9 @@ def recording_row(result):
     the per-recording absolute errors of LVIDd, LVIDs, EF and HR, the pixel size, whether it is coarser than the
     training recordings' (`mmode.calibration.coarser_than_trained`), whether its summary's LVIDd drew the warning of
     `mmode.measure.outside_mouse_range` (None where not analysed here), and the median outward error of
-    each border (`mmode.convention.border_errors_mm`; None without measured columns), and what each class of the
-    error budget adds to its per-column MAE (`recording_budget`)."""
+    each border (`mmode.convention.border_errors_mm`; None without measured columns), what each class of the
+    error budget adds to its per-column MAE (`recording_budget`), and the beats the tool found and how many of
+    them its summary's medians are over (None where not given)."""
     errors_mm = result["column_error_mm"]
     mm_per_px, s_per_px = result.get("mm_per_px"), result.get("s_per_px")
     coarse = None if mm_per_px is None else bool(coarser_than_trained(Calibration(mm_per_px, s_per_px, "user")))
@@ -434,6 +436,7 @@ def recording_row(result):
                 lower_error_median_mm=result.get("lower_error_median_mm"),
                 error_budget_mm=recording_budget(result),
                 measured_columns=int(errors_mm.size),
+                n_beats=result.get("n_beats"), n_beats_used=result.get("n_beats_used"),
                 **{f"{key}_error": result["recording_errors"].get(key)
                    for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_pct")})
 
@@ -941,7 +944,8 @@ RECORDING_COLUMNS = (("mm per row", "mm_per_px", "{:.4f}"), ("ms per column", "m
                      ("lower border out (mm)", "lower_error_median_mm", "{:+.4f}"),
                      ("LVIDd error (mm)", "lvid_d_mm_error", "{:.4f}"),
                      ("LVIDs error (mm)", "lvid_s_mm_error", "{:.4f}"),
-                     ("EF error (points)", "ef_pct_error", "{:.2f}"), ("HR error (%)", "hr_pct_error", "{:.2f}"))
+                     ("EF error (points)", "ef_pct_error", "{:.2f}"), ("HR error (%)", "hr_pct_error", "{:.2f}"),
+                     ("beats", "n_beats", "{:d}"), ("of them in the medians", "n_beats_used", "{:d}"))
 
 
 def format_recordings(name, figures):

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 from bench.accuracy import (AGREEMENT_FIELDS, AVERAGED_BEATS, BUDGET_CLASSES, agreement_pairs, beat_agreement,
                             bland_altman_rows, bootstrap_ci, compare_recording, error_budget, format_agreement,
-                            format_beat_agreement, format_budget, format_cell, format_targets, leave_one_out,
-                            offset_ci, offset_free_mae, offset_inputs, recording_row, summary_beats, target_checks,
-                            write_truth_windows)
+                            format_beat_agreement, format_budget, format_cell, format_recordings, format_targets,
+                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row, summary_beats,
+                            target_checks, write_truth_windows)
 from mmode.agreement import bland_altman, repeated_measures
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
@@ -104,6 +104,12 @@ def test_a_recordings_row_carries_its_column_error_both_absolute_and_signed():
     assert unmeasured["measured_columns"] == 0 and unmeasured["ef_pct_error"] is None
     assert short["mm_per_px"] is None and short["coarser_than_trained"] is None  # no calibration given
     assert short["error_budget_mm"] is None  # no borders given
+    assert short["n_beats"] is None and short["n_beats_used"] is None  # no analysis given
+    counted = recording_row(dict(name="r", condition="plain", column_error_mm=np.array([0.01]), recording_errors={},
+                                 n_beats=34, n_beats_used=1))
+    assert (counted["n_beats"], counted["n_beats_used"]) == (34, 1)
+    table = format_recordings("clean", dict(per_recording=[counted]))
+    assert table.split("\n")[0].endswith("| beats | of them in the medians |") and table.endswith("| 34 | 1 |")
 
 
 @pytest.mark.parametrize("mm_per_px, s_per_px, coarse", [(0.0115, 0.00083, False), (0.0332, 0.00083, True),
@@ -129,6 +135,7 @@ def test_a_recordings_comparison_counts_its_flagged_beats_and_uses_the_summary_t
                                summary=summarise(parameters, [not reasons for reasons in flags]))
     result = compare_recording(simulated, analysis)
     assert len(beats) >= 8 and result["n_flagged"] == n_flagged and result["n_detected"] == len(beats)
+    assert (result["n_beats"], result["n_beats_used"]) == (len(beats), len(beats) - n_flagged)
     np.testing.assert_array_equal(result["uncertainty"], analysis.uncertainty)
     assert np.abs(result["column_error_mm"]).max() == 0.0
     # each border's own error: the lower one read 2 rows deep, outward
