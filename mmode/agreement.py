@@ -30,14 +30,18 @@ def _interval(centre, half_width):
     return float(centre - half_width), float(centre + half_width)
 
 
+def _values(values):
+    """A float array of `values`, None read as NaN (a value not measured)."""
+    return np.array([np.nan if value is None else value for value in values], dtype=float)
+
+
 def bland_altman(measured, reference, level=0.95):
     """Agreement of paired values in one unit, a pair with a NaN or None left out -> dict:
     n; bias (mean of measured - reference); sd of the differences (ddof 1); loa_low, loa_high (bias -/+ 1.96 sd);
     bias_ci, loa_low_ci, loa_high_ci ((low, high) `level` intervals); slope of the differences on the pairs' means,
     and slope_ci. Fields that need more pairs are None: sd, the limits and the intervals under 2, the slope under 3
     or when every pair has the same mean; everything but n without pairs."""
-    measured = np.array([np.nan if value is None else value for value in measured], dtype=float)
-    reference = np.array([np.nan if value is None else value for value in reference], dtype=float)
+    measured, reference = _values(measured), _values(reference)
     if measured.shape != reference.shape:
         raise ValueError(f"{measured.size} measured values against {reference.size} reference values")
     kept = np.isfinite(measured) & np.isfinite(reference)
@@ -46,11 +50,9 @@ def bland_altman(measured, reference, level=0.95):
     result = dict.fromkeys(("bias", "sd", "loa_low", "loa_high", "bias_ci", "loa_low_ci", "loa_high_ci", "slope",
                             "slope_ci"))
     result["n"] = n
-    if n == 0:
-        return result
-    bias = float(difference.mean())
+    bias = float(difference.mean()) if n else None
     result["bias"] = bias
-    if n < 2:
+    if n < 2:  # no spread from fewer pairs
         return result
     sd = float(difference.std(ddof=1))
     t = _t_quantile(level, n - 1)
@@ -76,8 +78,7 @@ def repeated_measures(measured, reference, recording, level=0.95):
     degrees of freedom). sd_within is None without a recording of two pairs (sd is then the differences' own and
     sd_between the same), sd_between None with one recording (sd is then sd_within, which leaves out what the
     recording shares); sd and the limits need two pairs, bias_ci two recordings; otherwise None."""
-    measured = np.array([np.nan if value is None else value for value in measured], dtype=float)
-    reference = np.array([np.nan if value is None else value for value in reference], dtype=float)
+    measured, reference = _values(measured), _values(reference)
     recording = np.asarray(recording)
     if not measured.shape == reference.shape == recording.shape:
         raise ValueError(f"{measured.size} measured values, {reference.size} reference values and "
@@ -88,11 +89,9 @@ def repeated_measures(measured, reference, recording, level=0.95):
     n, n_recordings = int(difference.size), int(group.max() + 1) if difference.size else 0
     result = dict.fromkeys(("bias", "sd_within", "sd_between", "sd", "loa_low", "loa_high", "bias_ci"))
     result.update(n=n, n_recordings=n_recordings)
-    if n == 0:
-        return result
-    bias = float(difference.mean())
+    bias = float(difference.mean()) if n else None
     result["bias"] = bias
-    if n < 2:
+    if n < 2:  # no spread from fewer pairs
         return result
     pairs = np.bincount(group).astype(float)
     recording_mean = np.bincount(group, weights=difference) / pairs
