@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.perturb import describe as describe_steps, perturb_image, perturbation  # noqa: E402
 # test.py's defaults: the shipped pair, found from the repository, so a bench runs from any directory
-from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER  # noqa: E402
+from mmode.analysis import DEFAULT_CHECKPOINT, DEFAULT_REFINER, beats_in_medians  # noqa: E402
 from mmode.agreement import bland_altman, mean_of_beats_limits, repeated_measures  # noqa: E402
 from mmode.calibration import Calibration, coarser_than_trained  # noqa: E402
 from mmode.cli import (AUTO_CROP, crop_box_or_auto, float_between, positive_float, positive_int,  # noqa: E402
@@ -258,7 +258,7 @@ def compare_recording(simulated, analysis):
             beat_errors[key] = np.abs(np.asarray(analysis.parameters[key])[m_index] - truth[key][t_index])
         beat_errors["hr_pct"] = 100.0 * beat_errors["hr_bpm"] / truth["hr_bpm"][t_index]
         beat_errors = {key: values[np.isfinite(values)] for key, values in beat_errors.items()}
-        in_summary = summary_beats(analysis)[m_index]
+        in_summary = beats_in_medians(analysis)[m_index]
         beat_pairs = {key: (np.asarray(analysis.parameters[key], dtype=float)[m_index][in_summary],
                             truth[key][t_index][in_summary]) for key, _, _, _ in AGREEMENT_FIELDS}
 
@@ -290,13 +290,6 @@ def compare_recording(simulated, analysis):
                 uncertainty=np.asarray(analysis.uncertainty, dtype=float)[counted],
                 recording_errors=recording_errors, recording_pairs=recording_pairs, beat_pairs=beat_pairs,
                 n_beats=summary["n_beats"], n_beats_used=summary["n_beats_used"])
-
-
-def summary_beats(analysis):
-    """Which detected beats the summary's medians are over (bool per beat): the unflagged ones, or all where the
-    summary took all (`--keep-flagged`, or every beat flagged)."""
-    sound = np.array([not reasons for reasons in analysis.beat_flags], dtype=bool)
-    return sound if analysis.summary["n_beats_used"] == sound.sum() < sound.size else np.ones_like(sound)
 
 
 def save_truth_overlay(folder, truth, analysis):

@@ -632,12 +632,17 @@ def beat_file_columns(analysis):
     beat: DESIGN.md's parameters, then the beat's uncertainty, why it is doubted and whether the medians used it."""
     digits = dict(t_ed_s=6, t_es_s=6, lvid_d_mm=4, lvid_s_mm=4)
     columns = {key: _format_column(analysis.parameters[key], digits.get(key, 3)) for key in BEAT_COLUMNS}
-    flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
-    every_beat = analysis.summary["n_beats_used"] == analysis.summary["n_beats"]  # --keep-flagged, or all doubted
     columns.update(uncertainty=_format_column(analysis.uncertainty, 3),
                    flags=np.array([";".join(reasons) for reasons in analysis.beat_flags], dtype=str),
-                   in_medians=np.where(every_beat | ~flagged, "1", "0"))
+                   in_medians=np.where(beats_in_medians(analysis), "1", "0"))
     return {key: columns[key] for key in BEAT_FILE_COLUMNS}
+
+
+def beats_in_medians(analysis):
+    """Which beats of an analysed recording its summary's medians are over (bool per beat): the unflagged ones, or
+    all where the summary took all (`keep_flagged`, or every beat flagged)."""
+    flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
+    return (analysis.summary["n_beats_used"] == analysis.summary["n_beats"]) | ~flagged
 
 
 def _write_study_beats(path, tables):

@@ -8,9 +8,10 @@ from types import SimpleNamespace
 from bench.accuracy import (AGREEMENT_FIELDS, AVERAGED_BEATS, BUDGET_CLASSES, agreement_pairs, beat_agreement,
                             bland_altman_rows, bootstrap_ci, compare_recording, error_budget, format_agreement,
                             format_beat_agreement, format_budget, format_cell, format_recordings, format_targets,
-                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row, summary_beats,
-                            target_checks, write_truth_windows)
+                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row, target_checks,
+                            write_truth_windows)
 from mmode.agreement import bland_altman, repeated_measures
+from mmode.analysis import beats_in_medians
 from mmode.measure import beat_parameters, detect_beats, summarise
 from mmode.io import read_image
 from preprocess.simulate import simulate_recording
@@ -162,8 +163,8 @@ def test_the_summary_is_over_the_sound_beats_unless_it_took_them_all():
     sound = SimpleNamespace(beat_flags=flags, summary=dict(n_beats=4, n_beats_used=2))
     every = SimpleNamespace(beat_flags=flags, summary=dict(n_beats=4, n_beats_used=4))  # --keep-flagged
     doubted = SimpleNamespace(beat_flags=[("rr",)] * 4, summary=dict(n_beats=4, n_beats_used=4))  # all flagged
-    assert summary_beats(sound).tolist() == [False, True, True, False]
-    assert summary_beats(every).all() and summary_beats(doubted).all()
+    assert beats_in_medians(sound).tolist() == [False, True, True, False]
+    assert beats_in_medians(every).all() and beats_in_medians(doubted).all()
 
 
 def test_the_agreement_per_beat_pools_each_recordings_beats_and_draws_whole_recordings_for_its_intervals():
