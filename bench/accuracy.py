@@ -196,7 +196,8 @@ def build_parser():
                              "as test.py draws them (red, blue) and the truth's, dashed green")
     parser.add_argument("--bland-altman", type=Path, metavar="PNG",
                         help="write a Bland-Altman plot of each set's recordings: the summary's LVIDd, LVIDs, EF, "
-                             "FS and HR against the truth's, with the bias and 95 %% limits of agreement")
+                             "FS and HR against the truth's, with the bias and 95 %% limits of agreement; and "
+                             "beside it, PNG's name with _beats, the same per beat (repeated-measures limits)")
     parser.add_argument("--per-recording", action="store_true",
                         help="also print each recording's errors (they are in the JSON either way)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
@@ -890,18 +891,27 @@ def format_beat_agreement(figures_by_set):
     return "\n".join(lines)
 
 
-def bland_altman_rows(runs):
+def bland_altman_rows(runs, per_beat=False):
     """`mmode.plots.plot_bland_altman`'s rows for `runs` ({set: (figures, results)}): a row per set, a panel per
-    AGREEMENT_FIELDS entry."""
+    AGREEMENT_FIELDS entry, a point per recording with the agreement per recording, or with `per_beat` a point per
+    beat with the agreement per beat (`beat_agreement`)."""
     rows = []
     for name, (figures, results) in runs.items():
         panels = []
         for key, label, unit, _ in AGREEMENT_FIELDS:
-            measured, truth = agreement_pairs(results, key)
-            panels.append(dict(label=f"{label} ({unit})", measured=measured, reference=truth,
-                               agreement=figures["agreement"][key]))
+            if per_beat:
+                measured, truth, _ = beat_pairs_by_recording(results, key)
+                label, agreement = f"{label} per beat", figures["beat_agreement"][key]
+            else:
+                (measured, truth), agreement = agreement_pairs(results, key), figures["agreement"][key]
+            panels.append(dict(label=f"{label} ({unit})", measured=measured, reference=truth, agreement=agreement))
         rows.append(dict(title=name, panels=panels))
     return rows
+
+
+def per_beat_plot_path(path):
+    """Where `--bland-altman PATH` puts its per-beat plot: beside it, `_beats` added to its name."""
+    return path.with_name(f"{path.stem}_beats{path.suffix}")
 
 
 def check_sources(args):
@@ -1031,7 +1041,8 @@ def main(argv=None):
 
         args.bland_altman.parent.mkdir(parents=True, exist_ok=True)
         plot_bland_altman(args.bland_altman, bland_altman_rows(runs))
-        log.info("Bland-Altman plot written to %s", args.bland_altman)
+        plot_bland_altman(per_beat_plot_path(args.bland_altman), bland_altman_rows(runs, per_beat=True))
+        log.info("Bland-Altman plots written to %s and %s", args.bland_altman, per_beat_plot_path(args.bland_altman))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,

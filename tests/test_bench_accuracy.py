@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from bench.accuracy import (AGREEMENT_FIELDS, AVERAGED_BEATS, BUDGET_CLASSES, agreement_pairs, beat_agreement,
                             bland_altman_rows, bootstrap_ci, compare_recording, error_budget, format_agreement,
                             format_beat_agreement, format_budget, format_cell, format_recordings, format_targets,
-                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, recording_row, target_checks,
-                            write_truth_windows)
+                            leave_one_out, offset_ci, offset_free_mae, offset_inputs, per_beat_plot_path,
+                            recording_row, target_checks, write_truth_windows)
 from mmode.agreement import bland_altman, repeated_measures
 from mmode.analysis import beats_in_medians
 from mmode.measure import beat_parameters, detect_beats, summarise
@@ -218,6 +218,19 @@ def test_the_agreement_table_and_plot_rows_come_from_each_recordings_pair():
     assert [panel["label"] for panel in rows[0]["panels"]] == ["LVIDd (mm)", "LVIDs (mm)", "EF (points)",
                                                                "FS (points)", "HR (bpm)"]
     assert np.isnan(rows[0]["panels"][2]["measured"][1])  # kept, so the lists stay paired
+
+
+def test_the_per_beat_plot_has_a_point_per_beat_with_the_agreement_per_beat_and_lies_beside_the_other(tmp_path):
+    truth = [np.array([3.0, 3.2]), np.array([3.1, 2.9, 3.0])]
+    results = [dict(beat_pairs={key: (t + 0.1, t) for key, _, _, _ in AGREEMENT_FIELDS}) for t in truth]
+    figures = dict(beat_agreement={key: beat_agreement(results, key, resamples=50)
+                                   for key, _, _, _ in AGREEMENT_FIELDS})
+    rows = bland_altman_rows({"clean": (figures, results)}, per_beat=True)
+    panel = rows[0]["panels"][0]
+    assert panel["label"] == "LVIDd per beat (mm)" and panel["agreement"] is figures["beat_agreement"]["lvid_d_mm"]
+    np.testing.assert_allclose(panel["reference"], [3.0, 3.2, 3.1, 2.9, 3.0])
+    np.testing.assert_allclose(panel["measured"] - panel["reference"], 0.1)
+    assert per_beat_plot_path(tmp_path / "plots" / "ba.png") == tmp_path / "plots" / "ba_beats.png"
 
 
 def test_the_error_budget_puts_each_column_down_to_the_border_that_errs_more_and_sums_to_the_mae():

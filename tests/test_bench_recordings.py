@@ -101,6 +101,7 @@ def test_the_bland_altman_plot_and_agreement_agree_with_each_recordings_error(re
                             tmp_path / "plots" / "ba.png")
     assert "| LVIDd bias (mm, 95 % interval) |" in capsys.readouterr().out
     assert Image.open(tmp_path / "plots" / "ba.png").size == (1600, 300)  # one set, five quantities
+    assert Image.open(tmp_path / "plots" / "ba_beats.png").size == (1600, 300)  # the same per beat
     figures = written["figures"]["with_truth"]
     for key, error_key in (("lvid_d_mm", "lvid_d_mm_error"), ("lvid_s_mm", "lvid_s_mm_error"),
                            ("ef_pct", "ef_pct_error")):
