@@ -698,6 +698,11 @@ def report_offsets(offsets_path, offsets, model_path, refiner_path):
                     "bench/accuracy.py --fit-offsets as this run measures", offsets_path, fitted, used)
 
 
+def beats_phrase(n_beats):
+    """'1 beat', '12 beats': a count of beats as the log and the overview titles write it."""
+    return f"{n_beats} beat" + ("" if n_beats == 1 else "s")
+
+
 def _log_summary(analysis):
     for note in coarser_than_trained(analysis.recording.calibration):
         log.warning("%s: %s; check the tool on a few measured recordings of your own (README, \"Checking the "
@@ -715,10 +720,11 @@ def _log_summary(analysis):
                     "summary JSON), so the medians are over all of them: check the overlay before using them",
                     analysis.recording.path)
     elif few_beats_in_medians(analysis.beat_flags) and summary["n_beats_used"] < summary["n_beats"]:
-        log.warning("%s: only %d of %d beats are not flagged (see flagged_beats in the summary JSON), so the medians "
-                    "rest on them alone: check the overlay before using them", analysis.recording.path,
-                    summary["n_beats_used"], summary["n_beats"])
-    counts = f"{summary['n_beats']} beats"
+        verb, pronoun = ("is", "it") if summary["n_beats_used"] == 1 else ("are", "them")
+        log.warning("%s: only %d of %d beats %s not flagged (see flagged_beats in the summary JSON), so the medians "
+                    "rest on %s alone: check the overlay before using them", analysis.recording.path,
+                    summary["n_beats_used"], summary["n_beats"], verb, pronoun)
+    counts = beats_phrase(summary["n_beats"])
     if n_flagged:
         reasons = [reason for beat in analysis.beat_flags for reason in beat]
         medians = "in" if summary["n_beats_used"] == summary["n_beats"] else "not in"
@@ -918,7 +924,7 @@ def _overview_row(label, analysis=None, error=None, study_row=None):
               for key in ("lvid_d_mm", "lvid_s_mm", "ef_pct", "hr_bpm")}
     n_flagged = sum(bool(reasons) for reasons in analysis.beat_flags)
     title = (f"{label}: LVIDd {values['lvid_d_mm']} mm, LVIDs {values['lvid_s_mm']} mm, EF {values['ef_pct']} %, "
-             f"HR {values['hr_bpm']} bpm; {summary['n_beats']} beats, {n_flagged} flagged")
+             f"HR {values['hr_bpm']} bpm; {beats_phrase(summary['n_beats'])}, {n_flagged} flagged")
     warnings = (["pixels coarser than trained"] * bool(study_row["pixel_warnings"])
                 + ["LVIDd outside a mouse's"] * bool(study_row["range_warnings"]))
     if warnings:

@@ -631,12 +631,13 @@ def test_when_only_a_few_beats_are_left_unflagged_the_log_says_the_medians_rest_
     sound = [row for row in beats if not row["flags"]]
     assert 1 <= len(sound) <= 2 and len(beats) >= 5 and summary["n_beats_used"] == len(sound)
     assert summary["lvid_d_mm"] == pytest.approx(np.median([float(row["lvid_d_mm"]) for row in sound]), abs=1e-3)
-    assert f"only {len(sound)} of {len(beats)} beats are not flagged" in caplog.text
+    verb = "is" if len(sound) == 1 else "are"
+    assert f"only {len(sound)} of {len(beats)} beats {verb} not flagged" in caplog.text
 
     caplog.clear()  # all of them in the medians: nothing to say
     assert run("-d", path, "-o", tmp_path / "all", "--mm-per-px", recording.mm_per_px, "--s-per-px",
                recording.s_per_px, "--keep-flagged") == 0
-    assert "beats are not flagged" not in caplog.text
+    assert "so the medians rest on" not in caplog.text
 
 
 @pytest.mark.parametrize("flags, shape", [((), (256, 96)), (("-s", 128), (128, 48))])
@@ -939,3 +940,7 @@ def test_a_bad_refiner_exits_2_naming_it_and_writes_nothing(files, tmp_path, cap
     error_lines = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and message in error_lines[0]
     assert file_names(out) == []
+
+
+def test_beats_phrase_is_singular_for_one_beat():
+    assert [analysis.beats_phrase(n) for n in (0, 1, 2, 12)] == ["0 beats", "1 beat", "2 beats", "12 beats"]
