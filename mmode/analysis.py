@@ -40,6 +40,7 @@ DEFAULT_REFINER = Path(__file__).resolve().parents[1] / "checkpoints" / "heart-s
 DEFAULT_OUTPUT = Path("results")
 N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
+CROP_OUTPUT = "crop.png"  # with --crop: the image as read, the box analysed outlined on it
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 # The beats file: DESIGN.md's parameters, then whether each beat is doubted, so a spreadsheet shows which rows the
 # summary's medians left out: its `uncertainty`, the `flags` ("uncertain", "rr", both joined by ";", or empty) and
@@ -68,7 +69,8 @@ Evaluate the segmentation network on a test set, or analyse M-mode recordings.
                                   at full resolution) and measured: <stem>_mask.png, _trace.csv (LVID
                                   and volume per column), _beats.csv (per-beat LVIDd, LVIDs, volumes,
                                   EF, FS, SV, HR), _summary.json (medians, CO), _lvid.png, _volume.png,
-                                  _overlay.png
+                                  _overlay.png; with --crop, _crop.png (the box analysed, outlined
+                                  in green on the whole image)
   -d FOLDER of recordings         every recording in it as above, plus study.csv (one row each),
                                   study_beats.csv (every beat, with its recording) and
                                   study_overview.png (each one's LVID over time and summary)
@@ -150,7 +152,8 @@ def build_parser():
                               "the image as read (a DICOM's M-mode region, frames stitched), right and bottom "
                               "exclusive; e.g. the M-mode panel of a scanner's screenshot (the calibration is the "
                               "panel's pixel size); or 'auto': each image's M-mode panel found in it, the box "
-                              "logged and written to the summary (default: the whole image)")
+                              "logged and written to the summary; either way <stem>_crop.png shows the box on the "
+                              "whole image (default: the whole image)")
     measure.add_argument("--time", type=time_range, default=None, metavar="START,END|CSV",
                          help="analyse only this stretch of each recording, in seconds from its first column (of "
                               "the --crop box, if any), e.g. 2,6.5, or 2, for the rest; or each recording's own "
@@ -523,9 +526,9 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
                              beats, parameters, uncertainty, beat_flags, summarise(parameters, used))
 
 
-def recording_output_names(stem):
-    """The files written for a recording with file stem `stem`."""
-    return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS]
+def recording_output_names(stem, crop=False):
+    """The files written for a recording with file stem `stem`; `crop`: with --crop, which adds CROP_OUTPUT."""
+    return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS + (CROP_OUTPUT,) * bool(crop)]
 
 
 def summary_content(analysis, model_path, img_size, options, refiner_path=None):
@@ -602,8 +605,9 @@ def flagged_beats(analysis):
 
 
 def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None):
-    """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`."""
-    from mmode.plots import plot_lvid, plot_volume, save_overlay
+    """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`, and, for a
+    recording cut with --crop (it keeps its `uncut_image`), <stem>_crop.png: the box analysed on the whole image."""
+    from mmode.plots import plot_lvid, plot_volume, save_box, save_overlay
 
     _save_grey_png(staged.path(f"{stem}_mask.png"), analysis.mask * 255)
     _write_csv_columns(staged.path(f"{stem}_trace.csv"), {
@@ -625,6 +629,8 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
                 flagged=flagged)
     save_overlay(staged.path(f"{stem}_overlay.png"), analysis.recording.image, analysis.upper_px, analysis.lower_px,
                  flagged_columns(analysis))
+    if analysis.recording.uncut_image is not None:
+        save_box(staged.path(f"{stem}_{CROP_OUTPUT}"), analysis.recording.uncut_image, analysis.recording.analysed_box)
 
 
 def beat_file_columns(analysis):
@@ -744,7 +750,8 @@ def _run_recording(args, path):
     check_recording_type(path)
     options = _analysis_options(args)
     stem = recording_name(path)
-    staged = StagedOutput(args.output, recording_output_names(stem), args.overwrite)
+    names = recording_output_names(stem, args.crop is not None)
+    staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args)  # a lab's whole table may serve one recording: its other rows are not typos
     if table is None and args.mm_per_px is None and args.s_per_px is None:
         table = _sibling_calibration(path)
@@ -763,9 +770,9 @@ def _run_recording(args, path):
         write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path)
         staged.commit()
     _log_summary(analysis)
-    log.info("wrote %s to %s", ", ".join(recording_output_names(stem)), args.output)
+    log.info("wrote %s to %s", ", ".join(names), args.output)
     if args.show:
-        for name in recording_output_names(stem)[4:]:
+        for name in names[4:]:
             Image.open(args.output / name).show()
     return 0
 
@@ -939,7 +946,8 @@ def _run_study(args, folder):
 
     files = _study_recordings(folder, args.recursive, args.output)
     options = _analysis_options(args)
-    names = ([name for path in files for name in recording_output_names(_study_name(folder, path))]
+    cropped = args.crop is not None
+    names = ([name for path in files for name in recording_output_names(_study_name(folder, path), cropped)]
              + [STUDY_FILE, STUDY_BEATS_FILE, OVERVIEW_FILE])
     staged = StagedOutput(args.output, names, args.overwrite)
     table = _calibration_table(args, folder)

@@ -5,7 +5,7 @@ Colour becomes grey with the ITU-R 601 luma (0.299 R + 0.587 G + 0.114 B); data 
 is scaled to 0..255 by its bit depth; an alpha channel is dropped (the echo lives in the colour channels).
 """
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +56,23 @@ class Recording:
     # (start, end) s of the image as read (and cut to `crop`), when only that stretch is kept (`cut_time`); the
     # image's first column then lies at start_s, so that the times written are the recording's
     time_cut: tuple = None
+    # the image as read, before `crop`, kept when a box was asked for (`crop_recording`), so the box can be shown on it
+    uncut_image: np.ndarray = field(default=None, repr=False, compare=False)
 
     @property
     def start_s(self):
         """Time (s) of the image's first column in the recording as read: 0 unless a stretch was cut out."""
         return 0.0 if self.time_cut is None else self.time_cut[0]
+
+    @property
+    def analysed_box(self):
+        """(left, top, right, bottom) of the pixels analysed in the image as read, before `crop` and `time_cut`; right
+        and bottom exclusive, as `--crop` takes them."""
+        left, top = (0, 0) if self.crop is None else self.crop[:2]
+        if self.time_cut is not None:
+            left += round(self.time_cut[0] / self.calibration.s_per_px)
+        height, width = self.image.shape
+        return left, top, left + width, top + height
 
     @property
     def name(self):
@@ -106,7 +118,8 @@ def crop_recording(recording, box):
     if box == AUTO_CROP:
         return crop_to_panel(recording)
     left, top, right, bottom = check_crop(recording.path, box, recording.image.shape)
-    return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box))
+    return replace(recording, image=recording.image[top:bottom, left:right].copy(), crop=tuple(box),
+                   uncut_image=recording.image)
 
 
 def crop_to_panel(recording):
@@ -124,7 +137,7 @@ def crop_to_panel(recording):
     if box == (0, 0, width, height):
         log.info("%s: --crop auto: the image has no surround of one grey level, so the whole of it is analysed",
                  recording.path)
-        return replace(recording, crop_auto=True)
+        return replace(recording, crop_auto=True, uncut_image=recording.image)
     left, top, right, bottom = box
     log.info("%s: --crop auto found the M-mode panel at %d,%d,%d,%d (left,top,right,bottom): %d columns by %d rows "
              "of the image's %d by %d", recording.path, *box, right - left, bottom - top, width, height)

@@ -5,6 +5,7 @@
 - `draw_overlay`: the recording at full resolution with the predicted cavity borders drawn on it
   (an image, not a chart, so a recording of any length keeps every column), and the flagged beats marked
   by a band along its top edge.
+- `draw_box`: the image as read with the box that was analysed outlined (`<stem>_crop.png` with `--crop`).
 - `plot_study_overview`: a study's recordings one row each, LVID over time and the summary, to look over a
   whole study in one file.
 - `plot_bland_altman`: the tool against a reference (calipers, a simulator's truth), one point per recording,
@@ -18,6 +19,7 @@ from PIL import Image
 UPPER_COLOUR = (255, 64, 64)
 LOWER_COLOUR = (64, 160, 255)
 FLAGGED_BAND_COLOUR = (255, 176, 0)  # along the overlay's top edge over a flagged beat's ED..ES columns
+BOX_COLOUR = (0, 230, 0)  # the outline of the box analysed, drawn outside it (`draw_box`)
 TRUTH_COLOUR = (64, 255, 64)  # the truth's borders beside the model's (bench/accuracy.py --overlays)
 END_DIASTOLE_COLOUR = "tab:red"
 END_SYSTOLE_COLOUR = "tab:blue"
@@ -104,6 +106,27 @@ def draw_overlay(image_uint8, upper_px, lower_px, thickness_px=None, flagged_col
     if flagged_columns is not None:
         rgb[:max(2, height // 40), np.asarray(flagged_columns, dtype=bool)] = FLAGGED_BAND_COLOUR
     return rgb
+
+
+def draw_box(image_uint8, box, thickness_px=None):
+    """The grey image (H, W) as RGB uint8 with `box` (left, top, right, bottom; right and bottom exclusive) outlined
+    in BOX_COLOUR just outside it, `thickness_px` wide (default about H / 200, at least 2), so every pixel inside the
+    box keeps its grey; a side on the image's edge has no line."""
+    image = np.asarray(image_uint8)
+    height, width = image.shape
+    rgb = np.repeat(image[:, :, None], 3, axis=2)
+    left, top, right, bottom = box
+    thickness = max(2, height // 200) if thickness_px is None else int(thickness_px)
+    outer = np.zeros((height, width), dtype=bool)
+    outer[max(top - thickness, 0):bottom + thickness, max(left - thickness, 0):right + thickness] = True
+    outer[top:bottom, left:right] = False
+    rgb[outer] = BOX_COLOUR
+    return rgb
+
+
+def save_box(path, image_uint8, box):
+    """Write `draw_box` as PNG `path`."""
+    return save_png(path, draw_box(image_uint8, box))
 
 
 def draw_truth(rgb, upper_px, lower_px, dash_px=8):

@@ -18,7 +18,7 @@ from mmode import analysis  # noqa: E402
 from mmode.checkpoint import save_checkpoint  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.measure import BEAT_COLUMNS, SPREAD_KEYS, SUMMARY_KEYS  # noqa: E402
-from mmode.plots import FLAGGED_BAND_COLOUR  # noqa: E402
+from mmode.plots import BOX_COLOUR, FLAGGED_BAND_COLOUR, draw_box  # noqa: E402
 from preprocess.masks import traces_to_mask  # noqa: E402
 from preprocess.simulate import simulate_recording  # noqa: E402
 
@@ -204,9 +204,9 @@ def test_test_set_scores_a_network_that_segments_it(files, tmp_path, capsys, dar
 
 # --------------------------------------------------------------------------- recording mode
 
-def check_recording_files(out, stem, width_px):
+def check_recording_files(out, stem, width_px, cropped=False):
     names = [f"{stem}_{suffix}" for suffix in ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png",
-                                               "volume.png", "overlay.png")]
+                                               "volume.png", "overlay.png") + ("crop.png",) * cropped]
     assert file_names(out) == sorted(names)
     columns, trace = read_csv(out / f"{stem}_trace.csv")
     assert columns[:3] == ["time_s", "lvid_mm", "volume_ul"] and len(trace) == width_px
@@ -343,12 +343,13 @@ def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tm
     assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "whole", *calibration) == 0
     assert run("-d", tmp_path / "screen.png", "-o", tmp_path / "found", "--crop", "auto", *calibration) == 0
     panel_trace, panel_beats, panel = check_recording_files(tmp_path / "panel", "clean", image.shape[1])
-    cropped_trace, cropped_beats, cropped = check_recording_files(tmp_path / "cropped", "screen", image.shape[1])
+    cropped_trace, cropped_beats, cropped = check_recording_files(tmp_path / "cropped", "screen", image.shape[1],
+                                                                  cropped=True)
     assert cropped_trace == panel_trace and cropped_beats == panel_beats
     assert cropped["crop"] == [left, top, left + image.shape[1], top + image.shape[0]] and panel["crop"] is None
     assert not cropped["crop_auto"] and not panel["crop_auto"]
     # --crop auto finds the same box, so every file is the same but the summary's word on how the box was had
-    found_trace, found_beats, found = check_recording_files(tmp_path / "found", "screen", image.shape[1])
+    found_trace, found_beats, found = check_recording_files(tmp_path / "found", "screen", image.shape[1], cropped=True)
     assert found_trace == panel_trace and found_beats == panel_beats
     assert found["crop_auto"] and found == dict(cropped, crop_auto=True)
     assert (cropped["height_px"], cropped["width_px"]) == image.shape
@@ -359,6 +360,17 @@ def test_a_screenshot_cropped_to_its_panel_measures_as_the_panel_alone(files, tm
     # uncropped, the frame is read as cavity: the numbers are not the panel's
     whole = json.loads((tmp_path / "whole" / "screen_summary.json").read_text())
     assert whole["lvid_d_mm"] != panel["lvid_d_mm"]
+    # with --crop, given or found, the box is shown on the whole screenshot; without, there is no such file
+    screen = np.array(Image.open(tmp_path / "screen.png"))
+    for run_name in ("cropped", "found"):
+        shown = np.array(Image.open(tmp_path / run_name / "screen_crop.png"))
+        assert shown.shape == screen.shape + (3,)
+        np.testing.assert_array_equal(shown, draw_box(screen, cropped["crop"]))
+        inside = shown[top:top + image.shape[0], left:left + image.shape[1]]
+        np.testing.assert_array_equal(inside, np.repeat(image[:, :, None], 3, axis=2))
+        assert tuple(shown[top - 1, left]) == BOX_COLOUR and tuple(shown[top, left - 1]) == BOX_COLOUR
+    assert not (tmp_path / "whole" / "screen_crop.png").exists()
+    assert not list((tmp_path / "panel").glob("*_crop.png"))
 
 
 def test_crop_auto_finds_each_screenshots_own_panel_in_a_study(files, tmp_path, dark_network):
@@ -386,6 +398,9 @@ def test_crop_auto_finds_each_screenshots_own_panel_in_a_study(files, tmp_path, 
         assert row["lvid_d_mm"] == str(panel["lvid_d_mm"]) and row["ef_pct"] == str(panel["ef_pct"])
         summary = json.loads((tmp_path / "out" / f"{name}_summary.json").read_text())
         assert summary["crop"] == box and summary["crop_auto"]
+        shown = np.array(Image.open(tmp_path / "out" / f"{name}_crop.png"))
+        np.testing.assert_array_equal(shown, draw_box(np.array(Image.open(study / f"{name}.png")), box))
+    assert not (tmp_path / "out" / "blank_crop.png").exists()  # not analysed: nothing of it is written
     assert by_name["blank.png"]["status"] == "error"
     assert "blank.png: --crop auto found no M-mode panel" in by_name["blank.png"]["error"]
 
@@ -684,8 +699,11 @@ def test_dicom_calibration_wins_over_the_flags(files, tmp_path, dark_network):
     # a crop cuts the DICOM's image as read, and keeps its calibration
     cropped = tmp_path / "cropped"
     assert run("-d", files["dicom"], "-o", cropped, "--crop", "100,0,400,200", "--quiet") == 0
-    _, _, summary = check_recording_files(cropped, "scan", 300)
+    _, _, summary = check_recording_files(cropped, "scan", 300, cropped=True)
     assert summary["crop"] == [100, 0, 400, 200] and summary["height_px"] == 200
+    shown = np.array(Image.open(cropped / "scan_crop.png"))  # the box on the DICOM's whole image as read
+    assert shown.shape[1] == 600
+    assert (shown[:200, 98:100] == BOX_COLOUR).all() and (shown[:200, 400:402] == BOX_COLOUR).all()
     assert summary["mm_per_px"] == pytest.approx(0.00125 * 10) and summary["calibration_source"] == "dicom"
 
 

@@ -183,3 +183,18 @@ def test_a_crop_keeps_the_boxs_pixels_and_the_calibration_and_refuses_a_box_outs
     with pytest.raises(InputError, match=r"screen.png: --crop 0,0,31,20 reaches outside the image, which is 30 "
                                          r"columns by 20 rows"):
         crop_recording(recording, (0, 0, 31, 20))
+
+
+def test_the_box_analysed_is_told_in_the_pixels_of_the_image_as_read(tmp_path):
+    """A crop keeps the uncut image beside the cut one; the box analysed, after a stretch cut from the crop too, is
+    where those pixels lie in the image as read."""
+    image = np.arange(20 * 300, dtype=np.int64).reshape(20, 300).astype(np.uint8)
+    recording = Recording(image, Calibration(0.02, 0.001, source="user"), tmp_path / "screen.png")
+    assert recording.uncut_image is None and recording.analysed_box == (0, 0, 300, 20)
+    cropped = crop_recording(recording, (5, 2, 250, 12))
+    assert cropped.uncut_image is image and cropped.analysed_box == (5, 2, 250, 12)
+    stretch = cut_time(cropped, 0.0404, 0.1)  # columns 40..99 of the box
+    left, top, right, bottom = stretch.analysed_box
+    assert (left, top, right, bottom) == (45, 2, 105, 12) and stretch.uncut_image is image
+    np.testing.assert_array_equal(stretch.uncut_image[top:bottom, left:right], stretch.image)
+    assert cut_time(recording, 0.05).analysed_box == (50, 0, 300, 20)  # a stretch alone: no uncut image kept

@@ -3,9 +3,9 @@ import pytest
 from PIL import Image
 
 from mmode.agreement import bland_altman
-from mmode.plots import (FLAGGED_SHADE_COLOUR, LOWER_COLOUR, OVERVIEW_DPI, OVERVIEW_HEADER_IN, OVERVIEW_MARGIN_IN,
-                         OVERVIEW_ROW_IN, TRUTH_COLOUR, UPPER_COLOUR, bland_altman_figure, draw_overlay, draw_truth,
-                         plot_bland_altman, plot_study_overview, save_overlay)
+from mmode.plots import (BOX_COLOUR, FLAGGED_SHADE_COLOUR, LOWER_COLOUR, OVERVIEW_DPI, OVERVIEW_HEADER_IN,
+                         OVERVIEW_MARGIN_IN, OVERVIEW_ROW_IN, TRUTH_COLOUR, UPPER_COLOUR, bland_altman_figure, draw_box,
+                         draw_overlay, draw_truth, plot_bland_altman, plot_study_overview, save_overlay)
 
 
 def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
@@ -20,6 +20,19 @@ def test_the_overlay_file_holds_the_drawing_pixel_for_pixel(tmp_path):
     np.testing.assert_array_equal(written, draw_overlay(image, upper, lower))
     assert tuple(written[30, 0]) == tuple(UPPER_COLOUR) and tuple(written[80, 0]) == tuple(LOWER_COLOUR)
     assert tuple(written[80, 120]) == (image[80, 120],) * 3
+
+
+def test_the_box_is_outlined_outside_itself_and_leaves_every_pixel_in_it():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, size=(60, 90), dtype=np.uint8)
+    rgb = draw_box(image, (10, 5, 70, 60), thickness_px=3)  # the bottom on the image's edge: no line there
+    ring = np.zeros(image.shape, dtype=bool)
+    ring[2:60, 7:73] = True
+    ring[5:60, 10:70] = False
+    assert (rgb[ring] == BOX_COLOUR).all()
+    np.testing.assert_array_equal(rgb[~ring], np.repeat(image[~ring][:, None], 3, axis=1))
+    # the whole image as the box: nothing drawn
+    np.testing.assert_array_equal(draw_box(image, (0, 0, 90, 60)), np.repeat(image[:, :, None], 3, axis=2))
 
 
 def test_the_truth_is_dashed_over_the_drawing_and_leaves_the_rest():
