@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from mmode.cli import float_between, non_negative_int, positive_float, positive_int, run_main, setup_logging
+from mmode.version import VersionAction
 
 SE_BLOCK_CHOICES = ("NONE", "CSE", "SSE", "CSSE")
 DEFAULT_OUTPUT = Path("checkpoints")
@@ -72,6 +73,7 @@ def build_parser():
     """The argument parser of run.py (the seed's flags first, same meaning and defaults)."""
     parser = argparse.ArgumentParser(prog="run.py", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAction)
     data = parser.add_argument_group("data and training")
     data.add_argument("-d", "--data", type=data_folder, required=True, metavar="DATA",
                       help="folder holding img/ and mask/ with identical PNG names (required)")

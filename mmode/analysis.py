@@ -32,6 +32,7 @@ from mmode.measure import (BEAT_COLUMNS, RR_TOLERANCE, SPREAD_KEYS, SUMMARY_KEYS
                            beat_parameters, beat_uncertainty, cavity_borders_px, detect_beats, disagreement_px,
                            few_beats_in_medians, flag_beats, outside_mouse_range, summarise, traces_to_mask, volume_ul,
                            without_crossed)
+from mmode.version import VersionAction, software
 
 log = logging.getLogger("test")
 
@@ -111,6 +112,7 @@ def build_parser():
     """The argument parser of test.py."""
     parser = argparse.ArgumentParser(prog="test.py", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAction)
     parser.add_argument("-d", "--data", type=Path, required=True, metavar="PATH",
                         help="a test set (folder with img/ and mask/), a recording file, or a folder of recordings")
     parser.add_argument("-m", "--model", type=Path, default=None, metavar="CKPT",
@@ -417,7 +419,7 @@ def _run_test_set(args, folder):
         _write_json(staged.path("metrics.json"), dict(metrics, model=str(model_path),
                                                       model_sha256=file_sha256(model_path), img_size=img_size[0],
                                                       img_width=img_size[1],
-                                                      threshold=args.threshold, data=str(folder)))
+                                                      threshold=args.threshold, data=str(folder), **software()))
         with open(staged.path("per_image.csv"), "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=["index", "name", "dice", "mse", "loss"])
             writer.writeheader()
@@ -571,6 +573,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         uncertainty_limit=options["uncertainty_limit"],
         rr_tolerance=RR_TOLERANCE,
         border_offsets_mm=None if offsets is None else dict(upper=offsets.upper_mm, lower=offsets.lower_mm),
+        **software(),
     )
     return summary
 

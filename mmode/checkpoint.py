@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from mmode.errors import InputError
+from mmode.version import software
 
 REQUIRED_KEYS = ("net_state_dict", "model_params", "img_size", "epoch", "optimizer",
                  "loss", "dice", "mse", "best_dice", "best_mse")
@@ -28,6 +29,7 @@ def save_checkpoint(path, net, model_params, img_size, epoch, optimizer, loss, d
         "mse": float(mse),
         "best_dice": float(best_dice),
         "best_mse": float(best_mse),
+        **software(),
         **extra,
     }
     partial = path.with_name(path.name + ".partial")

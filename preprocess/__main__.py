@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from mmode.cli import crop_box_or_auto, float_between, positive_float, positive_int, run_main, setup_logging
+from mmode.version import VersionAction
 from preprocess import simulate  # numpy only: --help stays instant
 
 BUILD_EXAMPLE = """\
@@ -74,6 +75,7 @@ def build_parser():
         prog="python -m preprocess",
         description="Prepare M-mode training data: build windows and masks from annotated recordings, "
                     "or simulate recordings with exact ground truth.")
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     build = commands.add_parser(
         "build", help="annotated recordings -> masks -> square training windows",

@@ -19,6 +19,7 @@ from mmode.checkpoint import save_checkpoint  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.measure import BEAT_COLUMNS, SPREAD_KEYS, SUMMARY_KEYS  # noqa: E402
 from mmode.plots import BOX_COLOUR, FLAGGED_BAND_COLOUR, draw_box  # noqa: E402
+from mmode.version import __version__, git_commit  # noqa: E402
 from preprocess.masks import traces_to_mask  # noqa: E402
 from preprocess.simulate import simulate_recording  # noqa: E402
 
@@ -184,6 +185,7 @@ def test_test_set_mode_prints_three_lines_and_writes_metrics_and_ten_triplets(fi
     assert [line.split(":")[0] for line in printed] == ["Average DICE", "Average MSE", "Measured loss"]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n_images"] == 12 and metrics["img_size"] == IMG_SIZE_PX
+    assert metrics["software_version"] == __version__ and metrics["software_commit"] == git_commit()
     columns, rows = read_csv(out / "per_image.csv")
     assert columns == ["index", "name", "dice", "mse", "loss"] and len(rows) == 12
     for key, line in zip(("dice", "mse", "loss"), printed):
@@ -230,8 +232,9 @@ def test_recording_mode_writes_every_file_with_the_calibration_from_flags(files,
     np.testing.assert_allclose([float(row["time_s"]) for row in trace], np.arange(width_px) * 0.001, atol=1e-6)
     assert Image.open(out / "sim_mask.png").size == (width_px, height_px)
     assert Image.open(out / "sim_overlay.png").size == (width_px, height_px)
-    # the weights that made the result, whatever later happens to the file at that path
+    # the weights that made the result, whatever later happens to the file at that path, and the code
     assert summary["model_sha256"] == hashlib.sha256(files["checkpoint"].read_bytes()).hexdigest()
+    assert summary["software_version"] == __version__ and summary["software_commit"] == git_commit()
     assert summary["refiner"] is None and summary["refiner_sha256"] is None
     # 0.02 mm per row is coarser than the training recordings: said in the summary (and the log)
     assert len(summary["pixel_warnings"]) == 1 and summary["pixel_warnings"][0].startswith("0.02 mm per row")
