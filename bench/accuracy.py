@@ -79,6 +79,7 @@ from mmode.convention import border_errors_mm, densest_half_median, fit_offsets 
 from mmode.errors import InputError  # noqa: E402
 from mmode.io import Recording, write_png  # noqa: E402
 from mmode.measure import outside_mouse_range, teichholz_volume_ul  # noqa: E402
+from mmode.version import software  # noqa: E402
 
 log = logging.getLogger("accuracy")
 
@@ -1047,7 +1048,8 @@ def main(argv=None):
     refiner_name = None if refiner is None else str(args.refiner)
     args.out.write_text(json.dumps(dict(model=str(args.model), refiner=refiner_name, **run,
                                         ms_per_column=args.ms_per_column, keep_flagged=args.keep_flagged,
-                                        threshold=args.threshold, device=str(device), figures=figures), indent=2))
+                                        threshold=args.threshold, device=str(device), **software(),
+                                        figures=figures), indent=2))
     log.info("figures written to %s", args.out)
     return 0
 

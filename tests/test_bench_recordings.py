@@ -16,6 +16,7 @@ from bench import accuracy  # noqa: E402
 from bench.truth_files import crop_truth, load_truth, truth_sources  # noqa: E402
 from mmode.cli import run_main  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
+from mmode.version import __version__, git_commit  # noqa: E402
 from preprocess.simulate import write_simulations  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +49,7 @@ def test_recordings_on_disk_measure_as_the_same_recordings_simulated_in_memory(r
                               "--sets", "clean")["figures"]["clean"]
     on_disk = accuracy_json(tmp_path / "disk.json", "--recordings", recordings / "with_truth")
     assert on_disk["recordings"] == str(recordings / "with_truth") and "generator" not in on_disk
+    assert on_disk["software_version"] == __version__ and on_disk["software_commit"] == git_commit()
     figures = on_disk["figures"]["with_truth"]
     assert figures["recordings"] == 2 and figures["n_windows"] == simulated["n_windows"]
     for key in ("beats_found_pct", "extra_beats", "flagged_beats_pct"):
