@@ -41,6 +41,10 @@ STITCH_MAX_MEAN_ABS_DIFF = 2.0
 STITCH_MAX_RELATIVE_RMS = 0.2
 STITCH_MIN_OVERLAP_FRACTION = 0.1
 STITCH_CANDIDATES = 8
+# Said when pydicom has no decoder for a file's compression (JPEG-LS, JPEG Lossless): its requirements install RLE,
+# JPEG Baseline and JPEG 2000 decoding only.
+DECODER_HINT = ("; install a decoder pydicom names there, e.g. pip install pylibjpeg pylibjpeg-libjpeg, or export "
+                "the recording uncompressed")
 
 
 @dataclass
@@ -337,7 +341,11 @@ def read_dicom(path):
     try:
         pixels = dataset.pixel_array
     except Exception as error:  # pydicom's decoders raise many types for unsupported or broken data
-        raise InputError(f"{path}: cannot decode the DICOM pixel data ({error.__class__.__name__}: {error})") from error
+        syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
+        detail = " ".join(str(error).split())  # one line: pydicom lists the plugins it lacks on lines of their own
+        raise InputError(f"{path}: cannot decode the DICOM pixel data"
+                         f"{'' if syntax is None else f' ({syntax.name})'}: {error.__class__.__name__}: {detail}"
+                         f"{DECODER_HINT if 'plugins are missing' in detail else ''}") from error
     frames = _dicom_grey_frames(dataset, pixels, path)
     region = _m_mode_region(dataset, path)
     if region is not None:

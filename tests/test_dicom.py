@@ -230,3 +230,92 @@ def test_file_that_is_not_dicom_is_refused(tmp_path):
     path.write_bytes(b"this is not a DICOM file" * 10)
     with pytest.raises(InputError, match=r"fake\.dcm"):
         read_recording(path)
+
+
+def compressed_copy(path, out, transfer_syntax, quality=95):
+    """The DICOM at `path` saved at `out` with its frames compressed as scanners export them: RLE Lossless (pydicom's
+    own encoder), JPEG 2000 Lossless or JPEG Baseline (frames encoded by Pillow and encapsulated; colour JPEG as
+    YBR_FULL_422, as DICOM asks)."""
+    import io
+
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+
+    dataset = pydicom.dcmread(path)
+    if transfer_syntax == RLELossless:
+        dataset.compress(RLELossless)
+    else:
+        frames = dataset.pixel_array.reshape(int(dataset.get("NumberOfFrames", 1)), *dataset.pixel_array.shape[-3:]
+                                             if dataset.SamplesPerPixel == 3 else dataset.pixel_array.shape[-2:])
+        encoded = []
+        for frame in frames:
+            buffer = io.BytesIO()
+            if transfer_syntax == JPEG2000Lossless:
+                Image.fromarray(frame).save(buffer, format="JPEG2000", irreversible=False)
+            else:
+                Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+            encoded.append(buffer.getvalue())
+        dataset.PixelData = encapsulate(encoded)
+        dataset["PixelData"].VR = "OB"
+        dataset["PixelData"].is_undefined_length = True
+        dataset.file_meta.TransferSyntaxUID = transfer_syntax
+        if transfer_syntax == JPEGBaseline8Bit:
+            dataset.LossyImageCompression = "01"
+            if dataset.SamplesPerPixel == 3:
+                dataset.PhotometricInterpretation = "YBR_FULL_422"
+    dataset.save_as(out, enforce_file_format=True)
+    return out
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_losslessly_compressed_scrolling_frames_stitch_back_exactly(tmp_path, syntax):
+    from PIL import features
+
+    if syntax == "JPEG2000Lossless" and not features.check("jpg_2000"):
+        pytest.skip("this Pillow has no JPEG 2000 codec")
+    long_image = streaky_image(M_MODE_HEIGHT, OFFSETS[-1] + M_MODE_WIDTH, seed=1)
+    plain = write_dicom(tmp_path / "scan.dcm", scrolling_frames(long_image, OFFSETS), regions=two_regions())
+    path = compressed_copy(plain, tmp_path / "compressed.dcm", getattr(pydicom.uid, syntax))
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+
+    recording = read_recording(path)
+
+    np.testing.assert_array_equal(recording.image, long_image)
+    assert recording.calibration.source == "dicom"
+    assert recording.calibration.mm_per_px == pytest.approx(MM_PER_PX, rel=1e-9)
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_jpeg_baseline_frames_grey_or_colour_stitch_to_the_recording_within_the_jpeg_error(tmp_path, colour):
+    long_image = streaky_image(M_MODE_HEIGHT, OFFSETS[-1] + M_MODE_WIDTH, seed=1)
+    frames = scrolling_frames(long_image, OFFSETS)
+    if colour:  # a grey display stored in colour, as many ultrasound exports are
+        frames = np.repeat(frames[..., np.newaxis], 3, axis=3)
+    plain = write_dicom(tmp_path / "scan.dcm", frames, photometric="RGB" if colour else "MONOCHROME2",
+                        regions=two_regions())
+    path = compressed_copy(plain, tmp_path / "jpeg.dcm", pydicom.uid.JPEGBaseline8Bit)
+
+    recording = read_recording(path)
+
+    assert recording.image.shape == long_image.shape
+    assert np.abs(recording.image.astype(int) - long_image).mean() < 2.0
+
+
+def test_pixel_data_no_decoder_reads_is_refused_in_one_line_naming_the_file_and_the_compression(tmp_path):
+    from pydicom.encaps import encapsulate
+
+    path = write_dicom(tmp_path / "scan.dcm", np.zeros((1, 8, 8), dtype=np.uint8))
+    dataset = pydicom.dcmread(path)
+    dataset.PixelData = encapsulate([b"\xff\xd8 not a JPEG-LS stream \xff\xd9"])
+    dataset["PixelData"].VR = "OB"
+    dataset["PixelData"].is_undefined_length = True
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.JPEGLSLossless
+    dataset.save_as(path, enforce_file_format=True)
+    with pytest.raises(InputError) as refused:
+        read_recording(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: cannot decode the DICOM pixel data (JPEG-LS Lossless Image Compression)")
+    assert "\n" not in message
+    if "plugins are missing" in message:  # no JPEG-LS decoder installed, as with the requirements alone
+        assert message.endswith("e.g. pip install pylibjpeg pylibjpeg-libjpeg, or export the recording uncompressed")
