@@ -18,6 +18,7 @@ def test_every_command_prints_the_version_and_exits_before_checking_its_argument
     done = subprocess.run([sys.executable, *command, "--version"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0 and done.stderr == ""
+    git_commit.cache_clear()  # this process may have asked before a commit the command already sees
     commit = git_commit()
     assert done.stdout == f"Heart-Segmentation {__version__}" + ("" if commit is None else f" (commit {commit})") + "\n"
 
