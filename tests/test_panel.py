@@ -53,6 +53,20 @@ def test_a_panel_whose_edge_rows_are_black_on_black_keeps_the_heart():
     assert panel[found[3] - top:].max() <= 16  # what is left out is as dark as the surround within 16 grey levels
 
 
+@pytest.mark.parametrize("view_columns, taken_in", [(300, False), (900, False), (1800, True)])
+def test_a_b_mode_view_above_the_panel_stays_outside_unless_it_is_as_wide(view_columns, taken_in):
+    """A speckle image 20 px above example 2's 1,800-column panel, as many layouts show the B-mode view: narrower than
+    the panel it is left out, as wide it is taken in (README, "Finding the panel in a screenshot")."""
+    panel = grey(EXAMPLES[2])
+    height, width = panel.shape
+    screen = np.full((height + 540, width + 100), 30, np.uint8)
+    screen[:20] = 200  # a title bar
+    view_left = 50 + (width - view_columns) // 2
+    screen[60:460, view_left:view_left + view_columns] = np.random.default_rng(0).integers(20, 200, (400, view_columns))
+    screen[480:480 + height, 50:50 + width] = panel
+    assert find_panel(screen) == (50, 60 if taken_in else 480, 50 + width, 480 + height)
+
+
 @pytest.mark.parametrize("path", [*EXAMPLES, REAL_STRIP], ids=lambda path: path.stem)
 def test_an_image_that_is_only_the_panel_is_left_whole(path):
     if not path.is_file():
