@@ -6,9 +6,11 @@ by recording (overlapping windows of one recording would otherwise leak between 
 
 Mask rule: a mask whose values are all 0 or 1 is used as it is; any other mask is thresholded, pixels
 >= 128 -> 1 (cavity) and < 128 -> 0, so 0/255 masks (what `python -m preprocess` writes) and 0/1 masks
-both work. Masks holding other values (anti-aliased edges, JPEG-like noise, label images) are
-thresholded the same way, with a warning naming them. Files are read with `mmode.io.read_image`
-(colour -> grey, 16-bit -> 8-bit), masks included.
+both work. Masks with a few other values (anti-aliased edges, JPEG-like noise) are thresholded the same way,
+with a warning naming them. What thresholding would turn into nonsense is refused (`mask_problem`): a label
+image of small integers (0, 1, 2, ...: nothing reaches 128, so the mask would come out empty) and a grey
+image (fewer than NEAR_BINARY_SHARE of its pixels near black or white: an echo image in mask/). Files are
+read with `mmode.io.read_image` (colour -> grey, 16-bit -> 8-bit), masks included.
 """
 import logging
 import math
@@ -22,6 +24,11 @@ from mmode.errors import InputError
 from mmode.io import read_image
 
 MASK_THRESHOLD = 128
+# A mask that is not plain 0/1 or 0/255 must still have this share of its pixels within NEAR_BINARY_GREY grey levels
+# of 0 or 255: masks saved as JPEG of quality 50-90 have 99-100 %, a 40-row mask with two anti-aliased rows at each
+# edge 90 %, the example recordings' images 54-56 %.
+NEAR_BINARY_SHARE = 0.85
+NEAR_BINARY_GREY = 32
 
 _WINDOW_NAME = re.compile(r"^(?P<recording>.+)_win\d+$")
 
@@ -46,6 +53,24 @@ def _is_plain_binary(mask):
     return bool(np.isin(mask, (0, 1)).all() or np.isin(mask, (0, 255)).all())
 
 
+def mask_problem(mask):
+    """Why the uint8 mask (H, W) cannot be thresholded into a cavity mask (the module's rule), or None when it can:
+    a label image (values above 1, none reaching MASK_THRESHOLD) or a grey image (NEAR_BINARY_SHARE)."""
+    if _is_plain_binary(mask):
+        return None
+    values = np.unique(mask)
+    if values.max() < MASK_THRESHOLD:
+        shown = ", ".join(str(value) for value in values[:6]) + (", ..." if values.size > 6 else "")
+        return (f"holds the values {shown}, none reaching {MASK_THRESHOLD}: a label image? A mask holds 0 and 255 "
+                f"(or 0 and 1), the cavity 255")
+    near = np.mean((mask <= NEAR_BINARY_GREY) | (mask >= 255 - NEAR_BINARY_GREY))
+    if near < NEAR_BINARY_SHARE:
+        return (f"is not a mask: only {100 * near:.0f} % of its pixels are black or white (within "
+                f"{NEAR_BINARY_GREY} grey levels), a mask has at least {100 * NEAR_BINARY_SHARE:.0f} %; an image "
+                f"saved in mask/?")
+    return None
+
+
 def _png_names(folder):
     return {path.name for path in folder.iterdir()
             if path.is_file() and path.suffix.lower() == ".png" and not path.name.startswith(".")}
@@ -56,8 +81,8 @@ def check_dataset(folder):
 
     Raises InputError naming the file for: a missing `folder`, `img/` or `mask/`; no PNG in `img/`;
     an image without its mask or a mask without its image; an unreadable file; an image and mask of
-    different sizes. Masks that are not plain 0/1 or 0/255 are thresholded (module docstring), with
-    one warning that names them.
+    different sizes; a mask that is no mask (`mask_problem`). Masks that are not plain 0/1 or 0/255 are
+    thresholded (module docstring), with one warning that names them.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -83,6 +108,9 @@ def check_dataset(folder):
         if image.shape != mask.shape:
             raise InputError(f"{mask_dir / name}: size {mask.shape[1]}x{mask.shape[0]} px differs from its image's "
                              f"{image.shape[1]}x{image.shape[0]} px")
+        problem = mask_problem(mask)
+        if problem is not None:
+            raise InputError(f"{mask_dir / name}: {problem}")
         if not _is_plain_binary(mask):
             grey_masks.append(name)
     log.info("Checked %d image/mask pairs in %s", len(names), folder)

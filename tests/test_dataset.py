@@ -1,14 +1,16 @@
 """The training data set (checks, mask rule, resizing) and the --augment pipeline."""
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mmode.dataset import SegmentationDataset, binarise_mask, check_dataset, recording_of
+from mmode.dataset import SegmentationDataset, binarise_mask, check_dataset, mask_problem, recording_of
 from mmode.errors import InputError
 
 SIZE_PX = 40
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def band_pair(top_px, bottom_px, size_px=SIZE_PX):
@@ -110,6 +112,43 @@ def test_grey_mask_is_thresholded_with_a_warning(tmp_path, caplog):
     dataset = SegmentationDataset(data, SIZE_PX, names=names)
     _, read_mask = dataset.read_pair(names.index("rec_b_win0.png"))
     assert read_mask[:, 0].tolist() == [0.0] * 8 + [1.0] * 22 + [0.0] * 10
+
+
+def test_a_jpeg_saved_mask_is_thresholded_to_its_band(tmp_path, caplog):
+    data = make_dataset(tmp_path / "data")
+    _, mask = band_pair(10, 30, size_px=64)
+    Image.fromarray(mask).save(data / "mask" / "rec_b_win0.jpg", quality=75)  # ringing beside both edges
+    ringing = np.array(Image.open(data / "mask" / "rec_b_win0.jpg"))
+    assert not np.isin(ringing, (0, 255)).all()
+    Image.fromarray(ringing).save(data / "mask" / "rec_b_win0.png")
+    image, _ = band_pair(10, 30, size_px=64)
+    Image.fromarray(image).save(data / "img" / "rec_b_win0.png")
+    (data / "mask" / "rec_b_win0.jpg").unlink()
+    with caplog.at_level(logging.WARNING):
+        check_dataset(data)
+    assert "rec_b_win0.png" in caplog.text and "thresholded at 128" in caplog.text
+    np.testing.assert_array_equal(binarise_mask(ringing), mask // 255)
+
+
+@pytest.mark.parametrize("kind", ["labels", "grey image"])
+def test_a_mask_thresholding_would_spoil_is_refused_naming_it(tmp_path, kind):
+    """A label image (0, 1, 2: nothing reaches 128, the mask would come out empty) and an echo image saved in mask/
+    (about half its pixels grey) are refused, not thresholded into nonsense."""
+    data = make_dataset(tmp_path / "data")
+    image, mask = band_pair(10, 30)
+    if kind == "labels":
+        bad = (mask // 255).astype(np.uint8)
+        bad[:10] = 2  # a third class above the cavity
+        expected = r"rec_c_win0\.png: holds the values 0, 1, 2, none reaching 128: a label image\?"
+    else:
+        bad = np.random.default_rng(1).integers(0, 256, size=mask.shape).astype(np.uint8)
+        expected = r"rec_c_win0\.png: is not a mask: only \d+ % of its pixels are black or white"
+    Image.fromarray(bad).save(data / "mask" / "rec_c_win0.png")
+    with pytest.raises(InputError, match=expected):
+        check_dataset(data)
+    # the examples' echo images themselves, saved as masks
+    for path in sorted((ROOT / "examples").glob("*.png")):
+        assert mask_problem(np.array(Image.open(path).convert("L"))) is not None
 
 
 def test_zero_one_masks_are_taken_as_they_are(tmp_path, caplog):

@@ -117,6 +117,23 @@ def test_a_missing_mask_is_one_error_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_label_image_for_a_mask_is_one_error_line_and_nothing_is_trained(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from mmode.cli import run_main
+    from run import main
+
+    data = make_dataset(tmp_path / "data")
+    labels = (np.array(Image.open(data / "mask" / "rec1_win0.png")) > 0).astype(np.uint8)
+    labels[:4] = 2
+    Image.fromarray(labels).save(data / "mask" / "rec1_win0.png")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(main, ["-d", str(data), "-p", "32", "--num-filters", "4", "-o", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "rec1_win0.png: holds the values 0, 1, 2" in error
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_exits_130_and_says_how_to_resume(tmp_path, caplog, monkeypatch):
     torch = pytest.importorskip("torch")
     import trainer
