@@ -13,10 +13,10 @@ import argparse
 import csv
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -41,6 +41,9 @@ DEFAULT_REFINER = Path(__file__).resolve().parents[1] / "checkpoints" / "heart-s
 DEFAULT_OUTPUT = Path("results")
 N_SAVED_TRIPLETS = 10
 RECORDING_OUTPUTS = ("mask.png", "trace.csv", "beats.csv", "summary.json", "lvid.png", "volume.png", "overlay.png")
+# A CSV cell that is a number in full (`CsvStyle`): 12, -0.5, 3.2e-05; not a file name or a sentence
+NUMBER_CELL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+PER_IMAGE_COLUMNS = ("index", "name", "dice", "mse", "loss")
 CROP_OUTPUT = "crop.png"  # with --crop: the image as read, the box analysed outlined on it
 TRACE_COLUMNS = ("time_s", "lvid_mm", "volume_ul", "upper_px", "lower_px")
 # The beats file: DESIGN.md's parameters, then whether each beat is doubted, so a spreadsheet shows which rows the
@@ -200,6 +203,10 @@ def build_parser():
     machine = parser.add_argument_group("machine and output")
     machine.add_argument("--device", type=_device_name, default="auto",
                          help="auto (CUDA when present, else CPU), cpu, cuda, cuda:<index> or mps (default: auto)")
+    machine.add_argument("--decimal-comma", action="store_true",
+                         help="write the CSV files with decimal commas and semicolons between fields, as "
+                              "spreadsheets set to German, French and other such locales open them (JSON stays as "
+                              "it is)")
     machine.add_argument("--overwrite", action="store_true", help="replace result files already in OUT")
     machine.add_argument("--quiet", action="store_true", help="no progress bars; warnings and errors only")
     return parser
@@ -325,13 +332,53 @@ def _format_column(values, digits):
     return np.where(np.isfinite(values), text, "")
 
 
-def _write_csv_columns(path, columns):
-    """Write {name: string array} as CSV, one row per array element."""
+@dataclass(frozen=True)
+class CsvStyle:
+    """How the CSV files are written: the `delimiter` between fields and the `decimal` mark of numbers
+    (`--decimal-comma`: ";" and ","). Text cells keep their dots (file names, warnings); a cell is a number when
+    it reads as one in full (`NUMBER_CELL`)."""
+
+    delimiter: str = ","
+    decimal: str = "."
+
+    def cells(self, row):
+        """`row`'s values as the strings to write."""
+        if self.decimal == ".":
+            return list(row)
+        return [text.replace(".", self.decimal) if NUMBER_CELL.fullmatch(text := str(value)) else value
+                for value in row]
+
+    def writer(self, handle, lineterminator="\r\n"):
+        """A csv.writer of this style whose `writerow` takes raw values."""
+        writer = csv.writer(handle, delimiter=self.delimiter, lineterminator=lineterminator)
+        return _StyledWriter(writer, self)
+
+
+@dataclass(frozen=True)
+class _StyledWriter:
+    writer: object
+    style: CsvStyle
+
+    def writerow(self, row):
+        self.writer.writerow(self.style.cells(row))
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
+PLAIN_CSV = CsvStyle()
+DECIMAL_COMMA_CSV = CsvStyle(delimiter=";", decimal=",")
+
+
+def _write_csv_columns(path, columns, style=PLAIN_CSV):
+    """Write {name: string array} as CSV, one row per array element (lines end in "\\n")."""
     names = list(columns)
     rows = np.column_stack([columns[name] for name in names]) if names else np.zeros((0, 0))
     with open(path, "w", newline="") as handle:
-        handle.write(",".join(names) + "\n")
-        handle.writelines(",".join(row) + "\n" for row in rows)
+        writer = style.writer(handle, lineterminator="\n")
+        writer.writerow(names)
+        writer.writerows(rows.tolist())
 
 
 def _write_json(path, content):
@@ -421,9 +468,9 @@ def _run_test_set(args, folder):
                                                       img_width=img_size[1],
                                                       threshold=args.threshold, data=str(folder), **software()))
         with open(staged.path("per_image.csv"), "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["index", "name", "dice", "mse", "loss"])
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = _csv_style(args).writer(handle)
+            writer.writerow(PER_IMAGE_COLUMNS)
+            writer.writerows([row[key] for key in PER_IMAGE_COLUMNS] for row in rows)
         for i, (image, mask, prediction) in enumerate(triplets):
             _save_grey_png(staged.path(f"image_{i}.png"), image)
             _save_grey_png(staged.path(f"mask_{i}.png"), mask)
@@ -607,9 +654,11 @@ def flagged_beats(analysis):
             for index, reasons in enumerate(analysis.beat_flags) if reasons]
 
 
-def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None):
+def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None,
+                            csv_style=PLAIN_CSV):
     """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`, and, for a
-    recording cut with --crop (it keeps its `uncut_image`), <stem>_crop.png: the box analysed on the whole image."""
+    recording cut with --crop (it keeps its `uncut_image`), <stem>_crop.png: the box analysed on the whole image;
+    the CSV files in `csv_style`."""
     from mmode.plots import plot_lvid, plot_volume, save_box, save_overlay
 
     _save_grey_png(staged.path(f"{stem}_mask.png"), analysis.mask * 255)
@@ -619,8 +668,8 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
         "volume_ul": _format_column(analysis.volume_ul, 3),
         "upper_px": _format_column(analysis.upper_px, 2),
         "lower_px": _format_column(analysis.lower_px, 2),
-    })
-    _write_csv_columns(staged.path(f"{stem}_beats.csv"), beat_file_columns(analysis))
+    }, csv_style)
+    _write_csv_columns(staged.path(f"{stem}_beats.csv"), beat_file_columns(analysis), csv_style)
     flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
     _write_json(staged.path(f"{stem}_summary.json"),
                 summary_content(analysis, model_path, img_size, options, refiner_path))
@@ -654,11 +703,11 @@ def beats_in_medians(analysis):
     return (analysis.summary["n_beats_used"] == analysis.summary["n_beats"]) | ~flagged
 
 
-def _write_study_beats(path, tables):
+def _write_study_beats(path, tables, style=PLAIN_CSV):
     """Write `tables` ([(recording name, `beat_file_columns`)]) as one CSV, `recording` first: every beat of a
     study in one long table, for statistics across animals."""
     with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = style.writer(handle)
         writer.writerow(("recording", *BEAT_FILE_COLUMNS))
         for name, columns in tables:
             writer.writerows((name, *row) for row in zip(*(columns[key] for key in BEAT_FILE_COLUMNS)))
@@ -670,6 +719,10 @@ def flagged_columns(analysis):
     for index in np.flatnonzero([bool(reasons) for reasons in analysis.beat_flags]):
         columns[analysis.beats.ed_index[index]:analysis.beats.es_index[index] + 1] = True
     return columns
+
+
+def _csv_style(args):
+    return DECIMAL_COMMA_CSV if args.decimal_comma else PLAIN_CSV
 
 
 def _analysis_options(args):
@@ -770,7 +823,8 @@ def _run_recording(args, path):
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
                                  progress=not args.quiet, refiner=refiner, **options)
     with staged:
-        write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path)
+        write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path,
+                                _csv_style(args))
         staged.commit()
     _log_summary(analysis)
     log.info("wrote %s to %s", ", ".join(names), args.output)
@@ -984,7 +1038,7 @@ def _run_study(args, folder):
                 overview.append(_overview_row(label, error=str(error)))
                 continue
             write_recording_outputs(analysis, _study_name(folder, path), staged, model_path, img_size, options,
-                                    refiner_path)
+                                    refiner_path, _csv_style(args))
             rows.append(_study_row(label, analysis))
             overview.append(_overview_row(label, analysis, study_row=rows[-1]))
             beat_tables.append((label, beat_file_columns(analysis)))
@@ -995,12 +1049,11 @@ def _run_study(args, folder):
         if all(row["status"] == "error" for row in rows):
             raise InputError(f"{folder}: none of its {len(rows)} recordings could be analysed "
                              f"(first: {rows[0]['error']})")
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=STUDY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        staged.path(STUDY_FILE).write_text(buffer.getvalue())
-        _write_study_beats(staged.path(STUDY_BEATS_FILE), beat_tables)
+        with open(staged.path(STUDY_FILE), "w", newline="") as handle:
+            writer = _csv_style(args).writer(handle)
+            writer.writerow(STUDY_COLUMNS)
+            writer.writerows([row[key] for key in STUDY_COLUMNS] for row in rows)
+        _write_study_beats(staged.path(STUDY_BEATS_FILE), beat_tables, _csv_style(args))
         from mmode.plots import plot_study_overview
 
         plot_study_overview(staged.path(OVERVIEW_FILE), overview)

@@ -965,3 +965,58 @@ def test_a_bad_refiner_exits_2_naming_it_and_writes_nothing(files, tmp_path, cap
 
 def test_beats_phrase_is_singular_for_one_beat():
     assert [analysis.beats_phrase(n) for n in (0, 1, 2, 12)] == ["0 beats", "1 beat", "2 beats", "12 beats"]
+
+
+def read_decimal_comma_csv(path):
+    """(header, rows) of a CSV written with --decimal-comma: semicolons between fields, numbers with a comma."""
+    with open(path, newline="") as handle:
+        header, *rows = list(csv.reader(handle, delimiter=";"))
+    return header, [dict(zip(header, row)) for row in rows]
+
+
+def test_decimal_comma_csvs_hold_the_same_values_and_leave_text_alone(files, tmp_path, dark_network):
+    """A study written both ways: every CSV has the same columns and rows; each number reads back the same with its
+    comma taken for the point, and text (file names, the broken file's error) keeps its dots."""
+    recording = files["recording"]
+    calibration = ["--mm-per-px", recording.mm_per_px, "--s-per-px", recording.s_per_px, "--quiet"]
+    assert run("-d", files["study"], "-o", tmp_path / "plain", *calibration) == 0
+    assert run("-d", files["study"], "-o", tmp_path / "comma", "--decimal-comma", *calibration) == 0
+    numbers = 0
+    for name in ("study.csv", "study_beats.csv", "a_beats.csv", "a_trace.csv", "b_beats.csv"):
+        plain_header, plain_rows = read_csv(tmp_path / "plain" / name)
+        comma_header, comma_rows = read_decimal_comma_csv(tmp_path / "comma" / name)
+        assert comma_header == plain_header and len(comma_rows) == len(plain_rows) > 0
+        for plain_row, comma_row in zip(plain_rows, comma_rows):
+            for key, plain_value in plain_row.items():
+                if analysis.NUMBER_CELL.fullmatch(plain_value):
+                    assert float(comma_row[key].replace(",", ".")) == float(plain_value)
+                    assert "." not in comma_row[key]
+                    numbers += 1
+                else:
+                    assert comma_row[key] == plain_value
+    assert numbers > 1000
+    _, rows = read_decimal_comma_csv(tmp_path / "comma" / "study.csv")
+    assert [row["recording"] for row in rows] == ["a.png", "b.png", "broken.png"]
+    assert "broken.png" in rows[2]["error"]
+    # the JSON is JSON whatever the CSVs' style
+    assert json.loads((tmp_path / "comma" / "a_summary.json").read_text()) == \
+        json.loads((tmp_path / "plain" / "a_summary.json").read_text())
+
+
+def test_the_csv_style_turns_only_whole_numbers_to_decimal_commas():
+    assert analysis.DECIMAL_COMMA_CSV.cells(["a.png", "2.45", 3.25, -0.5, 12, "", "0.0332 mm per row", None]) == \
+        ["a.png", "2,45", "3,25", "-0,5", "12", "", "0.0332 mm per row", None]
+    assert analysis.PLAIN_CSV.cells(["2.45", 3.25]) == ["2.45", 3.25]
+
+
+def test_a_test_sets_per_image_file_takes_the_decimal_comma_too(files, tmp_path):
+    assert run("-d", files["test_set"], "-m", files["checkpoint"], "-o", tmp_path / "plain", "--quiet") == 0
+    assert run("-d", files["test_set"], "-m", files["checkpoint"], "-o", tmp_path / "comma", "--quiet",
+               "--decimal-comma") == 0
+    _, plain = read_csv(tmp_path / "plain" / "per_image.csv")
+    header, comma = read_decimal_comma_csv(tmp_path / "comma" / "per_image.csv")
+    assert header == ["index", "name", "dice", "mse", "loss"] and len(comma) == len(plain) == 12
+    for plain_row, comma_row in zip(plain, comma):
+        assert comma_row["name"] == plain_row["name"]  # rec0_win0.png keeps its dot
+        for key in ("dice", "mse", "loss"):
+            assert float(comma_row[key].replace(",", ".")) == pytest.approx(float(plain_row[key]), abs=1e-12)
