@@ -102,35 +102,31 @@ def test_resume_writes_beside_its_checkpoint_unless_told(tmp_path):
     assert options_from_args(args).output_dir == tmp_path / "other"
 
 
-def test_a_missing_mask_is_one_error_line(tmp_path, capsys):
-    pytest.importorskip("torch")
-    from mmode.cli import run_main
-    from run import main
-
-    data = make_dataset(tmp_path / "data")
+def spoil_mask_missing(data):
     (data / "mask" / "rec1_win0.png").unlink()
-    with pytest.raises(SystemExit) as exit_info:
-        run_main(main, ["-d", str(data), "-p", "32", "--num-filters", "4", "-o", str(tmp_path / "out")])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ") and "rec1_win0.png: missing" in error
-    assert not (tmp_path / "out").exists()
+    return "rec1_win0.png: missing"
 
 
-def test_a_label_image_for_a_mask_is_one_error_line_and_nothing_is_trained(tmp_path, capsys):
+def spoil_mask_as_labels(data):
+    labels = (np.array(Image.open(data / "mask" / "rec1_win0.png")) > 0).astype(np.uint8)
+    labels[:4] = 2  # a third class: thresholded at 128 this mask would come out empty
+    Image.fromarray(labels).save(data / "mask" / "rec1_win0.png")
+    return "rec1_win0.png: holds the values 0, 1, 2"
+
+
+@pytest.mark.parametrize("spoil", [spoil_mask_missing, spoil_mask_as_labels], ids=["missing", "label image"])
+def test_a_bad_mask_is_one_error_line_and_nothing_is_trained(tmp_path, capsys, spoil):
     pytest.importorskip("torch")
     from mmode.cli import run_main
     from run import main
 
     data = make_dataset(tmp_path / "data")
-    labels = (np.array(Image.open(data / "mask" / "rec1_win0.png")) > 0).astype(np.uint8)
-    labels[:4] = 2
-    Image.fromarray(labels).save(data / "mask" / "rec1_win0.png")
+    expected = spoil(data)
     with pytest.raises(SystemExit) as exit_info:
         run_main(main, ["-d", str(data), "-p", "32", "--num-filters", "4", "-o", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ") and "rec1_win0.png: holds the values 0, 1, 2" in error
+    assert error.startswith("error: ") and expected in error
     assert not (tmp_path / "out").exists()
 
 
