@@ -209,8 +209,8 @@ def cavity_borders_px(mask, probability=None, threshold=0.5):
     lower_px = np.full(width, np.nan)
     upper_px[column] = first - 0.5
     lower_px[column] = last + 0.5
-    if probability is not None:
-        probability = np.asarray(probability, dtype=float)
+    if probability is not None:  # read where needed, in its own dtype: a float64 copy of a long map costs GBs
+        probability = np.asarray(probability)
         upper_px[column] = _crossing(probability, column, first, first - 1, threshold, first - 0.5)
         lower_px[column] = _crossing(probability, column, last, last + 1, threshold, last + 0.5)
     return upper_px, lower_px
@@ -223,7 +223,8 @@ def _crossing(probability, column, inside, outside, threshold, fallback):
     height = probability.shape[0]
     on_image = (outside >= 0) & (outside < height)
     outside_row = np.clip(outside, 0, height - 1)
-    p_inside, p_outside = probability[inside, column], probability[outside_row, column]
+    p_inside = probability[inside, column].astype(float)
+    p_outside = probability[outside_row, column].astype(float)
     straddles = on_image & (p_inside > threshold) & (p_outside <= threshold)
     fraction = (p_inside - threshold) / np.where(straddles, p_inside - p_outside, 1.0)
     return np.where(straddles, inside + (outside - inside) * fraction, fallback)

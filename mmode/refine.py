@@ -32,6 +32,9 @@ SEARCH_HALF_ROWS = 12
 # rows wide), else `mmode.inference.default_batch_size` (on a GPU 2, as // 4 of its 8), with less overlap
 # to compute twice (bench/speed.py: 1.55x faster than 192-column tiles, probabilities within 0.0003).
 TILE_COLUMNS = 768
+# `strip_border` reads this many columns at a time: 7 float64 arrays of a 96-row strip, 6 MB each, where a 60-s
+# recording's whole strip (85,000 columns) took 65 MB each
+STRIP_CHUNK_COLUMNS = 8192
 GPU_BATCH_SIZE = 2
 
 
@@ -96,8 +99,12 @@ def strip_border(probability, search_half_rows=SEARCH_HALF_ROWS):
     fractions of a row as the probability does. Returned as the pixel edge: a step between rows k - 1
     and k gives k - 0.5.
     """
-    probability = np.asarray(probability, dtype=np.float64)
+    probability = np.asarray(probability)
     n_rows, width = probability.shape
+    if width > STRIP_CHUNK_COLUMNS:  # columns are independent: a chunk at a time bounds the float64 work arrays
+        return np.concatenate([strip_border(probability[:, start:start + STRIP_CHUNK_COLUMNS], search_half_rows)
+                               for start in range(0, width, STRIP_CHUNK_COLUMNS)])
+    probability = probability.astype(np.float64)
     zero = np.zeros((1, width))
     cavity_above = np.concatenate([zero, np.cumsum(probability, axis=0)])
     tissue_above = np.concatenate([zero, np.cumsum(1.0 - probability, axis=0)])

@@ -175,3 +175,13 @@ def test_the_refiner_runs_one_tile_per_cpu_pass_unless_told_a_batch_size_of_whic
         np.testing.assert_allclose(refined, told, atol=1e-4)
     # and the borders are the image's: the guides were 2 rows inside the cavity
     assert np.nanmedian(np.abs(default[0] - (np.floor(upper_px) + 0.5))) < 0.5
+
+
+def test_a_long_strip_is_read_a_chunk_of_columns_at_a_time_to_the_same_borders(monkeypatch):
+    import mmode.refine as refine
+
+    probability = np.random.default_rng(4).random((96, 2 * refine.STRIP_CHUNK_COLUMNS + 123)).astype(np.float32)
+    chunked = refine.strip_border(probability)
+    monkeypatch.setattr(refine, "STRIP_CHUNK_COLUMNS", probability.shape[1])
+    np.testing.assert_array_equal(chunked, refine.strip_border(probability))
+    assert chunked.shape == (probability.shape[1],)
