@@ -41,6 +41,20 @@ STITCH_MAX_MEAN_ABS_DIFF = 2.0
 STITCH_MAX_RELATIVE_RMS = 0.2
 STITCH_MIN_OVERLAP_FRACTION = 0.1
 STITCH_CANDIDATES = 8
+# Sweep displays redraw the trace in place: a write head moves left to right across a still frame (often with an
+# erase bar of blank columns ahead of it) and wraps around, instead of the frame scrolling. Between two frames only
+# a band of columns changes (`sweep_band`): columns whose mean absolute change exceeds SWEEP_CHANGE_SHARE of the
+# largest column's (and STITCH_MAX_MEAN_ABS_DIFF), within one cyclic run of at most SWEEP_MAX_BAND_FRACTION of the
+# width.
+# A recording is read as a sweep when at least SWEEP_MIN_SHARE of its frame pairs that differ look like that.
+SWEEP_CHANGE_SHARE = 0.05
+SWEEP_MAX_BAND_FRACTION = 0.5
+SWEEP_END_SHARE = 0.25  # the band's first and last columns changed by at least this share of the largest change
+SWEEP_MIN_CHANGED_SHARE = 0.5  # of the band's columns changed past the threshold: one redrawn band, not scattered
+SWEEP_MIN_SHARE = 0.5
+# A blank column (erase bar, display not written yet) spans at most this many grey levels from top to bottom: 2-22
+# for a black bar saved as JPEG of quality 95-50, at least 149 for the example recordings' columns.
+SWEEP_BLANK_RANGE = 32
 # Said when pydicom has no decoder for a file's compression (JPEG-LS, JPEG Lossless): its requirements install RLE,
 # JPEG Baseline and JPEG 2000 decoding only.
 DECODER_HINT = ("; install a decoder pydicom names there, e.g. pip install pylibjpeg pylibjpeg-libjpeg, or export "
@@ -428,14 +442,19 @@ def _region_calibration(region, path):
 
 
 def stitch_frames(frames, name="recording"):
-    """Stitch the frames of a scrolling M-mode display, uint8 (F, H, W), into one long uint8 (H, W') image.
+    """Stitch the frames of an M-mode display, uint8 (F, H, W), into one long uint8 (H, W') image.
 
-    Each frame is matched against the previous one: the shift s (columns scrolled) is the one with the
+    A sweep display (`sweep_band`, SWEEP_MIN_SHARE) is unwound by `unsweep_frames`. Otherwise the display scrolls:
+    each frame is matched against the previous one: the shift s (columns scrolled) is the one with the
     smallest mean absolute difference between frame[:, :W-s] and previous[:, s:], tried over the best
     candidates of an FFT sum-of-squared-differences search. Only the last s columns are appended; s = 0
     (an identical frame) appends nothing; a frame without a plausible overlap is appended whole, with a warning.
     """
     frames = np.asarray(frames)
+    bands = [sweep_band(frames[index - 1], frames[index]) for index in range(1, len(frames))]
+    differing = sum(not np.array_equal(frames[index - 1], frames[index]) for index in range(1, len(frames)))
+    if differing and sum(band is not None for band in bands) >= max(2, SWEEP_MIN_SHARE * differing):
+        return unsweep_frames(frames, bands, name)
     pieces = [frames[0]]
     for index in range(1, len(frames)):
         shift = scroll_shift(frames[index - 1], frames[index])
@@ -444,6 +463,66 @@ def stitch_frames(frames, name="recording"):
             pieces.append(frames[index])
         elif shift > 0:
             pieces.append(frames[index][:, -shift:])
+    return np.ascontiguousarray(np.concatenate(pieces, axis=1))
+
+
+def sweep_band(previous, frame):
+    """(start, length) of the cyclic band of columns in which `frame` differs from `previous`, every other column as
+    it was: what a sweep display redrew between them (SWEEP_ constants); None when the frames are alike or differ
+    otherwise (a scrolled display changes every column). The band runs from the first changed column after the
+    longest cyclic run of unchanged ones to the last before it: a column redrawn with what looks like its old
+    content (a static depth, a cavity as dark as before) still lies inside it."""
+    change = np.abs(frame.astype(np.int16) - previous).mean(axis=0)
+    if change.max() <= STITCH_MAX_MEAN_ABS_DIFF:
+        return None
+    changed = change > max(STITCH_MAX_MEAN_ABS_DIFF, SWEEP_CHANGE_SHARE * change.max())
+    width = changed.size
+    origin = int(np.argmax(changed))  # a changed column: from it, no run of unchanged ones wraps around
+    rolled = np.roll(changed, -origin)
+    edges = np.flatnonzero(np.diff(np.concatenate(([1], rolled.astype(np.int8), [1]))))  # unchanged runs' bounds
+    gaps = edges.reshape(-1, 2)  # [start, stop) of each run of unchanged columns
+    if gaps.size == 0:
+        return None
+    gap_start, gap_stop = gaps[np.argmax(gaps[:, 1] - gaps[:, 0])]
+    start, length = (origin + int(gap_stop)) % width, width - int(gap_stop - gap_start)
+    # its ends trimmed to columns that changed clearly: a JPEG's ringing reaches a few columns past the redrawn ones
+    band_change = change[(start + np.arange(length)) % width]
+    clear = np.flatnonzero(band_change > SWEEP_END_SHARE * change.max())
+    start, length = (start + int(clear[0])) % width, int(clear[-1] - clear[0] + 1)
+    if length > SWEEP_MAX_BAND_FRACTION * width or changed.sum() < SWEEP_MIN_CHANGED_SHARE * length:
+        return None
+    return start, length
+
+
+def _blank_columns(image):
+    """Bool (W,): columns of about one grey from top to bottom (SWEEP_BLANK_RANGE): an erase bar, or display not
+    written yet."""
+    return np.ptp(image, axis=0) <= SWEEP_BLANK_RANGE
+
+
+def unsweep_frames(frames, bands, name="recording"):
+    """One long uint8 (H, W') image from a sweep display's frames (F, H, W), `bands` the `sweep_band` of each
+    frame against the one before (None where none was found). The first frame is read from its write head, where
+    the first band starts (oldest columns first), the columns written since from each band in turn; blank columns
+    (`_blank_columns`) are left out: the erase bar, and a first sweep's part not written yet. A frame that changed
+    otherwise than by a band is skipped, with a warning."""
+    width = frames.shape[2]
+    head = next(band[0] for band in bands if band is not None)
+    first = frames[0][:, (head + np.arange(width)) % width]
+    pieces = [first[:, ~_blank_columns(first)]]
+    for index, band in enumerate(bands, start=1):
+        if band is None:
+            if not np.array_equal(frames[index - 1], frames[index]):
+                log.warning("%s: frame %d of a sweep display did not redraw one band of frame %d, skipped", name,
+                            index, index - 1)
+            continue
+        start, length = band
+        written = frames[index][:, (start + np.arange(length)) % width]
+        blank = _blank_columns(written)
+        trailing = int(np.argmin(blank[::-1])) if not blank.all() else length  # the erase bar ends the band
+        pieces.append(written[:, :length - trailing])
+    log.info("%s: the frames are a sweep display (the trace redrawn in place), unwound to %d columns", name,
+             sum(piece.shape[1] for piece in pieces))
     return np.ascontiguousarray(np.concatenate(pieces, axis=1))
 
 

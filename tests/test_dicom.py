@@ -319,3 +319,62 @@ def test_pixel_data_no_decoder_reads_is_refused_in_one_line_naming_the_file_and_
     assert "\n" not in message
     if "plugins are missing" in message:  # no JPEG-LS decoder installed, as with the requirements alone
         assert message.endswith("e.g. pip install pylibjpeg pylibjpeg-libjpeg, or export the recording uncompressed")
+
+
+def sweep_frames(long_image, width, steps, bar, written):
+    """Frames of a sweep display `width` columns wide: the write head after `written` columns of `long_image`, then
+    after each step, every display column holding the latest column written to it, and `bar` blank columns (an erase
+    bar, grey 0) ahead of the head. Returns the frames and the columns they show, oldest first."""
+    height = long_image.shape[0]
+    frames = []
+    for step in [0, *steps]:
+        written += step
+        columns = np.arange(width)
+        latest = written - 1 - ((written - 1 - columns) % width)  # the last column j < written with j % width == c
+        frame = np.where(latest >= 0, long_image[:, np.maximum(latest, 0)], 0).astype(np.uint8)
+        frame[:, (written + np.arange(bar)) % width] = 0
+        frames.append(frame.reshape(height, width))
+    return np.stack(frames), long_image[:, max(0, written - sum(steps) - width + bar):written]
+
+
+@pytest.mark.parametrize("bar, steps, first_written", [
+    (6, [9] * 12, 80),                # an erase bar, even steps
+    (0, [7, 13, 4, 11, 9] * 3, 95),   # no bar, uneven steps
+    (4, [6] * 20, 50),                # the first sweep not across the display yet
+])
+def test_a_sweep_display_is_unwound_into_the_columns_it_showed(bar, steps, first_written):
+    long_image = streaky_image(M_MODE_HEIGHT, 400, seed=3)
+    frames, shown = sweep_frames(long_image, M_MODE_WIDTH, steps, bar, first_written)
+    np.testing.assert_array_equal(stitch_frames(frames, name="sweep.dcm"), shown)
+
+
+def test_a_sweep_saved_as_jpeg_unwinds_to_its_length_within_the_jpeg_error():
+    import io
+
+    from PIL import Image
+
+    long_image = streaky_image(M_MODE_HEIGHT, 400, seed=3)
+    frames, shown = sweep_frames(long_image, M_MODE_WIDTH, [9] * 12, 6, 80)
+    lossy = []
+    for frame in frames:
+        buffer = io.BytesIO()
+        Image.fromarray(frame).save(buffer, format="JPEG", quality=75)
+        lossy.append(np.array(Image.open(buffer)))
+    unwound = stitch_frames(np.stack(lossy), name="sweep.dcm")
+    assert unwound.shape == shown.shape
+    jpeg_error = np.abs(np.stack(lossy).astype(int) - frames).mean()  # of this fine random texture: about 5
+    assert np.abs(unwound.astype(int) - shown).mean() < 1.2 * jpeg_error
+
+
+def test_a_sweep_dicom_reads_as_the_recording_with_its_calibration(tmp_path, caplog):
+    long_image = streaky_image(M_MODE_HEIGHT, 400, seed=3)
+    sweep, shown = sweep_frames(long_image, M_MODE_WIDTH, [9] * 12, 6, 80)
+    x0, y0, x1, y1 = M_MODE_BOX
+    frames = np.random.default_rng(0).integers(0, 256, size=(1, *FRAME_SHAPE), dtype=np.uint8).repeat(len(sweep), 0)
+    frames[:, y0:y1 + 1, x0:x1 + 1] = sweep  # the rest of the display stays as it is, as on a scanner
+    path = write_dicom(tmp_path / "sweep.dcm", frames, regions=two_regions())
+    with caplog.at_level(logging.INFO):
+        recording = read_recording(path)
+    np.testing.assert_array_equal(recording.image, shown)
+    assert recording.calibration.s_per_px == pytest.approx(S_PER_PX, rel=1e-9)
+    assert "sweep display" in caplog.text
