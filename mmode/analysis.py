@@ -348,37 +348,24 @@ class CsvStyle:
         return [text.replace(".", self.decimal) if NUMBER_CELL.fullmatch(text := str(value)) else value
                 for value in row]
 
-    def writer(self, handle, lineterminator="\r\n"):
-        """A csv.writer of this style whose `writerow` takes raw values."""
-        writer = csv.writer(handle, delimiter=self.delimiter, lineterminator=lineterminator)
-        return _StyledWriter(writer, self)
-
-
-@dataclass(frozen=True)
-class _StyledWriter:
-    writer: object
-    style: CsvStyle
-
-    def writerow(self, row):
-        self.writer.writerow(self.style.cells(row))
-
-    def writerows(self, rows):
-        for row in rows:
-            self.writerow(row)
-
 
 PLAIN_CSV = CsvStyle()
 DECIMAL_COMMA_CSV = CsvStyle(delimiter=";", decimal=",")
+
+
+def write_csv(path, header, rows, style=PLAIN_CSV, lineterminator="\r\n"):
+    """Write `header` and `rows` (iterables of values) as CSV in `style`, every output CSV file of test.py."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter=style.delimiter, lineterminator=lineterminator)
+        writer.writerow(header)
+        writer.writerows(style.cells(row) for row in rows)
 
 
 def _write_csv_columns(path, columns, style=PLAIN_CSV):
     """Write {name: string array} as CSV, one row per array element (lines end in "\\n")."""
     names = list(columns)
     rows = np.column_stack([columns[name] for name in names]) if names else np.zeros((0, 0))
-    with open(path, "w", newline="") as handle:
-        writer = style.writer(handle, lineterminator="\n")
-        writer.writerow(names)
-        writer.writerows(rows.tolist())
+    write_csv(path, names, rows.tolist(), style, lineterminator="\n")
 
 
 def _write_json(path, content):
@@ -467,10 +454,8 @@ def _run_test_set(args, folder):
                                                       model_sha256=file_sha256(model_path), img_size=img_size[0],
                                                       img_width=img_size[1],
                                                       threshold=args.threshold, data=str(folder), **software()))
-        with open(staged.path("per_image.csv"), "w", newline="") as handle:
-            writer = _csv_style(args).writer(handle)
-            writer.writerow(PER_IMAGE_COLUMNS)
-            writer.writerows([row[key] for key in PER_IMAGE_COLUMNS] for row in rows)
+        write_csv(staged.path("per_image.csv"), PER_IMAGE_COLUMNS,
+                  ([row[key] for key in PER_IMAGE_COLUMNS] for row in rows), _csv_style(args))
         for i, (image, mask, prediction) in enumerate(triplets):
             _save_grey_png(staged.path(f"image_{i}.png"), image)
             _save_grey_png(staged.path(f"mask_{i}.png"), mask)
@@ -706,11 +691,9 @@ def beats_in_medians(analysis):
 def _write_study_beats(path, tables, style=PLAIN_CSV):
     """Write `tables` ([(recording name, `beat_file_columns`)]) as one CSV, `recording` first: every beat of a
     study in one long table, for statistics across animals."""
-    with open(path, "w", newline="") as handle:
-        writer = style.writer(handle)
-        writer.writerow(("recording", *BEAT_FILE_COLUMNS))
-        for name, columns in tables:
-            writer.writerows((name, *row) for row in zip(*(columns[key] for key in BEAT_FILE_COLUMNS)))
+    write_csv(path, ("recording", *BEAT_FILE_COLUMNS),
+              ((name, *row) for name, columns in tables for row in zip(*(columns[key] for key in BEAT_FILE_COLUMNS))),
+              style)
 
 
 def flagged_columns(analysis):
@@ -1049,10 +1032,8 @@ def _run_study(args, folder):
         if all(row["status"] == "error" for row in rows):
             raise InputError(f"{folder}: none of its {len(rows)} recordings could be analysed "
                              f"(first: {rows[0]['error']})")
-        with open(staged.path(STUDY_FILE), "w", newline="") as handle:
-            writer = _csv_style(args).writer(handle)
-            writer.writerow(STUDY_COLUMNS)
-            writer.writerows([row[key] for key in STUDY_COLUMNS] for row in rows)
+        write_csv(staged.path(STUDY_FILE), STUDY_COLUMNS, ([row[key] for key in STUDY_COLUMNS] for row in rows),
+                  _csv_style(args))
         _write_study_beats(staged.path(STUDY_BEATS_FILE), beat_tables, _csv_style(args))
         from mmode.plots import plot_study_overview
 

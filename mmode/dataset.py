@@ -108,10 +108,10 @@ def check_dataset(folder):
         if image.shape != mask.shape:
             raise InputError(f"{mask_dir / name}: size {mask.shape[1]}x{mask.shape[0]} px differs from its image's "
                              f"{image.shape[1]}x{image.shape[0]} px")
-        problem = mask_problem(mask)
-        if problem is not None:
-            raise InputError(f"{mask_dir / name}: {problem}")
         if not _is_plain_binary(mask):
+            problem = mask_problem(mask)
+            if problem is not None:
+                raise InputError(f"{mask_dir / name}: {problem}")
             grey_masks.append(name)
     log.info("Checked %d image/mask pairs in %s", len(names), folder)
     if grey_masks:

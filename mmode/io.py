@@ -452,9 +452,10 @@ def stitch_frames(frames, name="recording"):
     """
     frames = np.asarray(frames)
     bands = [sweep_band(frames[index - 1], frames[index]) for index in range(1, len(frames))]
-    differing = sum(not np.array_equal(frames[index - 1], frames[index]) for index in range(1, len(frames)))
+    alike = [np.array_equal(frames[index - 1], frames[index]) for index in range(1, len(frames))]
+    differing = alike.count(False)
     if differing and sum(band is not None for band in bands) >= max(2, SWEEP_MIN_SHARE * differing):
-        return unsweep_frames(frames, bands, name)
+        return unsweep_frames(frames, bands, alike, name)
     pieces = [frames[0]]
     for index in range(1, len(frames)):
         shift = scroll_shift(frames[index - 1], frames[index])
@@ -500,19 +501,19 @@ def _blank_columns(image):
     return np.ptp(image, axis=0) <= SWEEP_BLANK_RANGE
 
 
-def unsweep_frames(frames, bands, name="recording"):
-    """One long uint8 (H, W') image from a sweep display's frames (F, H, W), `bands` the `sweep_band` of each
-    frame against the one before (None where none was found). The first frame is read from its write head, where
-    the first band starts (oldest columns first), the columns written since from each band in turn; blank columns
-    (`_blank_columns`) are left out: the erase bar, and a first sweep's part not written yet. A frame that changed
-    otherwise than by a band is skipped, with a warning."""
+def unsweep_frames(frames, bands, alike, name="recording"):
+    """One long uint8 (H, W') image from a sweep display's frames (F, H, W), `bands` the `sweep_band` of each frame
+    against the one before (None where none was found), `alike` whether it equals the one before. The first frame is
+    read from its write head, where the first band starts (oldest columns first), the columns written since from
+    each band in turn; blank columns (`_blank_columns`) are left out: the erase bar, and a first sweep's part not
+    written yet. A frame that changed otherwise than by a band is skipped, with a warning."""
     width = frames.shape[2]
     head = next(band[0] for band in bands if band is not None)
     first = frames[0][:, (head + np.arange(width)) % width]
     pieces = [first[:, ~_blank_columns(first)]]
     for index, band in enumerate(bands, start=1):
         if band is None:
-            if not np.array_equal(frames[index - 1], frames[index]):
+            if not alike[index - 1]:
                 log.warning("%s: frame %d of a sweep display did not redraw one band of frame %d, skipped", name,
                             index, index - 1)
             continue
