@@ -60,7 +60,9 @@ DEFAULT_CALIBRATION_NOTE = (f"no calibration given, so read at the default {DEFA
                             "calibration.csv, --calibration), or every mm, µL and bpm is off")
 STUDY_COLUMNS = ("recording", "status", "error", *SUMMARY_KEYS, "n_beats", "n_beats_used", "mm_per_px", "s_per_px",
                  "calibration_source", *SPREAD_KEYS, "pixel_warnings", "range_warnings", "calibration_file",
-                 "time_start_s", "time_end_s", "crop_left", "crop_top", "crop_right", "crop_bottom")
+                 "time_start_s", "time_end_s", "crop_left", "crop_top", "crop_right", "crop_bottom", "borders_file")
+# the options measure_borders takes, of those _analysis_options gathers (a traced recording's)
+MEASURE_OPTIONS = ("max_hr_bpm", "min_hr_bpm", "volume_formula", "keep_flagged", "uncertainty_limit")
 
 DESCRIPTION = """\
 Evaluate the segmentation network on a test set, or analyse M-mode recordings.
@@ -185,6 +187,11 @@ def build_parser():
                          help="move the two cavity borders outward by your lab's convention before measuring: "
                               "upper_mm and lower_mm, as bench/accuracy.py --fit-offsets fits them on your own "
                               "measured recordings (README, \"Your lab's border convention\") (default: none)")
+    measure.add_argument("--borders", type=Path, default=None, metavar="FILE",
+                         help="measure the recordings it lists from the cavity borders traced in it, the network not "
+                              "run: an annotation CSV (image,trace,x,y), a LabelMe JSON or a folder of them, in the "
+                              "pixels of the image as read; the recordings it does not list are read by the network "
+                              "(README, \"Measuring borders you traced\") (default: none)")
     measure.add_argument("--refiner", type=Path, default=None, metavar="CKPT",
                          help="border refiner: a second network that re-reads each border at the recording's "
                               "full resolution (default: checkpoints/heart-seg-refine.pt in the project)")
@@ -437,6 +444,8 @@ def _run_test_set(args, folder):
     if args.border_offsets is not None:
         raise InputError(f"{folder}: --border-offsets moves the borders of recordings; a test set is scored by "
                          "its windows' masks")
+    if args.borders is not None:
+        raise InputError(f"{folder}: --borders measures recordings from traced borders; a test set scores the network")
     image_names = check_dataset(folder)
     n_saved = min(N_SAVED_TRIPLETS, len(image_names))
     names = ["metrics.json", "per_image.csv"] + [f"{kind}_{i}.png" for i in range(n_saved)
@@ -548,6 +557,26 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
 
         upper_px, lower_px = shift_borders(upper_px, lower_px, border_offsets, calibration.mm_per_px)
         mask = traces_to_mask(upper_px, lower_px, mask.shape[0])
+    return measure_borders(recording, mask, upper_px, lower_px, disagreement_mm, max_hr_bpm, min_hr_bpm,
+                           volume_formula, keep_flagged, uncertainty_limit)
+
+
+def analyse_traced(recording, upper_px, lower_px, max_hr_bpm=900.0, min_hr_bpm=250.0, volume_formula="mouse",
+                   keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
+    """Measure one `mmode.io.Recording` from borders traced by hand (`mmode.borders.traced_borders`), the network not
+    run -> RecordingAnalysis, as `analyse_recording` measures the network's: the same beats, parameters, RR flags and
+    medians. No beat is flagged uncertain, and its uncertainty is empty: no network read it."""
+    mask = traces_to_mask(upper_px, lower_px, recording.image.shape[0])
+    return measure_borders(recording, mask, upper_px, lower_px, np.full(upper_px.size, np.nan), max_hr_bpm,
+                           min_hr_bpm, volume_formula, keep_flagged, uncertainty_limit)
+
+
+def measure_borders(recording, mask, upper_px, lower_px, disagreement_mm, max_hr_bpm, min_hr_bpm, volume_formula,
+                    keep_flagged, uncertainty_limit):
+    """RecordingAnalysis of a recording's cavity borders (W,) and `mask`: LVID and volume per column, beats, their
+    parameters, uncertainty (from `disagreement_mm` per column, NaN for borders no network read) and flags, and the
+    summary's medians."""
+    calibration = recording.calibration
     lvid_mm = (lower_px - upper_px) * calibration.mm_per_px
     beats = detect_beats(lvid_mm, calibration.s_per_px, max_hr_bpm=max_hr_bpm, min_hr_bpm=min_hr_bpm)
     parameters = beat_parameters(beats, calibration.s_per_px, volume_formula, recording.start_s)
@@ -565,13 +594,17 @@ def recording_output_names(stem, crop=False):
     return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS + (CROP_OUTPUT,) * bool(crop)]
 
 
-def summary_content(analysis, model_path, img_size, options, refiner_path=None):
+def summary_content(analysis, model_path, img_size, options, refiner_path=None, borders_file=None):
     """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings;
-    `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any."""
+    `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any; `borders_file` the
+    --borders file the borders were traced in, when no network read them (the network's settings are then null)."""
     calibration = analysis.recording.calibration
     summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS + SPREAD_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
     offsets = options.get("border_offsets")
+    network = borders_file is None
+    if not network:
+        model_path = refiner_path = offsets = None
     summary.update(
         n_beats=analysis.summary["n_beats"],
         n_beats_used=analysis.summary["n_beats_used"],
@@ -582,11 +615,12 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         calibration_file=calibration.origin,
         pixel_warnings=coarser_than_trained(calibration),
         range_warnings=outside_mouse_range(analysis.summary["lvid_d_mm"], calibration),
-        model=str(model_path),
-        model_sha256=file_sha256(model_path),
-        img_size=int(img_size[0]),
-        img_width=int(img_size[1]),
-        ms_per_column=options["ms_per_column"],
+        borders_file=None if network else str(borders_file),
+        model=str(model_path) if network else None,
+        model_sha256=file_sha256(model_path) if network else None,
+        img_size=int(img_size[0]) if network else None,
+        img_width=int(img_size[1]) if network else None,
+        ms_per_column=options["ms_per_column"] if network else None,
         refiner=None if refiner_path is None else str(refiner_path),
         refiner_sha256=None if refiner_path is None else file_sha256(refiner_path),
         recording=str(analysis.recording.path),
@@ -598,7 +632,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None):
         duration_s=round(analysis.mask.shape[1] * calibration.s_per_px, 6),
         columns_without_cavity=int((~measured).sum()),
         volume_formula=options["volume_formula"],
-        threshold=options["threshold"],
+        threshold=options["threshold"] if network else None,
         max_hr_bpm=options["max_hr_bpm"],
         min_hr_bpm=options["min_hr_bpm"],
         keep_flagged=options["keep_flagged"],
@@ -640,10 +674,10 @@ def flagged_beats(analysis):
 
 
 def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None,
-                            csv_style=PLAIN_CSV):
+                            csv_style=PLAIN_CSV, borders_file=None):
     """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`, and, for a
     recording cut with --crop (it keeps its `uncut_image`), <stem>_crop.png: the box analysed on the whole image;
-    the CSV files in `csv_style`."""
+    the CSV files in `csv_style`; `borders_file` the --borders file its borders were traced in, if any."""
     from mmode.plots import plot_lvid, plot_volume, save_box, save_overlay
 
     _save_grey_png(staged.path(f"{stem}_mask.png"), analysis.mask * 255)
@@ -657,7 +691,7 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     _write_csv_columns(staged.path(f"{stem}_beats.csv"), beat_file_columns(analysis), csv_style)
     flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
     _write_json(staged.path(f"{stem}_summary.json"),
-                summary_content(analysis, model_path, img_size, options, refiner_path))
+                summary_content(analysis, model_path, img_size, options, refiner_path, borders_file))
     name = analysis.recording.path.name
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
               analysis.beats.es_index, title=f"{name}: LVID", flagged=flagged)
@@ -799,15 +833,13 @@ def _run_recording(args, path):
     _note_ignored_calibration(args, recording, table)
     if recording.calibration.source == "default":
         log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
-    device = _resolve_device(args.device)
-    net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    refiner, refiner_path = _load_refiner(args, device)
-    report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
-    analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
-                                 progress=not args.quiet, refiner=refiner, **options)
+    borders = _borders_table(args)
+    if borders is not None and recording.name not in borders:
+        log.warning("%s: %s lists no traces of %s, so the network reads its borders", path, args.borders,
+                    recording.name)
     with staged:
-        write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path,
-                                _csv_style(args))
+        analysis = _analyse_and_write(args, recording, stem, staged, options, Networks(args, options), borders,
+                                      progress=not args.quiet)
         staged.commit()
     _log_summary(analysis)
     log.info("wrote %s to %s", ", ".join(names), args.output)
@@ -815,6 +847,54 @@ def _run_recording(args, path):
         for name in names[4:]:
             Image.open(args.output / name).show()
     return 0
+
+
+@dataclass
+class Networks:
+    """The segmentation network and refiner a run reads borders with, loaded at first use, so a run whose recordings
+    are all measured from traced borders (--borders) loads neither. Loading sets `options["ms_per_column"]`."""
+
+    args: argparse.Namespace
+    options: dict
+    loaded: tuple = None
+
+    def load(self):
+        """(device, net, input (rows, columns), checkpoint path, (refiner net, strip rows) or None, refiner path)."""
+        if self.loaded is None:
+            device = _resolve_device(self.args.device)
+            net, img_size, model_path, self.options["ms_per_column"] = _load_network(self.args, device)
+            refiner, refiner_path = _load_refiner(self.args, device)
+            report_offsets(self.args.border_offsets, self.options["border_offsets"], model_path, refiner_path)
+            self.loaded = device, net, img_size, model_path, refiner, refiner_path
+        return self.loaded
+
+
+def _borders_table(args):
+    """{recording stem: traces} from --borders, or None without it."""
+    if args.borders is None:
+        return None
+    from mmode.borders import read_borders
+
+    return read_borders(args.borders)
+
+
+def _analyse_and_write(args, recording, stem, staged, options, networks, borders=None, progress=False):
+    """Measure `recording` and write its files as `stem` into `staged` -> RecordingAnalysis: from its traced borders
+    when `borders` (`_borders_table`) lists it, else as `networks` read it."""
+    if borders is not None and recording.name in borders:
+        from mmode.borders import traced_borders
+
+        upper_px, lower_px = traced_borders(recording, borders[recording.name], args.borders)
+        log.info("%s: borders traced in %s, measured without the network", recording.path, args.borders)
+        analysis = analyse_traced(recording, upper_px, lower_px, **{key: options[key] for key in MEASURE_OPTIONS})
+        write_recording_outputs(analysis, stem, staged, None, None, options, csv_style=_csv_style(args),
+                                borders_file=args.borders)
+        return analysis
+    device, net, img_size, model_path, refiner, refiner_path = networks.load()
+    analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
+                                 progress=progress, refiner=refiner, **options)
+    write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path, _csv_style(args))
+    return analysis
 
 
 def _note_ignored_calibration(args, recording, table=None):
@@ -939,8 +1019,9 @@ def _study_name(folder, path):
     return (path.parent.relative_to(folder) / recording_name(path)).as_posix()
 
 
-def _study_row(label, analysis=None, error=None):
-    """One recording's row of study.csv, `label` its file's path within the study folder."""
+def _study_row(label, analysis=None, error=None, borders_file=None):
+    """One recording's row of study.csv, `label` its file's path within the study folder; `borders_file` the
+    --borders file its borders were traced in, when no network read them."""
     row = dict.fromkeys(STUDY_COLUMNS, "")
     row.update(recording=label, status="error" if error else "ok", error=error or "")
     if analysis is not None:
@@ -958,6 +1039,7 @@ def _study_row(label, analysis=None, error=None):
                        time_end_s=round(analysis.recording.time_cut[1], 6))
         if analysis.recording.crop is not None:  # the box analysed, given or found (--crop auto); empty for the whole
             row.update(zip(("crop_left", "crop_top", "crop_right", "crop_bottom"), analysis.recording.crop))
+        row.update(borders_file="" if borders_file is None else str(borders_file))
     return row
 
 
@@ -996,10 +1078,10 @@ def _run_study(args, folder):
     stretches = _stretch_table(args)
     if stretches is not None:
         _warn_unused_rows(args.time, stretches, files)
-    device = _resolve_device(args.device)
-    net, img_size, model_path, options["ms_per_column"] = _load_network(args, device)
-    refiner, refiner_path = _load_refiner(args, device)
-    report_offsets(args.border_offsets, options["border_offsets"], model_path, refiner_path)
+    borders = _borders_table(args)
+    if borders is not None:
+        _warn_unused_rows(args.borders, borders, files)
+    networks = Networks(args, options)
     rows, overview, beat_tables = [], [], []
     progress = files
     if not args.quiet:
@@ -1013,16 +1095,15 @@ def _run_study(args, folder):
                 recording = read_recording(path, _recording_calibration(args, path, table), args.crop,
                                            _recording_stretch(args, path, stretches))
                 _note_ignored_calibration(args, recording, table)
-                analysis = analyse_recording(recording, net, img_size, device, args.batch_size,
-                                             tile_width=args.tile_width, refiner=refiner, **options)
+                analysis = _analyse_and_write(args, recording, _study_name(folder, path), staged, options, networks,
+                                              borders)
             except InputError as error:
                 log.warning("skipped: %s", error)
                 rows.append(_study_row(label, error=str(error)))
                 overview.append(_overview_row(label, error=str(error)))
                 continue
-            write_recording_outputs(analysis, _study_name(folder, path), staged, model_path, img_size, options,
-                                    refiner_path, _csv_style(args))
-            rows.append(_study_row(label, analysis))
+            traced = borders is not None and recording.name in borders
+            rows.append(_study_row(label, analysis, borders_file=args.borders if traced else None))
             overview.append(_overview_row(label, analysis, study_row=rows[-1]))
             beat_tables.append((label, beat_file_columns(analysis)))
             _log_summary(analysis)

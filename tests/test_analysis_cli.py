@@ -806,10 +806,11 @@ def test_study_analyses_each_recording_and_lists_the_bad_one(files, tmp_path, da
     assert overview.size[1] > 3 * 0.9 * 80  # a row for each of the three recordings, the unreadable one too
     summary = json.loads((out / "a_summary.json").read_text())
     assert rows[0]["lvid_d_mm"] == str(summary["lvid_d_mm"])
-    assert columns[-len(SPREAD_KEYS) - 9:-9] == list(SPREAD_KEYS)  # after the columns of earlier versions
+    assert columns[-len(SPREAD_KEYS) - 10:-10] == list(SPREAD_KEYS)  # after the columns of earlier versions
     # after the columns of earlier versions
-    assert columns[-9:] == ["pixel_warnings", "range_warnings", "calibration_file", "time_start_s", "time_end_s",
-                            "crop_left", "crop_top", "crop_right", "crop_bottom"]
+    assert columns[-10:] == ["pixel_warnings", "range_warnings", "calibration_file", "time_start_s", "time_end_s",
+                             "crop_left", "crop_top", "crop_right", "crop_bottom", "borders_file"]
+    assert rows[0]["borders_file"] == "" and summary["borders_file"] is None  # no --borders: the network's
     assert rows[0]["calibration_file"] == "" and summary["calibration_file"] is None  # no CSV: none
     assert rows[0]["pixel_warnings"] == "" and summary["pixel_warnings"] == []  # default calibration: none
     assert rows[0]["range_warnings"] == "" and summary["range_warnings"] == []  # a mouse's LVIDd
