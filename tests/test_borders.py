@@ -143,3 +143,23 @@ def test_borders_are_refused_for_a_test_set(tmp_path, capsys):
         (tmp_path / "set" / sub).mkdir(parents=True)
     assert run("-d", tmp_path / "set", "--borders", write_borders(tmp_path / "traced.csv"), "-o", tmp_path / "o") == 2
     assert "--borders measures recordings from traced borders; a test set scores the network" in capsys.readouterr().err
+
+
+def test_the_trace_file_given_back_measures_what_the_network_measured(tmp_path):
+    """README's recipe: a point per row of <stem>_trace.csv, x its index and y its border, read back by --borders,
+    gives the network's own summary (to the two decimals the trace file keeps of each border)."""
+    read = tmp_path / "read"
+    assert run("-d", EXAMPLES / f"{NAME}.png", "--no-refine", "-o", read, "--quiet", *CALIBRATION) == 0
+    rows = read_rows(read / f"{NAME}_trace.csv")
+    borders = tmp_path / "from_trace.csv"
+    with open(borders, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("image", "trace", "x", "y"))
+        for trace in ("upper", "lower"):
+            writer.writerows((NAME, trace, x, row[f"{trace}_px"]) for x, row in enumerate(rows) if row[f"{trace}_px"])
+    again = tmp_path / "again"
+    assert run("-d", EXAMPLES / f"{NAME}.png", "--borders", borders, "-o", again, "--quiet", *CALIBRATION) == 0
+    network, traced = (json.loads((folder / f"{NAME}_summary.json").read_text()) for folder in (read, again))
+    assert traced["n_beats"] == network["n_beats"] > 5
+    for key, tolerance in (("lvid_d_mm", 2e-4), ("lvid_s_mm", 2e-4), ("ef_pct", 0.01), ("hr_bpm", 0.05)):
+        assert traced[key] == pytest.approx(network[key], abs=tolerance), key
