@@ -834,11 +834,14 @@ def _run_recording(args, path):
     if recording.calibration.source == "default":
         log.info("%s: %s", path, DEFAULT_CALIBRATION_NOTE)
     borders = _borders_table(args)
-    if borders is not None and recording.name not in borders:
-        log.warning("%s: %s lists no traces of %s, so the network reads its borders", path, args.borders,
-                    recording.name)
+    networks = Networks(args, options)
+    if borders is None or recording.name not in borders:
+        if borders is not None:
+            log.warning("%s: %s lists no traces of %s, so the network reads its borders", path, args.borders,
+                        recording.name)
+        networks.load()  # a checkpoint that cannot be used stops the run here, before anything is written
     with staged:
-        analysis = _analyse_and_write(args, recording, stem, staged, options, Networks(args, options), borders,
+        analysis = _analyse_and_write(args, recording, stem, staged, options, networks, borders,
                                       progress=not args.quiet)
         staged.commit()
     _log_summary(analysis)
@@ -851,8 +854,9 @@ def _run_recording(args, path):
 
 @dataclass
 class Networks:
-    """The segmentation network and refiner a run reads borders with, loaded at first use, so a run whose recordings
-    are all measured from traced borders (--borders) loads neither. Loading sets `options["ms_per_column"]`."""
+    """The segmentation network and refiner a run reads borders with, loaded once, and only by a run that has a
+    recording to read: one whose recordings are all measured from traced borders (--borders) loads neither. Loading
+    sets `options["ms_per_column"]`."""
 
     args: argparse.Namespace
     options: dict
@@ -1064,7 +1068,7 @@ def _overview_row(label, analysis=None, error=None, study_row=None):
 
 
 def _run_study(args, folder):
-    from mmode.io import read_recording
+    from mmode.io import read_recording, recording_name
 
     files = _study_recordings(folder, args.recursive, args.output)
     options = _analysis_options(args)
@@ -1082,6 +1086,8 @@ def _run_study(args, folder):
     if borders is not None:
         _warn_unused_rows(args.borders, borders, files)
     networks = Networks(args, options)
+    if borders is None or any(recording_name(path) not in borders for path in files):
+        networks.load()  # a checkpoint that cannot be used stops the study here, not as an error row per recording
     rows, overview, beat_tables = [], [], []
     progress = files
     if not args.quiet:

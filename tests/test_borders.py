@@ -163,3 +163,19 @@ def test_the_trace_file_given_back_measures_what_the_network_measured(tmp_path):
     assert traced["n_beats"] == network["n_beats"] > 5
     for key, tolerance in (("lvid_d_mm", 2e-4), ("lvid_s_mm", 2e-4), ("ef_pct", 0.01), ("hr_bpm", 0.05)):
         assert traced[key] == pytest.approx(network[key], abs=tolerance), key
+
+
+def test_a_study_with_recordings_to_read_needs_its_checkpoint_before_anything_is_written(tmp_path, capsys):
+    """Only a run with no recording left to read may do without a checkpoint: one left stops the study up front."""
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in (NAME, "sim_s7_001"):
+        shutil.copy(EXAMPLES / f"{name}.png", study)
+    borders, out = write_borders(tmp_path / "traced.csv"), tmp_path / "out"
+    assert run("-d", study, "--borders", borders, "-m", tmp_path / "no-such-model.pt", "-o", out, "--quiet",
+               *CALIBRATION) == 2
+    assert "no-such-model.pt: checkpoint not found" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+    (study / "sim_s7_001.png").unlink()
+    assert run("-d", study, "--borders", borders, "-m", tmp_path / "no-such-model.pt", "-o", out, "--quiet",
+               *CALIBRATION) == 0
