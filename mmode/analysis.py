@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -499,6 +499,7 @@ class RecordingAnalysis:
     uncertainty: np.ndarray
     beat_flags: list
     summary: dict
+    borders_file: Path = None  # the --borders file the borders were traced in; None where the network read them
 
     @property
     def time_s(self):
@@ -561,14 +562,15 @@ def analyse_recording(recording, net, img_size, device="cpu", batch_size=None, t
                            volume_formula, keep_flagged, uncertainty_limit)
 
 
-def analyse_traced(recording, upper_px, lower_px, max_hr_bpm=900.0, min_hr_bpm=250.0, volume_formula="mouse",
-                   keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
-    """Measure one `mmode.io.Recording` from borders traced by hand (`mmode.borders.traced_borders`), the network not
-    run -> RecordingAnalysis, as `analyse_recording` measures the network's: the same beats, parameters, RR flags and
-    medians. No beat is flagged uncertain, and its uncertainty is empty: no network read it."""
+def analyse_traced(recording, upper_px, lower_px, borders_file, max_hr_bpm=900.0, min_hr_bpm=250.0,
+                   volume_formula="mouse", keep_flagged=False, uncertainty_limit=UNCERTAINTY_LIMIT):
+    """Measure one `mmode.io.Recording` from borders traced by hand in `borders_file` (`mmode.borders.traced_borders`),
+    the network not run -> RecordingAnalysis, as `analyse_recording` measures the network's: the same beats,
+    parameters, RR flags and medians. No beat is flagged uncertain, and its uncertainty is empty: no network read it."""
     mask = traces_to_mask(upper_px, lower_px, recording.image.shape[0])
-    return measure_borders(recording, mask, upper_px, lower_px, np.full(upper_px.size, np.nan), max_hr_bpm,
-                           min_hr_bpm, volume_formula, keep_flagged, uncertainty_limit)
+    analysis = measure_borders(recording, mask, upper_px, lower_px, np.full(upper_px.size, np.nan), max_hr_bpm,
+                               min_hr_bpm, volume_formula, keep_flagged, uncertainty_limit)
+    return replace(analysis, borders_file=borders_file)
 
 
 def measure_borders(recording, mask, upper_px, lower_px, disagreement_mm, max_hr_bpm, min_hr_bpm, volume_formula,
@@ -594,17 +596,15 @@ def recording_output_names(stem, crop=False):
     return [f"{stem}_{suffix}" for suffix in RECORDING_OUTPUTS + (CROP_OUTPUT,) * bool(crop)]
 
 
-def summary_content(analysis, model_path, img_size, options, refiner_path=None, borders_file=None):
+def summary_content(analysis, model_path, img_size, options, refiner_path=None):
     """The `<stem>_summary.json` dict: the medians (DESIGN.md), n_beats, calibration and settings;
-    `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any; `borders_file` the
-    --borders file the borders were traced in, when no network read them (the network's settings are then null)."""
+    `img_size` the network input (rows, columns); `refiner_path` the border refiner used, if any. Where the borders
+    were traced (`analysis.borders_file`), the network's settings are null."""
     calibration = analysis.recording.calibration
     summary = {key: _number(analysis.summary[key], 4) for key in SUMMARY_KEYS + SPREAD_KEYS}
     measured = np.isfinite(analysis.lvid_mm)
-    offsets = options.get("border_offsets")
-    network = borders_file is None
-    if not network:
-        model_path = refiner_path = offsets = None
+    network = analysis.borders_file is None
+    offsets = options.get("border_offsets") if network else None
     summary.update(
         n_beats=analysis.summary["n_beats"],
         n_beats_used=analysis.summary["n_beats_used"],
@@ -615,7 +615,7 @@ def summary_content(analysis, model_path, img_size, options, refiner_path=None, 
         calibration_file=calibration.origin,
         pixel_warnings=coarser_than_trained(calibration),
         range_warnings=outside_mouse_range(analysis.summary["lvid_d_mm"], calibration),
-        borders_file=None if network else str(borders_file),
+        borders_file=None if network else str(analysis.borders_file),
         model=str(model_path) if network else None,
         model_sha256=file_sha256(model_path) if network else None,
         img_size=int(img_size[0]) if network else None,
@@ -674,10 +674,10 @@ def flagged_beats(analysis):
 
 
 def write_recording_outputs(analysis, stem, staged, model_path, img_size, options, refiner_path=None,
-                            csv_style=PLAIN_CSV, borders_file=None):
+                            csv_style=PLAIN_CSV):
     """Write the seven files of DESIGN.md "Analysis outputs" for one analysed recording into `staged`, and, for a
     recording cut with --crop (it keeps its `uncut_image`), <stem>_crop.png: the box analysed on the whole image;
-    the CSV files in `csv_style`; `borders_file` the --borders file its borders were traced in, if any."""
+    the CSV files in `csv_style`."""
     from mmode.plots import plot_lvid, plot_volume, save_box, save_overlay
 
     _save_grey_png(staged.path(f"{stem}_mask.png"), analysis.mask * 255)
@@ -691,7 +691,7 @@ def write_recording_outputs(analysis, stem, staged, model_path, img_size, option
     _write_csv_columns(staged.path(f"{stem}_beats.csv"), beat_file_columns(analysis), csv_style)
     flagged = np.array([bool(reasons) for reasons in analysis.beat_flags], dtype=bool)
     _write_json(staged.path(f"{stem}_summary.json"),
-                summary_content(analysis, model_path, img_size, options, refiner_path, borders_file))
+                summary_content(analysis, model_path, img_size, options, refiner_path))
     name = analysis.recording.path.name
     plot_lvid(staged.path(f"{stem}_lvid.png"), analysis.time_s, analysis.lvid_mm, analysis.beats.ed_index,
               analysis.beats.es_index, title=f"{name}: LVID", flagged=flagged)
@@ -890,9 +890,9 @@ def _analyse_and_write(args, recording, stem, staged, options, networks, borders
 
         upper_px, lower_px = traced_borders(recording, borders[recording.name], args.borders)
         log.info("%s: borders traced in %s, measured without the network", recording.path, args.borders)
-        analysis = analyse_traced(recording, upper_px, lower_px, **{key: options[key] for key in MEASURE_OPTIONS})
-        write_recording_outputs(analysis, stem, staged, None, None, options, csv_style=_csv_style(args),
-                                borders_file=args.borders)
+        analysis = analyse_traced(recording, upper_px, lower_px, args.borders,
+                                  **{key: options[key] for key in MEASURE_OPTIONS})
+        write_recording_outputs(analysis, stem, staged, None, None, options, csv_style=_csv_style(args))
         return analysis
     device, net, img_size, model_path, refiner, refiner_path = networks.load()
     analysis = analyse_recording(recording, net, img_size, device, args.batch_size, tile_width=args.tile_width,
@@ -1023,9 +1023,8 @@ def _study_name(folder, path):
     return (path.parent.relative_to(folder) / recording_name(path)).as_posix()
 
 
-def _study_row(label, analysis=None, error=None, borders_file=None):
-    """One recording's row of study.csv, `label` its file's path within the study folder; `borders_file` the
-    --borders file its borders were traced in, when no network read them."""
+def _study_row(label, analysis=None, error=None):
+    """One recording's row of study.csv, `label` its file's path within the study folder."""
     row = dict.fromkeys(STUDY_COLUMNS, "")
     row.update(recording=label, status="error" if error else "ok", error=error or "")
     if analysis is not None:
@@ -1043,7 +1042,7 @@ def _study_row(label, analysis=None, error=None, borders_file=None):
                        time_end_s=round(analysis.recording.time_cut[1], 6))
         if analysis.recording.crop is not None:  # the box analysed, given or found (--crop auto); empty for the whole
             row.update(zip(("crop_left", "crop_top", "crop_right", "crop_bottom"), analysis.recording.crop))
-        row.update(borders_file="" if borders_file is None else str(borders_file))
+        row.update(borders_file="" if analysis.borders_file is None else str(analysis.borders_file))
     return row
 
 
@@ -1108,8 +1107,7 @@ def _run_study(args, folder):
                 rows.append(_study_row(label, error=str(error)))
                 overview.append(_overview_row(label, error=str(error)))
                 continue
-            traced = borders is not None and recording.name in borders
-            rows.append(_study_row(label, analysis, borders_file=args.borders if traced else None))
+            rows.append(_study_row(label, analysis))
             overview.append(_overview_row(label, analysis, study_row=rows[-1]))
             beat_tables.append((label, beat_file_columns(analysis)))
             _log_summary(analysis)
