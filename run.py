@@ -132,6 +132,11 @@ def build_parser():
                            "depth: errors there are gross (a chorda or papillary muscle read as wall), not a "
                            "border's position; W > 1 makes them cost more; the training loss reported is the "
                            "weighted one (default: 1, the plain BCE)")
+    data.add_argument("--column-weight", type=float_between(0, 100, include_low=True), default=0.0, metavar="W",
+                      help="add W times the per-column cavity-count error to the loss: per column, the cavity "
+                           "rows predicted (summed probability) against the mask's, absolute, divided by the "
+                           "rows; the per-column LVID error, made differentiable; the training loss reported "
+                           "includes it (default: 0, the plain BCE)")
     data.add_argument("--soft-masks", action="store_true",
                       help="train on area-averaged masks (the fraction of each resized pixel inside the cavity), "
                            "so the loss sees the borders' sub-pixel positions; validation uses the binary masks")
@@ -196,7 +201,8 @@ def options_from_args(args):
                            lr_schedule=args.lr_schedule, soft_masks=args.soft_masks,
                            train_crop=args.train_crop, time_stretch=args.time_stretch,
                            gain_field=args.gain_field, axial_bloom=args.axial_bloom,
-                           interior_weight=args.interior_weight, wide_photometric=args.wide_photometric,
+                           interior_weight=args.interior_weight, column_weight=args.column_weight,
+                           wide_photometric=args.wide_photometric,
                            wall_gain=args.wall_gain,
                            widen=args.widen)
 

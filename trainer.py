@@ -87,6 +87,7 @@ class TrainingOptions:
     wide_photometric: bool = False  # the augmentation's photometric steps over mmode.augment.WIDE_PHOTOMETRIC_RANGES
     wall_gain: float | None = None  # most gain of the augmentation's wall brightness (RandomWallGain); None: not used
     interior_weight: float = 1.0  # BCE weight of pixels with no cavity border within INTERIOR_MARGIN_ROWS rows
+    column_weight: float = 0.0  # weight of the per-column cavity-count error in the loss (column_count_loss)
     widen: bool = False  # with load: a checkpoint with fewer filters is widened to model_params' (quicknat.widen)
 
 
@@ -114,11 +115,25 @@ def interior_weights(masks, weight, margin=INTERIOR_MARGIN_ROWS):
     return 1 + (weight - 1) * (1 - near_cavity * near_tissue)
 
 
-def training_loss(logits, masks, interior_weight=1.0):
+def column_count_loss(logits, masks):
+    """Mean over the columns of |cavity rows predicted - cavity rows in the mask| / rows, for (B, 1, H, W)
+    logits and masks (0/1 or soft), the predicted rows counted as the summed probability.
+
+    A column's count is its LVID in input rows, so this is the per-column LVID error the bench reports, made
+    differentiable; divided by H, one row of count error weighs about as much as one half-sure wrong pixel
+    per column does in the mean BCE (log 2 / H). Its gradient reaches a column's unsure pixels, its borders
+    above all, and pushes them together the way that mends the count.
+    """
+    counts = torch.sigmoid(logits).sum(dim=2) - masks.sum(dim=2)
+    return counts.abs().mean() / logits.shape[2]
+
+
+def training_loss(logits, masks, interior_weight=1.0, column_weight=0.0):
     """Mean BCE-with-logits over the pixels; with `interior_weight` != 1 the pixels away from every
-    border weighted so (`interior_weights`)."""
+    border weighted so (`interior_weights`); plus `column_weight` times `column_count_loss`."""
     weight = None if interior_weight == 1 else interior_weights(masks, interior_weight)
-    return torch.nn.functional.binary_cross_entropy_with_logits(logits, masks, weight=weight)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, masks, weight=weight)
+    return loss if column_weight == 0 else loss + column_weight * column_count_loss(logits, masks)
 
 
 def scheduled_lr(base_lr, epoch, epochs, schedule):
@@ -281,6 +296,7 @@ class Trainer:
             self.wide_photometric = bool(resume.get("wide_photometric", False))
             self.wall_gain = resume.get("wall_gain")
             self.interior_weight = float(resume.get("interior_weight", 1.0))
+            self.column_weight = float(resume.get("column_weight", 0.0))
             self.train_names, self.val_names = self._resumed_split(names, resume)
         else:
             model_params, self.img_size = options.model_params, int(options.img_size)
@@ -292,6 +308,7 @@ class Trainer:
             self.wide_photometric = bool(options.wide_photometric)
             self.wall_gain = None if options.wall_gain is None else float(options.wall_gain)
             self.interior_weight = float(options.interior_weight)
+            self.column_weight = float(options.column_weight)
             self.train_names, self.val_names = split_names(names, options.val_pct, options.seed)
         self._check_output_dir(resume)
 
@@ -456,7 +473,7 @@ class Trainer:
                 masks = masks.to(self.device, non_blocking=True)
                 with self._autocast():
                     logits = self.net(images).float()
-                loss = training_loss(logits, masks, self.interior_weight)
+                loss = training_loss(logits, masks, self.interior_weight, self.column_weight)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -584,6 +601,7 @@ class Trainer:
             batch_size=self.options.batch_size, lr=self.base_lr, lr_schedule=self.lr_schedule,
             soft_masks=bool(self.options.soft_masks), train_crop=self.train_crop, time_stretch=self.time_stretch,
             gain_field=self.gain_field, axial_bloom=self.axial_bloom, interior_weight=self.interior_weight,
+            column_weight=self.column_weight,
             wide_photometric=self.wide_photometric, wall_gain=self.wall_gain, epochs=self.options.epochs,
             task=self.task,
             train_recordings=recording_list(self.train_names), val_recordings=recording_list(self.val_names),

@@ -65,7 +65,7 @@ def test_bad_flags_are_argument_errors(tmp_path):
     for args, message in ((["-p", "40"], "multiple of 16"), (["-v", "100"], "percentage"),
                           (["--kernel", "4"], "odd"), (["--device", "gpu"], "cuda"),
                           (["--img-width", "24"], "multiple of 16"), (["--train-crop", "8"], "at least 32"),
-                          (["--interior-weight", "0"], "> 0")):
+                          (["--interior-weight", "0"], "> 0"), (["--column-weight", "-1"], "must lie in")):
         with pytest.raises(SystemExit) as exit_info:
             main(["-d", str(data), *args])
         assert exit_info.value.code == 2, args
@@ -78,10 +78,11 @@ def test_defaults_are_the_seeds():
     assert (args.epochs, args.batch_size, args.img_size, args.lr, args.val) == (1, 1, 256, 0.001, 20.0)
     options = options_from_args(args)
     assert options.img_width is None and options.train_crop is None  # square and whole, as the seed
-    assert options.interior_weight == 1.0  # the seed's plain BCE
+    assert options.interior_weight == 1.0 and options.column_weight == 0.0  # the seed's plain BCE
     assert options.widen is False  # -f loads a network of the same shape
     assert options_from_args(build_parser().parse_args(["-d", ".", "--widen"])).widen is True
     assert options_from_args(build_parser().parse_args(["-d", ".", "--interior-weight", "4"])).interior_weight == 4
+    assert options_from_args(build_parser().parse_args(["-d", ".", "--column-weight", "2"])).column_weight == 2
     options = options_from_args(build_parser().parse_args(["-d", ".", "--img-width", "192", "--train-crop", "96"]))
     assert (options.img_width, options.train_crop) == (192, 96)
     assert options.output_dir == Path("checkpoints")

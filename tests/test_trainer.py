@@ -9,8 +9,8 @@ torch = pytest.importorskip("torch")
 
 from mmode.checkpoint import REQUIRED_KEYS, input_shape, load_model, read_checkpoint, save_checkpoint  # noqa: E402
 from mmode.errors import InputError  # noqa: E402
-from trainer import (Trainer, TrainingInterrupted, TrainingOptions, interior_weights, scheduled_lr,  # noqa: E402
-                     split_names, training_loss)
+from trainer import (Trainer, TrainingInterrupted, TrainingOptions, column_count_loss, interior_weights,  # noqa: E402
+                     scheduled_lr, split_names, training_loss)
 
 SIZE_PX = 40
 IMG_SIZE_PX = 32
@@ -443,11 +443,47 @@ def test_the_interior_weight_scales_the_gradient_of_gross_errors_and_leaves_bord
     assert torch.isclose(weighted[19], plain[19])
 
 
-def test_the_interior_weight_is_recorded_and_kept_by_resume(data, tmp_path):
+def test_the_column_count_loss_is_the_mean_lvid_error_in_rows_over_the_rows():
+    mask = band_mask(10, 20)  # 10 cavity rows in every one of 3 columns of 30 rows
+    logits = torch.where(mask > 0.5, 30.0, -30.0)
+    assert column_count_loss(logits, mask) < 1e-9  # right everywhere
+    logits[0, 0, 6:10, 1] = 30.0  # column 1 read 4 rows too wide: its LVID error is 4 rows
+    assert torch.isclose(column_count_loss(logits, mask), torch.tensor(4 / 3 / 30))
+    logits[0, 0, 16:20, 2] = -30.0  # column 2 read 4 rows too narrow: errors of either sign add up
+    assert torch.isclose(column_count_loss(logits, mask), torch.tensor(8 / 3 / 30))
+    shifted = torch.where(band_mask(12, 22) > 0.5, 30.0, -30.0)  # right width, wrong place: the BCE's business
+    assert column_count_loss(shifted, mask) < 1e-9
+    soft = band_mask(10, 20) * 0.5  # soft targets count by their fraction: 5 rows
+    assert torch.isclose(column_count_loss(torch.where(band_mask(10, 15) > 0.5, 30.0, -30.0), soft),
+                         torch.tensor(0.0), atol=1e-7)
+
+
+def test_the_column_weight_pushes_a_too_wide_column_narrower_at_its_unsure_pixels():
+    mask = band_mask(10, 20)
+    logits = torch.where(mask > 0.5, 30.0, -30.0)
+    logits[0, 0, 8:10, 1] = 0.0  # two unsure rows above column 1's cavity: it reads 1 row too wide
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, mask)
+    assert torch.isclose(training_loss(logits, mask, column_weight=2.0),
+                         plain + 2 * column_count_loss(logits, mask))
+    assert torch.isclose(training_loss(logits, mask, column_weight=2.0), plain + 2 * (1 / 3 / 30))
+    gradients = []
+    for weight in (0.0, 2.0):
+        wrong = logits.clone().requires_grad_()
+        training_loss(wrong, mask, column_weight=weight).backward()
+        gradients.append(wrong.grad[0, 0, :, 1])
+    plain_gradient, weighted = gradients
+    # d/dlogit of 2 * |count error| / (3 columns * 30 rows) at p = 0.5: 2 * 0.25 / 90, towards wall
+    assert torch.allclose(weighted[8:10] - plain_gradient[8:10], torch.full((2,), 2 * 0.25 / 90))
+    assert torch.allclose(weighted[:8], plain_gradient[:8], atol=1e-12)  # sure pixels: no pull
+
+
+def test_the_interior_and_column_weights_are_recorded_and_kept_by_resume(data, tmp_path):
     out = tmp_path / "out"
-    Trainer(options(data, out, epochs=1, interior_weight=4.0)).fit()
-    assert read_checkpoint(out / "CP_last_e1.pt")["interior_weight"] == 4.0
-    assert Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt")).interior_weight == 4.0
+    Trainer(options(data, out, epochs=1, interior_weight=4.0, column_weight=2.0)).fit()
+    checkpoint = read_checkpoint(out / "CP_last_e1.pt")
+    assert (checkpoint["interior_weight"], checkpoint["column_weight"]) == (4.0, 2.0)
+    resumed = Trainer(options(data, out, epochs=2, resume=out / "CP_last_e1.pt"))
+    assert (resumed.interior_weight, resumed.column_weight) == (4.0, 2.0)
 
 
 # --- the output folder, devices ---------------------------------------------------------------------------
