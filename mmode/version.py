@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 # Raised when a change can move a result for the same input and model (README, "Versions").
-__version__ = "0.37.0"
+__version__ = "0.38.0"
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GIT_TIMEOUT_S = 5
@@ -41,7 +41,7 @@ def software():
 
 
 def version_line():
-    """What `--version` prints: 'Heart-Segmentation 0.37.0 (commit abc123...)', without the commit outside git."""
+    """What `--version` prints: 'Heart-Segmentation 0.38.0 (commit abc123...)', without the commit outside git."""
     commit = git_commit()
     return f"Heart-Segmentation {__version__}" + ("" if commit is None else f" (commit {commit})")
 
